@@ -1,0 +1,107 @@
+"""The one small interface every recipe adapter implements.
+
+An adapter detects whether a path is a recipe of its format and turns it into
+an ``Inference``: annotations with provenance (layer ``recipe``), the keys it
+could not infer with the reason, and labels outside our namespace that the
+recipe carries (hpccm's ``hpccm.*`` labels, a recipe's own ``label()``).
+A wrong value is worse than no value: when a recipe does not say, an adapter
+leaves the key out and records why in ``missing``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+from ..annotations import Annotations
+from ..catalogue import SUPERCONTAINERS_PREFIX as P
+from ..errors import InputError
+from ..isolation import DEFAULT_TIMEOUT
+from ..provenance import Layer, Provenance
+
+TARGET_KEY = P + "hardware.cpu.optimized.version"
+MODE_KEY = P + "hardware.cpu.optimized.mode"
+
+
+@dataclass
+class InferOptions:
+    target: str | None = None
+    userargs: dict[str, str] = field(default_factory=dict)
+    robot_paths: tuple[Path, ...] = ()
+    timeout: float = DEFAULT_TIMEOUT
+    concretize: bool = False
+
+
+@dataclass
+class Inference:
+    format: str
+    path: Path
+    annotations: Annotations = field(default_factory=Annotations)
+    missing: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def provenance(self, line: int | None = None, fragment: str | None = None, note: str | None = None,
+                   file: Path | str | None = None) -> Provenance:
+        """A recipe-layer provenance pointing into this recipe (or an included file)."""
+        return Provenance(Layer.RECIPE, str(file or self.path), line, fragment, note)
+
+    def set(self, key: str, value: str, line: int | None = None, fragment: str | None = None,
+            note: str | None = None, file: Path | str | None = None) -> None:
+        self.annotations.set(key, value, self.provenance(line, fragment, note, file))
+        self.missing.pop(self.annotations.entry(key).key, None)
+
+    def miss(self, key: str, reason: str) -> None:
+        """Record that ``key`` was not inferred, unless it already has a value."""
+        if key not in self.annotations:
+            self.missing.setdefault(key if key.startswith("org.") else P + key, reason)
+
+    def to_json(self) -> dict:
+        data = self.annotations.to_json()
+        data.update(
+            format=self.format,
+            path=str(self.path),
+            missing=dict(sorted(self.missing.items())),
+            labels=dict(sorted(self.labels.items())),
+            warnings=list(self.warnings),
+        )
+        return data
+
+
+class Adapter(ABC):
+    """One recipe format. Subclasses are stateless; ``infer`` may start worker processes."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @abstractmethod
+    def detect(self, path: Path) -> bool:
+        """True when ``path`` (a file) is a recipe of this format."""
+
+    @abstractmethod
+    def infer(self, path: Path, options: InferOptions) -> Inference:
+        """Annotations from the recipe at ``path``; raise InputError for a recipe that cannot be read."""
+
+
+def apply_target(inference: Inference, target: str | None, *, pinned_by_recipe: bool = False,
+                 fragment: str | None = None, line: int | None = None) -> None:
+    """Set the CPU target and its mode from ``--target`` (or from the recipe when it pins one).
+
+    The mode is derived from the target with archspec, so the two never disagree.
+    """
+    from .. import targets
+
+    if not target:
+        inference.miss(TARGET_KEY, "the recipe pins no CPU target and no --target was given")
+        inference.miss(MODE_KEY, "follows hardware.cpu.optimized.version, which is unknown")
+        return
+    if not targets.is_target(target):
+        hint = targets.suggest_target(target)
+        extra = f" (did you mean {hint!r}?)" if hint else ""
+        raise InputError(f"--target {target}: not an archspec CPU target{extra}")
+    note = None if pinned_by_recipe else "from --target"
+    inference.set(TARGET_KEY, target, line=line, fragment=fragment, note=note)
+    inference.set(MODE_KEY, targets.mode_for_target(target), line=line, fragment=fragment,
+                  note=f"derived from target {target}")

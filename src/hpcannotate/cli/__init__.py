@@ -1,0 +1,81 @@
+"""The ``hpcannotate`` command line: a thin layer that parses arguments and prints.
+
+Every command calls the library and hands the result to ``console``. Heavy
+modules (archspec, jsonschema, hpccm, requests) are imported inside the
+commands, so ``hpcannotate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from ..errors import EXIT_ERROR, HpcAnnotateError
+from .catalogue_cmds import keys_cmd, schema_cmd, validate_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="hpcannotate", prog_name="hpcannotate")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """Make HPC container images describe themselves.
+
+    Reads build recipes (HPCCM, Spack, EasyBuild), infers org.supercontainers.*
+    annotations, builds and retrofits images, and tells which image fits a host.
+    """
+
+
+cli.add_command(keys_cmd)
+cli.add_command(schema_cmd)
+cli.add_command(validate_cmd)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: every failure becomes one line on stderr and exit 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args or os.environ.get("HPCANNOTATE_DEBUG") not in (None, "", "0")
+    try:
+        result = cli.main(args=args, prog_name="hpcannotate", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("hpcannotate: aborted", err=True)
+        return 130
+    except click.UsageError as exc:
+        where = f" (see 'hpcannotate {exc.ctx.command_path.split(' ', 1)[-1]} --help')" if exc.ctx else ""
+        click.echo(f"hpcannotate: error: {_one_line(exc.format_message())}{where}", err=True)
+        return EXIT_ERROR
+    except click.ClickException as exc:
+        click.echo(f"hpcannotate: error: {_one_line(exc.format_message())}", err=True)
+        return EXIT_ERROR
+    except HpcAnnotateError as exc:
+        if debug:
+            traceback.print_exc()
+            if exc.detail:
+                click.echo(exc.detail, err=True)
+        click.echo(f"hpcannotate: error: {_one_line(str(exc))}", err=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        click.echo("hpcannotate: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        sys.stderr.close()
+        return EXIT_ERROR
+    except Exception as exc:  # a bug: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        name = type(exc).__name__
+        click.echo(f"hpcannotate: internal error: {name}: {_one_line(str(exc))} (rerun with --debug)", err=True)
+        return EXIT_ERROR
+
+
+def run() -> None:
+    sys.exit(main())

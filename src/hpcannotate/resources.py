@@ -1,0 +1,40 @@
+"""Files shipped with hpcannotate: the Jinja2 templates and the data files.
+
+In a wheel, ``templates/`` is installed as ``hpcannotate/templates`` (hatch
+force-include); in a source checkout or editable install it is the top-level
+``templates/`` directory. Both are found here so no other module cares.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+
+@functools.cache
+def templates_dir() -> Path:
+    packaged = Path(str(resources.files("hpcannotate"))) / "templates"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[2] / "templates"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError("hpcannotate templates are missing from this installation")
+
+
+@functools.cache
+def jinja_env():
+    """The Jinja2 environment for every template; undefined variables are errors, not empty text."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def render(template: str, **context) -> str:
+    return jinja_env().get_template(template).render(**context)
