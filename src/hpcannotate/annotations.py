@@ -123,10 +123,10 @@ class Annotations(Mapping[str, str]):
             if mine is None:
                 merged._put(entry)
             elif entry.provenance.layer >= mine.provenance.layer:
-                lost = (replace(mine, overridden=()),) + mine.overridden
+                lost = (replace(mine, overridden=()), *mine.overridden)
                 merged._put(replace(entry, overridden=lost + entry.overridden))
             else:
-                merged._put(replace(mine, overridden=mine.overridden + (replace(entry, overridden=()),)))
+                merged._put(replace(mine, overridden=(*mine.overridden, replace(entry, overridden=()))))
         merged._problems.extend(other._problems)
         return merged
 

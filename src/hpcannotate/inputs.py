@@ -67,7 +67,7 @@ def parse_yaml(text: str, source: str):
     import yaml
 
     try:
-        docs = list(yaml.load_all(text, Loader=_yaml_loader()))  # noqa: S506 - BaseLoader builds no objects
+        docs = list(yaml.load_all(text, Loader=_yaml_loader()))  # BaseLoader builds no objects
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
@@ -121,7 +121,7 @@ def load_annotation_mapping(path: str | Path) -> dict[str, str]:
     if isinstance(data, dict) and isinstance(data.get("annotations"), dict):
         data = data["annotations"]
     if not isinstance(data, dict):
-        kind = "list" if isinstance(data, list) else type(data).__name__
+        kind = {list: "list", str: "single text value"}.get(type(data), type(data).__name__)
         raise InputError(f"{source}: expected a mapping of annotation keys to values, got a {kind}")
     result: dict[str, str] = {}
     for key, value in data.items():

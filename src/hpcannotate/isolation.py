@@ -19,7 +19,9 @@ from .errors import IsolatedError
 DEFAULT_TIMEOUT = 20.0
 
 
-def run_isolated(function: str, payload: dict, *, timeout: float = DEFAULT_TIMEOUT, what: str, cwd: str | None = None):
+def run_isolated(
+    function: str, payload: dict, *, timeout: float = DEFAULT_TIMEOUT, what: str, cwd: str | None = None
+):
     """Call ``hpcannotate.<function>(payload)`` in a fresh interpreter and return its JSON result.
 
     ``what`` names the input (a file) in error messages. A failure inside the
@@ -40,7 +42,8 @@ def run_isolated(function: str, payload: dict, *, timeout: float = DEFAULT_TIMEO
             env=env,
         )
     except subprocess.TimeoutExpired:
-        raise IsolatedError(f"{what}: evaluation did not finish within {timeout:g} s (raise it with --timeout)") from None
+        message = f"{what}: evaluation did not finish within {timeout:g} s (raise it with --timeout)"
+        raise IsolatedError(message) from None
     try:
         reply = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else None
     except (json.JSONDecodeError, IndexError):

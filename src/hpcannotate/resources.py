@@ -32,7 +32,7 @@ def jinja_env():
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=False,  # noqa: S701 - renders Dockerfiles and markdown, not HTML; values are escaped per format
     )
 
 

@@ -1,0 +1,39 @@
+# hpcannotate developer tasks. `make setup && make test` on a fresh machine.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-fast lint docs bench demo clean
+
+$(BIN)/hpcannotate: pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("hpcannotate needs Python >= 3.10") if sys.version_info < (3, 10) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+setup: $(BIN)/hpcannotate  ## virtualenv + editable install + test dependencies
+
+test: setup  ## every test, the slow real-world suites included (what CI runs)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup  ## skip the slow real-world suites
+	$(BIN)/pytest -m 'not slow' $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+
+docs: setup  ## regenerate docs/keys.md from the key catalogue
+	$(BIN)/hpcannotate keys --markdown > docs/keys.md
+
+bench: setup  ## speed and memory figures (see bench/README.md)
+	$(BIN)/python bench/cli_startup.py
+
+demo: setup  ## a tour: the catalogue, a compliant and a broken annotation set
+	$(BIN)/hpcannotate keys --group hardware
+	$(BIN)/hpcannotate validate examples/metahub-gromacs-mpich.yaml
+	-$(BIN)/hpcannotate validate examples/broken.yaml
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis
