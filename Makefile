@@ -29,11 +29,13 @@ docs: setup  ## regenerate docs/keys.md from the key catalogue
 
 bench: setup  ## speed and memory figures (see bench/README.md)
 	$(BIN)/python bench/cli_startup.py
+	$(BIN)/python bench/infer_corpus.py --check
 
-demo: setup  ## a tour: the catalogue, a compliant and a broken annotation set
+demo: setup  ## a tour: the catalogue, validation, and inference from real recipes
 	$(BIN)/hpcannotate keys --group hardware
 	$(BIN)/hpcannotate validate examples/metahub-gromacs-mpich.yaml
 	-$(BIN)/hpcannotate validate examples/broken.yaml
+	$(BIN)/hpcannotate infer $(VENV)/easybuild/easyconfigs/g/GROMACS/GROMACS-2023.3-foss-2023a.eb --target zen3
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis

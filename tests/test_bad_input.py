@@ -1,7 +1,8 @@
 """The bad-input corpus: every file gives exit 2 and one line naming it, never a traceback.
 
-tests/bad-input/<command>/ holds inputs for one command; later commands add
-their own directories and an entry in COMMANDS.
+tests/bad-input/<command>/ holds inputs for one command, and the adapters keep
+their bad recipes beside their good ones (tests/data/<format>/); COMMANDS says
+which command each directory is for.
 """
 
 from __future__ import annotations
@@ -10,24 +11,27 @@ from pathlib import Path
 
 import pytest
 
-CORPUS = Path(__file__).parent / "bad-input"
+TESTS = Path(__file__).parent
 
-# directory -> the command line, with {} where the file goes
-COMMANDS: dict[str, list[str]] = {
-    "validate": ["validate", "{}"],
-}
+# (directory under tests/, file pattern, command line with {} where the file goes)
+COMMANDS: list[tuple[str, str, list[str]]] = [
+    ("bad-input/validate", "*", ["validate", "{}"]),
+    ("data/hpccm", "bad_*.py", ["infer", "--format", "hpccm", "--timeout", "3", "{}"]),
+    ("data/spack/bad", "*", ["infer", "--format", "spack", "{}"]),
+    ("data/easybuild/bad", "*.eb", ["infer", "--format", "easybuild", "--timeout", "3", "{}"]),
+]
 
 
 def corpus_files() -> list:
     return [
         pytest.param(argv, path, id=f"{directory}/{path.name}")
-        for directory, argv in sorted(COMMANDS.items())
-        for path in sorted((CORPUS / directory).iterdir())
+        for directory, pattern, argv in COMMANDS
+        for path in sorted((TESTS / directory).glob(pattern))
     ]
 
 
 def test_corpus_is_large_enough():
-    assert len(corpus_files()) >= 20
+    assert len(corpus_files()) >= 50
 
 
 @pytest.mark.parametrize(("argv", "path"), corpus_files())

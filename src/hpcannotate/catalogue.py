@@ -201,7 +201,7 @@ class Catalogue:
         found = self.resolve(name)
         if found:
             return found[0].key
-        if not name.startswith("org.") and name.split(".", 1)[0] in self._short_roots:
+        if "." in name and not name.startswith("org.") and name.split(".", 1)[0] in self._short_roots:
             return SUPERCONTAINERS_PREFIX + name
         return name
 

@@ -86,7 +86,7 @@ class Adapter(ABC):
 
 
 def apply_target(inference: Inference, target: str | None, *, pinned_by_recipe: bool = False,
-                 fragment: str | None = None, line: int | None = None) -> None:
+                 fragment: str | None = None, line: int | None = None, file: Path | str | None = None) -> None:
     """Set the CPU target and its mode from ``--target`` (or from the recipe when it pins one).
 
     The mode is derived from the target with archspec, so the two never disagree.
@@ -102,6 +102,6 @@ def apply_target(inference: Inference, target: str | None, *, pinned_by_recipe: 
         extra = f" (did you mean {hint!r}?)" if hint else ""
         raise InputError(f"--target {target}: not an archspec CPU target{extra}")
     note = None if pinned_by_recipe else "from --target"
-    inference.set(TARGET_KEY, target, line=line, fragment=fragment, note=note)
+    inference.set(TARGET_KEY, target, line=line, fragment=fragment, note=note, file=file)
     inference.set(MODE_KEY, targets.mode_for_target(target), line=line, fragment=fragment,
-                  note=f"derived from target {target}")
+                  note=f"derived from target {target}", file=file)

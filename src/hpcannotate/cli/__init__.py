@@ -15,6 +15,7 @@ import click
 
 from ..errors import EXIT_ERROR, HpcAnnotateError
 from .catalogue_cmds import keys_cmd, schema_cmd, validate_cmd
+from .infer_cmd import infer_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,6 +32,7 @@ def cli(debug: bool) -> None:
 cli.add_command(keys_cmd)
 cli.add_command(schema_cmd)
 cli.add_command(validate_cmd)
+cli.add_command(infer_cmd)
 
 
 def _one_line(text: str) -> str:

@@ -1,0 +1,153 @@
+"""EasyBuild easyconfigs (``*.eb``): annotations from the easyconfig and its toolchain's own easyconfigs.
+
+An easyconfig names its toolchain (``foss/2023a``), not its compiler or MPI;
+those are found by reading the toolchain's easyconfig (foss -> GCC 12.3.0 +
+OpenMPI 4.1.5 ...) and the MPI's (OpenMPI -> UCX, libfabric), looked up in the
+easyconfigs tree the file lives in, then in the installed easybuild-easyconfigs
+package, then in ``--robot-path``. Easyconfigs are executed Python: all of that
+happens in worker processes (``easybuild_eval``), never in this one.
+
+``infer_many`` evaluates many easyconfigs in one worker per core, so a corpus
+costs a couple of interpreter start-ups, not one per file; ``infer`` is the
+one-file case of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..errors import HpcAnnotateError, InputError, IsolatedError
+from ..isolation import run_isolated
+from .base import Adapter, Inference, InferOptions, apply_target
+
+WORKER = "hpcannotate.adapters.easybuild_eval"
+# A batch is only declared hung after the per-file timeout plus these allowances: the worker's own
+# SIGALRM deadline catches looping easyconfigs; this backstop is for code a signal cannot interrupt.
+STARTUP_ALLOWANCE = 10.0  # seconds to start an interpreter and import easybuild-framework
+PER_FILE_ALLOWANCE = 0.05  # seconds per easyconfig (they take about 1 ms)
+
+
+class EasyBuildAdapter(Adapter):
+    name = "easybuild"
+    description = "EasyBuild easyconfig (*.eb), its toolchain resolved through the toolchain's own easyconfigs"
+
+    def detect(self, path: Path) -> bool:
+        return path.suffix == ".eb" and path.is_file()
+
+    def infer(self, path: Path, options: InferOptions) -> Inference:
+        if not path.is_file():
+            raise InputError(f"{path}: no such easyconfig file")
+        result = self.infer_many([path], options)[0]
+        if isinstance(result, HpcAnnotateError):
+            raise result
+        return result
+
+    def infer_many(self, paths: Sequence[Path | str], options: InferOptions,
+                   workers: int | None = None) -> list[Inference | HpcAnnotateError]:
+        """One Inference, or the one-line error naming the file, per easyconfig, in the order given.
+
+        A bad easyconfig does not stop the others; a bad ``--target`` stops everything (it is the caller's).
+        """
+        if options.target:
+            apply_target(Inference(self.name, Path()), options.target)  # raises InputError for an unknown target
+        replies = evaluate_easyconfigs([str(p) for p in paths], options, workers)
+        return [self._inference(Path(path), reply, options) for path, reply in zip(paths, replies, strict=True)]
+
+    def _inference(self, path: Path, reply: dict, options: InferOptions) -> Inference | HpcAnnotateError:
+        if "error" in reply:
+            return InputError(f"{path}: {reply['error']}")
+        facts = reply["facts"]
+        inference = Inference(self.name, path)
+        for key, value, line, fragment, note in facts["sets"]:
+            inference.set(key, value, line=line, fragment=fragment, note=note)
+        for key, reason in facts["missing"]:
+            inference.miss(key, reason)
+        inference.warnings.extend(facts["warnings"])
+        inference.set("build.recipe.format", "easybuild", fragment="*.eb easyconfig")
+        try:
+            text = path.read_bytes()
+        except OSError as exc:
+            return InputError(f"{path}: cannot read: {exc.strerror}")
+        inference.set("docs.build.easyconfig", base64.b64encode(text).decode("ascii"), note="the easyconfig, base64")
+        apply_target(inference, options.target)
+        return inference
+
+
+# ----------------------------------------------------------------------------- batches of easyconfigs
+def evaluate_easyconfigs(paths: list[str], options: InferOptions, workers: int | None = None) -> list[dict]:
+    """``{"facts": ...}`` or ``{"error": reason}`` per path, from one worker process per core.
+
+    Paths are dealt round-robin to the workers so that slow corners of a tree are shared.
+    """
+    if not paths:
+        return []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
+    chunks = [list(range(start, len(paths), workers)) for start in range(workers)]
+    results: list[dict] = [{}] * len(paths)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_run_chunk, [paths[i] for i in chunk], options) for chunk in chunks]
+        for chunk, future in zip(chunks, futures, strict=True):
+            for index, reply in zip(chunk, future.result(), strict=True):
+                results[index] = reply
+    return results
+
+
+def backstop_timeout(options: InferOptions, files: int) -> float:
+    """How long a worker with ``files`` easyconfigs may run before it counts as hung."""
+    return options.timeout + STARTUP_ALLOWANCE + PER_FILE_ALLOWANCE * files
+
+
+def _run_chunk(paths: list[str], options: InferOptions) -> list[dict]:
+    fd, progress = tempfile.mkstemp(prefix="hpcannotate-eb-", suffix=".progress")
+    os.close(fd)
+    payload = {
+        "paths": paths,
+        "robot_paths": [str(p) for p in options.robot_paths],
+        "timeout": options.timeout,
+        "progress": progress,
+    }
+    what = paths[0] if len(paths) == 1 else f"a batch of {len(paths)} easyconfigs"
+    limit = backstop_timeout(options, len(paths))
+    started = time.monotonic()
+    try:
+        return run_isolated(f"{WORKER}:evaluate_batch", payload, timeout=limit, what=what)["results"]
+    except IsolatedError as exc:
+        hung = time.monotonic() - started >= limit
+        reason = str(exc).removeprefix(f"{what}: ")
+        return _recover(paths, options, progress, reason, hung)
+    finally:
+        os.unlink(progress)
+
+
+def _recover(paths: list[str], options: InferOptions, progress: str, reason: str, hung: bool) -> list[dict]:
+    """A worker crashed or hung: blame the easyconfig it was on, evaluate the others again.
+
+    A crash is the current file's doing; a hang only when that file has run for its whole timeout
+    (otherwise the batch was merely slow and every file gets another chance in a smaller batch).
+    """
+    index, since = _read_progress(progress)
+    if index is None or index >= len(paths):
+        return [{"error": reason}] * len(paths)  # died before the first easyconfig: a broken installation
+    if hung:
+        reason = f"evaluation did not finish within {options.timeout:g} s (raise it with --timeout)"
+        guilty = len(paths) == 1 or time.time() - since >= options.timeout
+    else:
+        guilty = True
+    before = _run_chunk(paths[:index], options) if index else []
+    current = [{"error": reason}] if guilty else _run_chunk([paths[index]], options)
+    after = _run_chunk(paths[index + 1:], options) if index + 1 < len(paths) else []
+    return before + current + after
+
+
+def _read_progress(progress: str) -> tuple[int | None, float]:
+    try:
+        index, since = Path(progress).read_text().split()
+        return int(index), float(since)
+    except (OSError, ValueError):
+        return None, 0.0

@@ -1,0 +1,91 @@
+"""``hpcannotate infer``: annotations from a build recipe, with where each came from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import console
+from ..errors import InputError
+from ..isolation import DEFAULT_TIMEOUT
+
+
+def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
+    """``k=v`` arguments into a dict; a pair without ``=`` is a usage error naming the option."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{option} {pair!r}: expected KEY=VALUE")
+        result[key.strip()] = value
+    return result
+
+
+@click.command("infer")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--target", help="CPU target the image is built for (archspec name, e.g. zen3, x86_64_v3).")
+@click.option("--format", "fmt", type=click.Choice(["hpccm", "spack", "easybuild"]), help="Recipe format.")
+@click.option("--userarg", multiple=True, metavar="KEY=VALUE", help="HPCCM USERARG entries (repeatable).")
+@click.option("--robot-path", multiple=True, type=click.Path(path_type=Path), help="Extra easyconfig trees.")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
+              help="Seconds allowed to evaluate a recipe.")
+@click.option("--concretize", is_flag=True, help="Spack: run `spack concretize` first and read spack.lock.")
+@click.option("--explain", is_flag=True, help="Show the source of every value and why keys are missing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
+def infer_cmd(path: Path, target, fmt, userarg, robot_path, timeout, concretize, explain, as_json) -> None:
+    """Infer annotations from a recipe file or a recipe directory.
+
+    \b
+    Examples:
+      hpcannotate infer recipes/gromacs/gromacs.py --target zen3
+      hpcannotate infer spack.yaml --explain
+      hpcannotate infer GROMACS-2023.3-foss-2023a.eb --target x86_64_v3 --json
+    """
+    from ..adapters.base import InferOptions
+    from ..infer import infer
+
+    options = InferOptions(
+        target=target,
+        userargs=parse_pairs(userarg, "--userarg"),
+        robot_paths=tuple(robot_path),
+        timeout=timeout,
+        concretize=concretize,
+    )
+    inference = infer(path, options, fmt)
+    for warning in inference.warnings:
+        console.warn(warning)
+    if as_json:
+        console.emit_json(inference.to_json())
+        return
+    _print_inference(inference, explain)
+
+
+def _print_inference(inference, explain: bool) -> None:
+    annotations = inference.annotations
+    console.heading(f"{inference.path} ({inference.format} recipe): {len(annotations)} annotations")
+    rows = []
+    for entry in annotations.entries():
+        row = [entry.key, console.shorten(entry.value, 60)]
+        if explain:
+            row.append(entry.provenance.describe())
+        rows.append(row)
+        if explain:
+            for lost in entry.overridden:
+                rows.append(["", f"(overrode {console.shorten(lost.value, 40)})", lost.provenance.describe()])
+    console.table(rows, ["KEY", "VALUE", "SOURCE"] if explain else ["KEY", "VALUE"], indent=2)
+    if explain and inference.missing:
+        click.echo()
+        console.heading("not inferred")
+        console.table([[key, reason] for key, reason in inference.missing.items()], indent=2)
+    if explain and inference.labels:
+        click.echo()
+        console.heading("other labels the recipe carries")
+        console.table([[k, console.shorten(v, 60)] for k, v in inference.labels.items()], indent=2)
+    problems = annotations.validate()
+    click.echo()
+    if problems:
+        console.bad(f"not HPC Container Compliant yet: {len(problems)} problem(s)")
+        console.table([[p.key, p.message] for p in problems], indent=2)
+    else:
+        console.ok("HPC Container Compliant")

@@ -1,0 +1,68 @@
+"""Recipe -> annotations: pick the adapter for a path and run it.
+
+This is the library entry point behind ``hpcannotate infer``; the build
+pipeline calls it too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .adapters import ADAPTERS, adapter
+from .adapters.base import Inference, InferOptions
+from .errors import InputError
+
+RECIPE_DIR_CONFIG = "hpcannotate.yaml"
+
+
+def _candidates(directory: Path, only: str | None) -> dict[str, list[Path]]:
+    """Recipe files directly inside ``directory``, by format."""
+    found: dict[str, list[Path]] = {}
+    names = [only] if only else list(ADAPTERS)
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        for name in names:
+            if adapter(name).detect(path):
+                found.setdefault(name, []).append(path)
+                break
+    # a spack.lock beside a spack.yaml is read by the spack adapter with the yaml
+    spack = found.get("spack", [])
+    if len(spack) > 1 and any(p.name in ("spack.yaml", "spack.yml") for p in spack):
+        found["spack"] = [p for p in spack if p.name in ("spack.yaml", "spack.yml")]
+    return found
+
+
+def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
+    """The format and the recipe file for a file or a recipe directory."""
+    if format is not None and format not in ADAPTERS:
+        raise InputError(f"--format {format}: unknown format (one of: {', '.join(ADAPTERS)})")
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if path.is_file():
+        if format:
+            return format, path
+        for name in ADAPTERS:
+            if adapter(name).detect(path):
+                return name, path
+        raise InputError(f"{path}: not a recognised recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb); use --format")
+    found = _candidates(path, format)
+    if not found:
+        what = f"{format} recipe" if format else "recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb)"
+        raise InputError(f"{path}: holds no {what}")
+    if len(found) > 1:
+        listing = "; ".join(f"{name}: {', '.join(p.name for p in files)}" for name, files in found.items())
+        raise InputError(f"{path}: holds recipes of several formats ({listing}); pick one with --format")
+    ((name, files),) = found.items()
+    if len(files) > 1:
+        # recipes/osu_benchmarks/ holds osu_benchmarks.py and the common.py it includes
+        named = [p for p in files if p.stem == path.resolve().name]
+        if len(named) != 1:
+            listing = ", ".join(p.name for p in files)
+            raise InputError(f"{path}: holds several {name} recipes ({listing}); name the file")
+        files = named
+    return name, files[0]
+
+
+def infer(path: str | Path, options: InferOptions | None = None, format: str | None = None) -> Inference:
+    """Annotations (layer ``recipe``) inferred from the recipe at ``path``."""
+    name, recipe = resolve_recipe(Path(path), format)
+    return adapter(name).infer(recipe, options or InferOptions())

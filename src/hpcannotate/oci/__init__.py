@@ -1,0 +1,1 @@
+"""OCI image format pieces: media types, digests, and image layouts on disk."""

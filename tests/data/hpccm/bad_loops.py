@@ -1,0 +1,3 @@
+Stage0 += baseimage(image='ubuntu:22.04')
+while True:
+    pass
