@@ -27,15 +27,18 @@ lint: setup
 docs: setup  ## regenerate docs/keys.md from the key catalogue
 	$(BIN)/hpcannotate keys --markdown > docs/keys.md
 
-bench: setup  ## speed and memory figures (see bench/README.md)
+bench: setup  ## speed and memory figures, each printed side by side with its baseline
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/infer_corpus.py --check
+	$(BIN)/python bench/build_overhead.py
 
-demo: setup  ## a tour: the catalogue, validation, and inference from real recipes
-	$(BIN)/hpcannotate keys --group hardware
+STORE := --root build/store/root --runroot build/store/runroot --storage-driver vfs
+
+demo: setup  ## system packages, then build recipes/gromacs (debian variant) and show its annotations
+	bash .ci/system-packages.sh
 	$(BIN)/hpcannotate validate examples/metahub-gromacs-mpich.yaml
-	-$(BIN)/hpcannotate validate examples/broken.yaml
 	$(BIN)/hpcannotate infer $(VENV)/easybuild/easyconfigs/g/GROMACS/GROMACS-2023.3-foss-2023a.eb --target zen3
+	$(BIN)/hpcannotate build recipes/gromacs $(STORE)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis

@@ -50,3 +50,45 @@ def run_cli():
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# ---- real services and images (see tests/fixtures/) ----------------------------
+from .fixtures.images import BuildahStore, load_base, new_store  # noqa: E402
+from .fixtures.registry import Registry, start_registry, stop  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def buildah_store(tmp_path_factory) -> BuildahStore:
+    """A private buildah store (--root/--runroot, vfs) shared by the session's builds."""
+    return new_store(tmp_path_factory.mktemp("buildah"))
+
+
+@pytest.fixture(scope="session")
+def busybox_base(buildah_store) -> Path:
+    """busybox (Debian's busybox-static, FROM scratch) in the session store; returns its OCI layout."""
+    return load_base(buildah_store, "busybox")
+
+
+@pytest.fixture(scope="session")
+def debian_base(buildah_store) -> Path:
+    """debian:bookworm from debootstrap --variant=minbase (cached in .cache/), in the session store."""
+    return load_base(buildah_store, "debian:bookworm")
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    """A real registry without auth on 127.0.0.1 and a free port."""
+    reg, proc = start_registry(tmp_path_factory.mktemp("registry"))
+    yield reg
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory):
+    """A real registry with htpasswd basic auth (user `alice`)."""
+    reg, proc = start_registry(tmp_path_factory.mktemp("registry-auth"), "alice", "correct horse battery")
+    yield reg
+    stop(proc)
+
+
+__all__ = ["Registry"]

@@ -16,6 +16,7 @@ TESTS = Path(__file__).parent
 # (directory under tests/, file pattern, command line with {} where the file goes)
 COMMANDS: list[tuple[str, str, list[str]]] = [
     ("bad-input/validate", "*", ["validate", "{}"]),
+    ("bad-input/render", "*.yaml", ["render", "{}", "-o", "/nonexistent/never-written"]),
     ("data/hpccm", "bad_*.py", ["infer", "--format", "hpccm", "--timeout", "3", "{}"]),
     ("data/spack/bad", "*", ["infer", "--format", "spack", "{}"]),
     ("data/easybuild/bad", "*.eb", ["infer", "--format", "easybuild", "--timeout", "3", "{}"]),

@@ -36,7 +36,12 @@ def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
     if format is not None and format not in ADAPTERS:
         raise InputError(f"--format {format}: unknown format (one of: {', '.join(ADAPTERS)})")
     if not path.exists():
-        raise InputError(f"{path}: no such file or directory")
+        from .adapters.easybuild import locate_by_name
+
+        found = locate_by_name(str(path)) if format in (None, "easybuild") else None
+        if found is None:
+            raise InputError(f"{path}: no such file or directory")
+        path = found
     if path.is_file():
         if format:
             return format, path

@@ -26,14 +26,25 @@ def templates_dir() -> Path:
 @functools.cache
 def jinja_env():
     """The Jinja2 environment for every template; undefined variables are errors, not empty text."""
+    import shlex
+
     import jinja2
 
-    return jinja2.Environment(
+    from .dockerfile_text import exec_form, quote
+
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
         autoescape=False,  # noqa: S701 - renders Dockerfiles and markdown, not HTML; values are escaped per format
     )
+    # Every value that reaches a template goes through the escaping of the text it lands in.
+    env.filters["shquote"] = shlex.quote
+    env.filters["dquote"] = quote
+    env.filters["exec_form"] = exec_form
+    return env
 
 
 def render(template: str, **context) -> str:

@@ -151,3 +151,14 @@ def _read_progress(progress: str) -> tuple[int | None, float]:
         return int(index), float(since)
     except (OSError, ValueError):
         return None, 0.0
+
+
+def locate_by_name(name: str) -> Path | None:
+    """A bare easyconfig file name (``GROMACS-2023.3-foss-2023a.eb``) in the installed easyconfigs,
+    where EasyBuild's robot would look for it; None when ``name`` is a path or is not there."""
+    from .easybuild_eval import find_easyconfig, installed_easyconfigs
+
+    if "/" in name or not name.endswith(".eb"):
+        return None
+    found = find_easyconfig(tuple(installed_easyconfigs()), name.split("-", 1)[0], name[: -len(".eb")])
+    return Path(found) if found else None

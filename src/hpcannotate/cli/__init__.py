@@ -14,6 +14,7 @@ import traceback
 import click
 
 from ..errors import EXIT_ERROR, HpcAnnotateError
+from .build_cmds import base_cmd, build_cmd, render_cmd
 from .catalogue_cmds import keys_cmd, schema_cmd, validate_cmd
 from .infer_cmd import infer_cmd
 
@@ -33,6 +34,9 @@ cli.add_command(keys_cmd)
 cli.add_command(schema_cmd)
 cli.add_command(validate_cmd)
 cli.add_command(infer_cmd)
+cli.add_command(render_cmd)
+cli.add_command(build_cmd)
+cli.add_command(base_cmd)
 
 
 def _one_line(text: str) -> str:

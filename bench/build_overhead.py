@@ -1,0 +1,88 @@
+"""What `hpcannotate build` costs on top of the build itself.
+
+Side by side in one run, alternating, N times each (default 3):
+  A. `hpcannotate build DIR --target T` (render, infer, buildah bud, export to an
+     OCI layout, the annotated index, read-back verification);
+  B. a plain `buildah bud` of the same rendered Dockerfile and context.
+Both use one private buildah store with the base image loaded once beforehand.
+Target: A within 5% of B (median over median).
+
+    python bench/build_overhead.py [--recipe recipes/gromacs] [--target x86_64_v2] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from hpcannotate.baseimage import load_into_buildah, make_base  # noqa: E402
+from hpcannotate.build import base_images  # noqa: E402
+from hpcannotate.builders import BuildOptions  # noqa: E402
+from hpcannotate.builders.buildah import BuildahBuilder  # noqa: E402
+from hpcannotate.recipedir import load_recipe_dir  # noqa: E402
+from hpcannotate.render import render_variant  # noqa: E402
+
+TARGET_OVERHEAD = 0.05
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(argv[:6])} ...\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default=str(REPO / "recipes" / "gromacs"))
+    parser.add_argument("--variant", default=None)
+    parser.add_argument("--target", default=None)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    exe = str(Path(sys.executable).with_name("hpcannotate"))
+    recipe_dir = load_recipe_dir(args.recipe)
+    variant = recipe_dir.variant(args.variant)
+    target = args.target or variant.targets[0]
+
+    with tempfile.TemporaryDirectory(prefix="hpcannotate-bench-") as tmp:
+        tmp = Path(tmp)
+        options = BuildOptions(root=tmp / "root", runroot=tmp / "runroot", storage_driver="vfs")
+        builder = BuildahBuilder(options)
+        context = render_variant(recipe_dir, variant.name, target, tmp / "plain-context")
+        for ref in base_images(context.dockerfile.read_text()):
+            load_into_buildah(make_base(ref), ref, builder.global_args())
+        store = ["--root", str(options.root), "--runroot", str(options.runroot), "--storage-driver", "vfs"]
+        ours = [exe, "build", args.recipe, "--variant", variant.name, "--target", target, *store,
+                "--workdir", str(tmp / "work"), "--output", f"oci:{tmp / 'out'}"]
+        plain = [*builder.global_args(), "bud", "--format", "oci", "--isolation", "chroot", "--pull=false",
+                 "-f", str(context.dockerfile), "-t", "localhost/bench:plain", str(context.directory)]
+        times: dict[str, list[float]] = {"hpcannotate build": [], "plain buildah bud": []}
+        for run in range(args.runs):
+            times["hpcannotate build"].append(timed(ours))
+            times["plain buildah bud"].append(timed(plain))
+            shutil.rmtree(tmp / "out", ignore_errors=True)
+            print(f"run {run + 1}: hpcannotate {times['hpcannotate build'][-1]:.1f} s, "
+                  f"plain {times['plain buildah bud'][-1]:.1f} s", flush=True)
+    print(f"\n{recipe_dir.name} ({variant.name}, {target}), {args.runs} runs each, alternating")
+    print(f"{'':20} {'median s':>9} {'min s':>7} {'max s':>7}")
+    for name, values in times.items():
+        print(f"{name:20} {statistics.median(values):9.1f} {min(values):7.1f} {max(values):7.1f}")
+    ratio = statistics.median(times["hpcannotate build"]) / statistics.median(times["plain buildah bud"])
+    verdict = "met" if ratio <= 1 + TARGET_OVERHEAD else "MISSED"
+    print(f"overhead: {100 * (ratio - 1):+.1f}% (target <= {100 * TARGET_OVERHEAD:.0f}%): {verdict}")
+    return 0 if verdict == "met" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

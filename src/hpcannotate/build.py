@@ -1,0 +1,236 @@
+"""``hpcannotate build``: render, build one image per CPU target, assemble an annotated index, verify.
+
+recipe -> facts -> annotations -> Dockerfile -> image -> registry (or OCI
+layout). One image per target (seed 001: one binary set per image), then one
+OCI index whose descriptors carry each target's platform and annotations, so a
+registry client or ``hpcannotate match`` can pick the right image without
+pulling layers. buildah 1.28 cannot annotate an index, so hpcannotate writes the
+index itself, into the layout or through the registry client.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import console
+from .baseimage import load_into_buildah, make_base, parse_base
+from .builders import Builder, BuildOptions, select_builder
+from .builders.base import platform_for
+from .catalogue import OCI_PREFIX
+from .catalogue import SUPERCONTAINERS_PREFIX as P
+from .errors import HpcAnnotateError, InputError
+from .oci.index import build_index, descriptor_annotations
+from .oci.layout import OciLayout
+from .oci.media import OCI_INDEX
+from .oci.store import ImageStore, LayoutStore
+from .recipedir import RecipeDir, load_recipe_dir
+from .render import RenderedContext, render_variant, warn_all
+from .targets import family_of
+
+FROM_RE = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.I | re.M)
+
+
+@dataclass
+class TargetResult:
+    target: str
+    platform: str
+    image: str
+    reference: str
+    digest: str
+    annotations: dict[str, str]
+    context: Path
+
+    def to_json(self) -> dict:
+        return {
+            "target": self.target,
+            "platform": self.platform,
+            "reference": self.reference,
+            "digest": self.digest,
+            "annotations": self.annotations,
+            "context": str(self.context),
+        }
+
+
+@dataclass
+class BuildReport:
+    app: str
+    variant: str
+    reference: str
+    digest: str
+    targets: list[TargetResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "app": self.app,
+            "variant": self.variant,
+            "reference": self.reference,
+            "digest": self.digest,
+            "mediaType": OCI_INDEX,
+            "targets": [t.to_json() for t in self.targets],
+            "warnings": self.warnings,
+        }
+
+
+@dataclass
+class Destination:
+    """Where the images and the index go: an OCI layout (default) or a registry repository."""
+
+    store: ImageStore
+    index_tag: str
+    per_target: str  # format string with {target}: the per-target reference builders export to
+
+    def target_ref(self, target: str) -> str:
+        return self.per_target.format(target=target)
+
+
+def layout_destination(path: Path, tag: str) -> Destination:
+    layout = OciLayout.create(path)
+    return Destination(LayoutStore(layout), tag, f"oci:{layout.path}:{tag}-{{target}}")
+
+
+def registry_destination(ref: str, options: BuildOptions) -> Destination:
+    from .registry.store import RegistryStore
+
+    store = RegistryStore.for_reference(ref, tls_verify=options.tls_verify, authfile=options.authfile)
+    tag = store.reference.tag or "latest"
+    return Destination(store, tag, f"{store.reference.registry}/{store.reference.repository}:{tag}-{{target}}")
+
+
+def base_images(dockerfile: str) -> list[str]:
+    """The external images a Dockerfile starts from (stage names and ``scratch`` excluded)."""
+    stages: set[str] = set()
+    bases = []
+    for line in dockerfile.splitlines():
+        match = FROM_RE.match(line)
+        if not match:
+            continue
+        image = match.group(1)
+        alias = re.search(r"\s+AS\s+(\S+)\s*$", line, re.I)
+        if image.lower() != "scratch" and image not in stages and image not in bases:
+            bases.append(image)
+        if alias:
+            stages.add(alias.group(1))
+    return bases
+
+
+def ensure_bases(context: RenderedContext, builder: Builder, allow_make: bool) -> None:
+    """Make missing bases that hpcannotate can make (debian, busybox) when they are not in the store."""
+    from .builders.buildah import BuildahBuilder
+
+    if not isinstance(builder, BuildahBuilder):
+        return
+    for ref in base_images(context.dockerfile.read_text()):
+        try:
+            parse_base(ref)
+        except InputError:
+            continue  # not one we can make: the builder pulls it
+        from .baseimage import store_name
+
+        if builder.image_exists(store_name(ref)):
+            continue
+        if not allow_make:
+            raise HpcAnnotateError(f"base image {ref} is not in the builder's store and --no-make-base was given; "
+                                   f"make it with `hpcannotate base {ref}` or pull it")
+        console.progress(f"base {ref}: not in the store, making it locally")
+        layout = make_base(ref)
+        load_into_buildah(layout, ref, builder.global_args())
+
+
+def _expected(context: RenderedContext) -> dict[str, str]:
+    return {k: v for k, v in context.oci_annotations().items() if k != OCI_PREFIX + "ref.name"}
+
+
+def verify(store: ImageStore, index_ref: str, expected: dict[str, dict[str, str]]) -> None:
+    """Read the index and each image back and check every annotation and label arrived exactly."""
+    index = store.get_manifest(index_ref).json()
+    by_digest = {d["digest"]: d for d in index.get("manifests", [])}
+    for target, want in expected.items():
+        desc = next((d for d in by_digest.values()
+                     if d.get("annotations", {}).get(P + "hardware.cpu.optimized.version") == target), None)
+        if desc is None:
+            raise HpcAnnotateError(f"{store.describe(index_ref)}: the index has no entry for target {target}")
+        manifest = store.get_manifest(desc["digest"]).json()
+        got = manifest.get("annotations", {})
+        missing = [k for k, v in want.items() if got.get(k) != v]
+        if missing:
+            raise HpcAnnotateError(f"{store.describe(index_ref)}: target {target}: annotation {missing[0]} "
+                                   f"did not arrive intact ({len(missing)} in all)")
+        import json
+
+        labels = json.loads(store.get_blob(manifest["config"]["digest"])).get("config", {}).get("Labels") or {}
+        wrong = [k for k, v in want.items() if k.startswith(P) and labels.get(k) != v]
+        if wrong:
+            raise HpcAnnotateError(f"{store.describe(index_ref)}: target {target}: label {wrong[0]} is not in the "
+                                   "image config")
+
+
+def build(
+    path: str | Path,
+    *,
+    variant: str | None = None,
+    targets: list[str] | None = None,
+    backend: str = "auto",
+    push: str | None = None,
+    output: str | None = None,
+    workdir: Path = Path("build"),
+    options: BuildOptions | None = None,
+    allow_make_base: bool = True,
+) -> BuildReport:
+    """Build every target of a recipe directory's variant and publish an annotated index."""
+    options = options or BuildOptions()
+    recipe_dir = load_recipe_dir(path)
+    chosen = recipe_dir.variant(variant)
+    builder = select_builder(backend, options)
+    if not builder.available():
+        raise HpcAnnotateError(f"the {builder.name} backend is not available on this machine")
+    tag = recipe_dir.version or "latest"
+    work = workdir / recipe_dir.name / chosen.name
+    if push and output:
+        raise InputError("--push and --output are exclusive: one destination per build")
+    if push:
+        destination = registry_destination(push, options)
+    else:
+        layout_path = Path(output.removeprefix("oci:")) if output else workdir / recipe_dir.name / "oci"
+        destination = layout_destination(layout_path, tag)
+    report = BuildReport(recipe_dir.name, chosen.name, "", "")
+    expected: dict[str, dict[str, str]] = {}
+    entries = []
+    for target in targets or list(chosen.targets):
+        console.progress(f"[{target}] rendering {chosen.format} recipe")
+        context = render_variant(recipe_dir, chosen.name, target, work / target / "context")
+        warn_all(context)
+        report.warnings.extend(context.warnings)
+        platform = platform_for(family_of(target))
+        ensure_bases(context, builder, allow_make_base)
+        image = f"localhost/{recipe_dir.name}:{chosen.name}-{target}"
+        log = work / target / "build.log"
+        console.progress(f"[{target}] building {image} with {builder.name} (log: {log})")
+        built = builder.build(context, image, platform, log)
+        reference = destination.target_ref(target)
+        console.progress(f"[{target}] exporting to {reference}")
+        digest = builder.export(built.image, reference, log)
+        manifest = destination.store.get_manifest(digest)
+        entries.append((manifest, platform, descriptor_annotations(context.oci_annotations())))
+        expected[target] = _expected(context)
+        report.targets.append(TargetResult(target, platform, image, reference, digest,
+                                           context.oci_annotations(), context.directory))
+    index_raw = build_index(entries, _index_annotations(recipe_dir, report))
+    report.digest = destination.store.put_manifest(index_raw, OCI_INDEX, destination.index_tag)
+    report.reference = destination.store.describe(destination.index_tag)
+    console.progress(f"verifying annotations in {report.reference}")
+    verify(destination.store, destination.index_tag, expected)
+    return report
+
+
+def _index_annotations(recipe_dir: RecipeDir, report: BuildReport) -> dict[str, str]:
+    """Keys every target shares (application, MPI, ...) also go on the index itself."""
+    per_target = [descriptor_annotations(t.annotations) for t in report.targets]
+    shared = dict(per_target[0]) if per_target else {}
+    for other in per_target[1:]:
+        shared = {k: v for k, v in shared.items() if other.get(k) == v}
+    shared = {k: v for k, v in shared.items() if not k.startswith(P + "hardware.cpu.")}
+    shared[OCI_PREFIX + "title"] = recipe_dir.name
+    return shared

@@ -1,0 +1,84 @@
+"""The shape every builder backend has: argv for a build and for an export, and running them.
+
+Backends build exactly the argument lists they return, so the tests can check
+the command a backend would run (buildx cannot be installed here) and run it
+for real where the tool exists.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import HpcAnnotateError
+from ..render import RenderedContext
+
+
+@dataclass
+class BuildOptions:
+    root: Path | None = None  # buildah --root (private image store)
+    runroot: Path | None = None  # buildah --runroot
+    storage_driver: str | None = None  # buildah --storage-driver (vfs where overlay is not possible)
+    builder: str | None = None  # buildx --builder (remote BuildKit)
+    authfile: Path | None = None  # registry credentials file for the builder (containers auth.json format)
+    tls_verify: bool = True
+    stream_log: bool = False
+    build_contexts: dict[str, str] = field(default_factory=dict)  # buildx named contexts (local base images)
+
+
+@dataclass
+class BuildResult:
+    image: str  # where the image is now: a store name, a registry ref or an oci: layout ref
+    digest: str | None
+    log: Path
+
+
+def platform_for(target_family: str) -> str:
+    """The OCI platform of an archspec family."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "riscv64": "riscv64", "x86": "386"}
+    return f"linux/{arch.get(target_family, target_family)}"
+
+
+def run_logged(argv: list[str], log: Path, what: str, stream: bool = False, env: dict | None = None) -> None:
+    """Run a builder command, its output in ``log`` (and on stderr with ``stream``); one-line error on failure."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as fh:
+        fh.write(("$ " + " ".join(argv) + "\n").encode())
+        fh.flush()
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            fh.write(line)
+            if stream:
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
+        code = proc.wait()
+    if code != 0:
+        tail = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()][-1:] or ["no output"]
+        raise HpcAnnotateError(f"{what} failed (exit {code}): {tail[0].strip()} (full log: {log})")
+
+
+class Builder(ABC):
+    name: str
+
+    def __init__(self, options: BuildOptions):
+        self.options = options
+
+    @abstractmethod
+    def available(self) -> bool:
+        """Whether the tool is installed and usable here."""
+
+    @abstractmethod
+    def build_argv(self, context: RenderedContext, image: str, platform: str) -> list[str]:
+        """The exact command that builds ``context`` as ``image``."""
+
+    @abstractmethod
+    def build(self, context: RenderedContext, image: str, platform: str, log: Path) -> BuildResult:
+        """Build and return where the image is."""
+
+    @abstractmethod
+    def export(self, image: str, destination: str, log: Path) -> str:
+        """Copy a built image to ``oci:PATH:TAG`` or a registry reference; returns its manifest digest."""

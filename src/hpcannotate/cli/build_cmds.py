@@ -1,0 +1,167 @@
+"""``render``, ``build`` and ``base``: from a recipe directory to annotated images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import console
+from ..isolation import DEFAULT_TIMEOUT
+
+
+@click.command("render")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--variant", help="Variant of hpcannotate.yaml (default: its `default`).")
+@click.option("--target", "targets", multiple=True, help="CPU target (repeatable; default: the variant's targets).")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=Path("build/render"),
+              show_default=True, help="Directory for the build contexts (one per target).")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds for recipe code.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
+def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, as_json: bool) -> None:
+    """Write the build context (Dockerfile, profile, entrypoint, annotations.json) without building.
+
+    \b
+    Example:
+      hpcannotate render recipes/gromacs --variant hpccm --target zen3 -o /tmp/ctx
+    """
+    from ..recipedir import load_recipe_dir
+    from ..render import render_variant, warn_all
+
+    recipe_dir = load_recipe_dir(directory)
+    chosen = recipe_dir.variant(variant)
+    results = []
+    for target in targets or chosen.targets:
+        destination = out / target if len(targets or chosen.targets) > 1 else out
+        context = render_variant(recipe_dir, chosen.name, target, destination, timeout=timeout)
+        warn_all(context)
+        results.append(context)
+    if as_json:
+        console.emit_json([
+            {"target": c.target, "variant": c.variant.name, "context": str(c.directory),
+             "dockerfile": str(c.dockerfile), "annotations": c.oci_annotations()}
+            for c in results
+        ])
+        return
+    for c in results:
+        console.ok(f"{c.directory}: {c.variant.name} for {c.target}, {len(c.oci_annotations())} annotations")
+
+
+@click.command("build")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--variant", help="Variant of hpcannotate.yaml (default: its `default`, which builds offline).")
+@click.option("--target", "targets", multiple=True, help="CPU target (repeatable; default: the variant's targets).")
+@click.option("--backend", type=click.Choice(["auto", "buildah", "buildx"]), default="auto", show_default=True)
+@click.option("--push", metavar="REF", help="Push to a registry: per-target tags REF-<target> and the index at REF.")
+@click.option("--output", metavar="oci:PATH", help="OCI image layout to write (default: build/<app>/oci).")
+@click.option("--builder", "buildx_builder", help="buildx builder (remote BuildKit) to use.")
+@click.option("--root", type=click.Path(path_type=Path), help="buildah --root: a private image store.")
+@click.option("--runroot", type=click.Path(path_type=Path), help="buildah --runroot.")
+@click.option("--storage-driver", help="buildah --storage-driver (vfs where overlay is unavailable).")
+@click.option("--authfile", type=click.Path(path_type=Path), help="Registry credentials (containers auth.json).")
+@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True,
+              help="Verify TLS for registries (plain HTTP is used for loopback registries anyway).")
+@click.option("--make-base/--no-make-base", default=True, show_default=True,
+              help="Make missing debian/busybox bases locally (debootstrap, busybox-static).")
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
+@click.option("--dry-run", is_flag=True, help="Render and print the builder commands; build nothing.")
+@click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
+def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, root, runroot,
+              storage_driver, authfile, tls_verify, make_base, workdir, dry_run, stream_log, as_json) -> None:
+    """Build one annotated image per CPU target and an annotated index over them.
+
+    \b
+    Examples:
+      hpcannotate build recipes/gromacs                       # debian variant, OCI layout in build/gromacs/oci
+      hpcannotate build recipes/gromacs --push registry.example.org/hpc/gromacs:2022.5
+      hpcannotate build recipes/gromacs --variant spack --backend buildx --builder remote-bk --push REF
+    """
+    from ..builders import BuildOptions
+
+    options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
+                           authfile=authfile, tls_verify=tls_verify, stream_log=stream_log)
+    if dry_run:
+        _dry_run(directory, variant, list(targets), backend, options, workdir, as_json)
+        return
+    from ..build import build
+
+    report = build(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
+                   output=output, workdir=workdir, options=options, allow_make_base=make_base)
+    if as_json:
+        console.emit_json(report.to_json())
+        return
+    console.ok(f"built {report.app} ({report.variant}): {report.reference}")
+    click.echo(f"  index digest {report.digest}")
+    for t in report.targets:
+        click.echo()
+        console.heading(f"  {t.target} ({t.platform}) {t.reference}")
+        click.echo(f"    digest {t.digest}")
+        rows = [[k, console.shorten(v, 70)] for k, v in sorted(t.annotations.items())]
+        console.table(rows, indent=4)
+
+
+def _dry_run(directory, variant, targets, backend, options, workdir, as_json) -> None:
+    from ..builders import select_builder
+    from ..builders.base import platform_for
+    from ..recipedir import load_recipe_dir
+    from ..render import render_variant
+    from ..targets import family_of
+
+    recipe_dir = load_recipe_dir(directory)
+    chosen = recipe_dir.variant(variant)
+    builder = select_builder("buildah" if backend == "auto" else backend, options)
+    plans = []
+    for target in targets or chosen.targets:
+        context = render_variant(recipe_dir, chosen.name, target, workdir / recipe_dir.name / chosen.name / target
+                                 / "context")
+        image = f"localhost/{recipe_dir.name}:{chosen.name}-{target}"
+        plans.append({"target": target, "context": str(context.directory),
+                      "argv": builder.build_argv(context, image, platform_for(family_of(target)))})
+    if as_json:
+        console.emit_json(plans)
+        return
+    import shlex
+
+    for plan in plans:
+        console.heading(f"{plan['target']}: {plan['context']}")
+        click.echo("  " + shlex.join(console.shorten(a, 120) for a in plan["argv"]))
+
+
+@click.command("base")
+@click.argument("reference")
+@click.option("--mirror", default="http://deb.debian.org/debian", show_default=True, help="Debian mirror.")
+@click.option("--rebuild", is_flag=True, help="Make it again even if the cache has it.")
+@click.option("--load/--no-load", default=True, show_default=True, help="Load it into buildah's store.")
+@click.option("--root", type=click.Path(path_type=Path), help="buildah --root.")
+@click.option("--runroot", type=click.Path(path_type=Path), help="buildah --runroot.")
+@click.option("--storage-driver", help="buildah --storage-driver.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
+def base_cmd(reference: str, mirror: str, rebuild: bool, load: bool, root, runroot, storage_driver,
+             as_json: bool) -> None:
+    """Make a base image locally when it cannot be pulled (air-gapped clusters).
+
+    REFERENCE is debian:<suite> (debootstrap --variant=minbase; needs root) or
+    busybox (Debian's busybox-static, FROM scratch). The image is cached as an
+    OCI layout and loaded into buildah's store under the name FROM uses.
+
+    \b
+    Example:
+      hpcannotate base debian:bookworm
+    """
+    from ..baseimage import describe_layout, load_into_buildah, make_base
+    from ..builders import BuildOptions
+    from ..builders.buildah import BuildahBuilder
+
+    layout = make_base(reference, mirror=mirror, rebuild=rebuild)
+    info = describe_layout(layout)
+    if load:
+        builder = BuildahBuilder(BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver))
+        info["store_name"] = load_into_buildah(layout, reference, builder.global_args())
+    if as_json:
+        console.emit_json(info)
+        return
+    console.ok(f"{reference}: oci:{info['layout']}:{reference.split(':')[-1] if ':' in reference else 'latest'}")
+    if "store_name" in info:
+        click.echo(f"  loaded into buildah as {info['store_name']}")
+    console.table([[k, v] for k, v in info["annotations"].items()], indent=2)

@@ -1,0 +1,182 @@
+"""Recipe directories: ``recipes/<app>/hpcannotate.yaml`` and the variants it names.
+
+A recipe directory describes one application as several variants (an HPCCM
+recipe, a Spack environment, an easyconfig, a Debian-package Dockerfile
+fragment), each built for a list of CPU targets: one image per target. The file
+is checked against ``data/recipedir.schema.yaml`` and every error names the file
+and the key.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .errors import InputError
+from .inputs import load_structured
+
+CONFIG_NAME = "hpcannotate.yaml"
+DEFAULT_SHELL = "/bin/bash"
+DEFAULT_TARGETS = ("x86_64",)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """The application's environment: written to /etc/profile.d and, identically, as ENV."""
+
+    path: tuple[str, ...] = ()
+    ld_library_path: tuple[str, ...] = ()
+    vars: dict[str, str] = field(default_factory=dict)
+
+    def merged(self, other: EnvSpec) -> EnvSpec:
+        def joined(mine: tuple[str, ...], theirs: tuple[str, ...]) -> tuple[str, ...]:
+            return theirs + tuple(p for p in mine if p not in theirs)
+
+        return EnvSpec(joined(self.path, other.path), joined(self.ld_library_path, other.ld_library_path),
+                       {**self.vars, **other.vars})
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    format: str
+    recipe: Path
+    targets: tuple[str, ...]
+    base: str | None
+    annotations: dict[str, str]
+    env: EnvSpec
+    userargs: dict[str, str]
+    usage: str | None
+    shell: str
+    build_base: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipeDir:
+    path: Path
+    config: Path
+    name: str
+    version: str | None
+    description: str | None
+    default: str
+    docs: dict[str, Path]
+    variants: dict[str, Variant]
+
+    def variant(self, name: str | None = None) -> Variant:
+        chosen = name or self.default
+        if chosen not in self.variants:
+            raise InputError(f"{self.config}: no variant {chosen!r} (variants: {', '.join(self.variants)})")
+        return self.variants[chosen]
+
+
+@functools.cache
+def _schema() -> dict:
+    import yaml
+
+    text = resources.files("hpcannotate").joinpath("data/recipedir.schema.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def _where(error) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _check_schema(data: object, config: Path) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(list(e.absolute_path)), str(e.absolute_path)))
+    if not errors:
+        return
+    error = errors[0]
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        message = f"unknown key {extra[0]!r} (known: {', '.join(allowed)})" if extra and allowed else error.message
+    elif error.validator == "type":
+        message = f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
+    else:
+        message = error.message
+    raise InputError(f"{config}: {_where(error)}: {message}")
+
+
+def _env(raw: dict | None) -> EnvSpec:
+    raw = raw or {}
+    return EnvSpec(tuple(raw.get("path", ())), tuple(raw.get("ld_library_path", ())), dict(raw.get("vars", {})))
+
+
+def _recipe_path(directory: Path, config: Path, variant: str, fmt: str, name: str) -> Path:
+    path = directory / name
+    if path.is_file():
+        return path
+    if fmt == "easybuild":
+        from .adapters.easybuild import locate_by_name
+
+        found = locate_by_name(name)
+        if found:
+            return found
+    raise InputError(f"{config}: variants.{variant}.recipe: {name} does not exist")
+
+
+def load_recipe_dir(path: str | Path) -> RecipeDir:
+    """Read and check a recipe directory (or its hpcannotate.yaml)."""
+    path = Path(path)
+    config = path if path.is_file() else path / CONFIG_NAME
+    directory = config.parent
+    if not config.is_file():
+        raise InputError(f"{directory}: no {CONFIG_NAME} (a recipe directory names its variants there)")
+    data = load_structured(config, "recipe directory configuration")
+    if not isinstance(data, dict):
+        raise InputError(f"{config}: expected a mapping at the top level")
+    _check_schema(data, config)
+    from . import targets as cpu
+
+    variants = {}
+    top_env = _env(data.get("env"))
+    for name, raw in data["variants"].items():
+        fmt = raw["format"]
+        var_targets = tuple(raw.get("targets") or data.get("targets") or DEFAULT_TARGETS)
+        for t in var_targets:
+            if not cpu.is_target(t):
+                hint = cpu.suggest_target(t)
+                extra = f" (did you mean {hint!r}?)" if hint else ""
+                raise InputError(f"{config}: variants.{name}.targets: {t!r} is not an archspec CPU target{extra}")
+        if "userargs" in raw and fmt != "hpccm":
+            raise InputError(f"{config}: variants.{name}.userargs: only hpccm variants take userargs")
+        variants[name] = Variant(
+            name=name,
+            format=fmt,
+            recipe=_recipe_path(directory, config, name, fmt, raw["recipe"]),
+            targets=var_targets,
+            base=raw.get("base") or data.get("base"),
+            annotations={**data.get("annotations", {}), **raw.get("annotations", {})},
+            env=top_env.merged(_env(raw.get("env"))),
+            userargs=dict(raw.get("userargs", {})),
+            usage=raw.get("usage", data.get("usage")),
+            shell=raw.get("shell") or data.get("shell") or DEFAULT_SHELL,
+            build_base=raw.get("build_base"),
+        )
+    if data["default"] not in variants:
+        raise InputError(f"{config}: default: no variant {data['default']!r} (variants: {', '.join(variants)})")
+    for fmt_name in ("dockerfile",):
+        for v in variants.values():
+            if v.format == fmt_name and not v.base:
+                raise InputError(f"{config}: variants.{v.name}.base: a dockerfile variant needs a base image")
+    docs = {}
+    for kind, name in (data.get("docs") or {}).items():
+        doc = directory / name
+        if not doc.is_file():
+            raise InputError(f"{config}: docs.{kind}: {name} does not exist")
+        docs[kind] = doc
+    return RecipeDir(
+        path=directory,
+        config=config,
+        name=data["name"],
+        version=data.get("version"),
+        description=data.get("description"),
+        default=data["default"],
+        docs=docs,
+        variants=variants,
+    )

@@ -1,0 +1,98 @@
+"""The exact commands each backend runs. buildx is not installable here: its code path is tested
+through the command line it builds (and for real where `docker buildx` exists)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hpcannotate.builders import BuildOptions, select_builder
+from hpcannotate.builders.buildah import BuildahBuilder
+from hpcannotate.builders.buildx import BuildxBuilder
+from hpcannotate.errors import InputError
+from hpcannotate.recipedir import load_recipe_dir
+from hpcannotate.render import render_variant
+
+HELLO = Path(__file__).parent / "data" / "recipedirs" / "hello"
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory):
+    return render_variant(load_recipe_dir(HELLO), None, "x86_64_v3", tmp_path_factory.mktemp("ctx") / "ctx")
+
+
+def pairs(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_buildah_argv(context):
+    options = BuildOptions(root=Path("/r"), runroot=Path("/rr"), storage_driver="vfs")
+    argv = BuildahBuilder(options).build_argv(context, "localhost/hello:x", "linux/amd64")
+    assert argv[:7] == ["buildah", "--root", "/r", "--runroot", "/rr", "--storage-driver", "vfs"]
+    assert argv[7:13] == ["bud", "--format", "oci", "--isolation", "chroot", "--pull=false"]
+    assert "docker" not in pairs(argv, "--format")  # the docker format drops annotations
+    assert pairs(argv, "--platform") == ["linux/amd64"]
+    assert pairs(argv, "-f") == [str(context.dockerfile)]
+    annotations = pairs(argv, "--annotation")
+    assert "org.supercontainers.hardware.cpu.optimized.version=x86_64_v3" in annotations
+    assert any(a.startswith("org.supercontainers.docs.build.dockerfile=") for a in annotations)
+    labels = pairs(argv, "--label")  # only what the Dockerfile cannot carry
+    assert sorted(label.split("=", 1)[0] for label in labels) == sorted(context.argv_labels())
+    assert argv[-1] == str(context.directory)
+
+
+def test_buildah_push_argv(tmp_path):
+    builder = BuildahBuilder(BuildOptions(tls_verify=False, authfile=Path("/a/auth.json")))
+    argv = builder.export_argv("localhost/hello:x", "127.0.0.1:5000/hello:1.0-x86_64", tmp_path / "d")
+    assert argv == ["buildah", "push", "--format", "oci", "--digestfile", str(tmp_path / "d"), "--tls-verify=false",
+                    "--authfile", "/a/auth.json", "localhost/hello:x", "docker://127.0.0.1:5000/hello:1.0-x86_64"]
+    layout = builder.export_argv("localhost/hello:x", "oci:/out:1.0-x86_64", tmp_path / "d")
+    assert layout[-1] == "oci:/out:1.0-x86_64" and "--tls-verify=false" not in layout
+
+
+def test_buildx_argv(context):
+    options = BuildOptions(builder="remote-bk", build_contexts={"debian:bookworm": "oci-layout:///cache/debian:bookworm"})
+    argv = BuildxBuilder(options).build_argv(context, "reg.example.org/hello:1.0", "linux/arm64")
+    assert argv[:5] == ["docker", "buildx", "build", "--builder", "remote-bk"]
+    assert pairs(argv, "--platform") == ["linux/arm64"]
+    assert "--provenance=false" in argv  # an attestation manifest would hide the image in an index
+    annotations = pairs(argv, "--annotation")
+    assert "manifest:org.supercontainers.hardware.cpu.optimized.version=x86_64_v3" in annotations
+    assert all(a.startswith("manifest:") for a in annotations)
+    assert pairs(argv, "--build-context") == ["debian:bookworm=oci-layout:///cache/debian:bookworm"]
+    assert pairs(argv, "--output") == ["type=registry"]
+    assert argv[-1] == str(context.directory)
+    oci = BuildxBuilder(BuildOptions()).build_argv(context, "x", "linux/amd64", "type=oci,dest=/t/x.tar")
+    assert pairs(oci, "--output") == ["type=oci,dest=/t/x.tar"]
+    assert "--builder" not in oci
+
+
+def test_values_with_newlines_are_single_arguments(tmp_path):
+    recipe = tmp_path / "app"
+    shutil.copytree(HELLO, recipe)
+    config = recipe / "hpcannotate.yaml"
+    config.write_text(config.read_text().replace('description: "A', 'description: "two\\nlines $X \\"q\\" A'))
+    ctx = render_variant(load_recipe_dir(recipe), None, "x86_64", tmp_path / "ctx")
+    description = ctx.oci_annotations()["org.opencontainers.image.description"]
+    assert "\n" in description
+    argv = BuildahBuilder(BuildOptions()).build_argv(ctx, "x", "linux/amd64")
+    assert f"org.opencontainers.image.description={description}" in pairs(argv, "--label")
+    assert f"org.opencontainers.image.description={description}" in pairs(argv, "--annotation")
+
+
+def test_backend_selection():
+    with pytest.raises(InputError, match="unknown backend"):
+        select_builder("kaniko", BuildOptions())
+    if shutil.which("buildah"):
+        assert select_builder("auto", BuildOptions()).name == "buildah"
+
+
+@pytest.mark.skipif(shutil.which("docker") is None or subprocess.run(["docker", "buildx", "version"],
+                    capture_output=True, check=False).returncode != 0, reason="docker buildx is not available")
+def test_buildx_builds_for_real(context, tmp_path):
+    builder = BuildxBuilder(BuildOptions())
+    result = builder.build(context, "hello:test", "linux/amd64", tmp_path / "build.log")
+    assert Path(result.image).is_file()

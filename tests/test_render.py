@@ -1,0 +1,138 @@
+"""Rendering: recipe directories, the Dockerfile's structure and escaping, the profile."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from dockerfile_parse import DockerfileParser
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hpcannotate.dockerfile_text import label_pair, quote, representable, unquote
+from hpcannotate.errors import InputError
+from hpcannotate.recipedir import load_recipe_dir
+from hpcannotate.render import render_variant
+from hpcannotate.resources import render as render_template
+
+HELLO = Path(__file__).parent / "data" / "recipedirs" / "hello"
+WORD = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def parse(text: str) -> list[dict]:
+    parser = DockerfileParser(fileobj=io.BytesIO())  # in memory: no Dockerfile written to the cwd
+    parser.content = text
+    return [i for i in parser.structure if i["instruction"] != "COMMENT"]
+
+
+def label_words(value: str) -> list[str]:
+    """The double-quoted words of a LABEL's raw value, unquoted as BuildKit reads them."""
+    words = [m.group(0) for m in WORD.finditer(value)]
+    assert "=".join(words) == value, value  # nothing outside the two quoted words
+    return [unquote(w) for w in words]
+
+
+def render_labels(labels: dict[str, str]) -> str:
+    return render_template(
+        "Dockerfile.j2", recipe="r", variant="v", target="x86_64", body="FROM scratch", usage=False,
+        env_lines=[], label_lines=[label_pair(k, v) for k, v in labels.items()], cmd='["/bin/sh", "-l"]',
+    )
+
+
+EXPECTED_INSTRUCTIONS = ["FROM", "COPY", "COPY", "LABEL", "LABEL", "ENTRYPOINT", "CMD"]
+values = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60).filter(representable)
+nasty = st.sampled_from(['"', "\\", "$", "${HOME}", "#", "\\\"", "'", "=", " ", "\t", "ü", "\\$", "`x`", "\\\\\\"])
+
+
+@settings(max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(values, st.lists(nasty, max_size=8).map("".join)), values)
+def test_label_values_never_change_the_structure_and_come_back_exactly(value, other):
+    text = render_labels({"org.example.first": value, "org.example.second": other})
+    structure = parse(text)
+    assert [i["instruction"] for i in structure] == EXPECTED_INSTRUCTIONS
+    labels = [i for i in structure if i["instruction"] == "LABEL"]
+    assert label_words(labels[0]["value"]) == ["org.example.first", value]
+    assert label_words(labels[1]["value"]) == ["org.example.second", other]
+
+
+def test_line_breaks_are_not_representable():
+    for value in ("a\nb", "a\rb", "a\u2028b", "a\x00b"):
+        assert not representable(value)
+        with pytest.raises(ValueError):
+            quote(value)
+
+
+def test_values_with_line_breaks_go_to_the_builder_not_the_dockerfile(tmp_path):
+    recipe = tmp_path / "app"
+    shutil.copytree(HELLO, recipe)
+    config = recipe / "hpcannotate.yaml"
+    config.write_text(config.read_text().replace(
+        'description: "A \\"hello\\" app', 'description: "line one\\nline two; A \\"hello\\" app'))
+    context = render_variant(load_recipe_dir(recipe), None, "x86_64", tmp_path / "ctx")
+    description = context.oci_annotations()["org.opencontainers.image.description"]
+    assert "\n" in description
+    assert "org.opencontainers.image.description" in context.argv_labels()
+    assert "line one" not in context.dockerfile.read_text()
+    assert next(i["instruction"] for i in parse(context.dockerfile.read_text())) == "FROM"
+
+
+def test_rendered_hello_context(tmp_path):
+    context = render_variant(load_recipe_dir(HELLO), None, "x86_64_v3", tmp_path / "ctx")
+    text = context.dockerfile.read_text()
+    structure = parse(text)
+    assert structure[0]["instruction"] == "FROM" and structure[0]["value"] == "busybox"
+    assert structure[-2]["value"] == '["/usr/local/bin/hpcannotate-entrypoint"]'
+    assert structure[-1]["value"] == '["/bin/sh", "-l"]'
+    envs = [i["value"] for i in structure if i["instruction"] == "ENV"]
+    assert envs[0] == 'PATH="/opt/hello/bin${PATH:+:${PATH}}"'
+    assert (tmp_path / "ctx" / "hpcannotate" / "entrypoint.sh").stat().st_mode & 0o111
+    assert (tmp_path / "ctx" / "annotations.json").is_file()
+    annotations = context.oci_annotations()
+    assert annotations["org.supercontainers.hardware.cpu.optimized.mode"] == "genericMicro"
+    assert annotations["org.supercontainers.docs.quickstart.base64"]
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    shutil.copy(HELLO / "hello.Dockerfile", tmp_path / "hello.Dockerfile")
+    (tmp_path / "hpcannotate.yaml").write_text(text)
+    return tmp_path
+
+
+GOOD = "name: x\ndefault: a\nbase: busybox\nvariants:\n  a: {format: dockerfile, recipe: hello.Dockerfile}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD + "colour: blue\n", "(top level): unknown key 'colour'"),
+        (GOOD.replace("default: a", "default: b"), "default: no variant 'b'"),
+        (GOOD + "targets: zen3\n", "targets: expected array"),
+        (GOOD + "targets: [zen-3]\n", "did you mean 'zen3'"),
+        (GOOD.replace("recipe: hello.Dockerfile", "recipe: missing.Dockerfile"), "missing.Dockerfile does not exist"),
+        (GOOD.replace("format: dockerfile", "format: make"), "variants.a.format"),
+        (GOOD.replace("{format", "{userargs: {a: b}, format"), "only hpccm variants take userargs"),
+        (GOOD + "docs: {quickstart: nope.md}\n", "docs.quickstart: nope.md does not exist"),
+        (GOOD.replace("name: x", "name: Bad Name"), "name:"),
+    ],
+)
+def test_recipe_dir_errors_name_the_file_and_key(tmp_path, text, message):
+    with pytest.raises(InputError) as info:
+        load_recipe_dir(write_config(tmp_path, text))
+    assert message in str(info.value)
+    assert "hpcannotate.yaml" in str(info.value)
+
+
+def test_fragment_with_from_is_refused(tmp_path):
+    write_config(tmp_path, GOOD)
+    (tmp_path / "hello.Dockerfile").write_text("FROM debian\nRUN true\n")
+    with pytest.raises(InputError, match="fragment without FROM"):
+        render_variant(load_recipe_dir(tmp_path), None, "x86_64", tmp_path / "ctx")
+
+
+def test_invalid_declared_annotation_is_refused(tmp_path):
+    write_config(tmp_path, GOOD + "annotations: {mpi.implementation: lam}\n")
+    with pytest.raises(InputError, match=r"mpi\.implementation: .lam. is not one of"):
+        render_variant(load_recipe_dir(tmp_path), None, "x86_64", tmp_path / "ctx")
