@@ -28,14 +28,16 @@ def pairs(argv: list[str], flag: str) -> list[str]:
     return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
 
 
-def test_buildah_argv(context):
+def test_buildah_argv_into_a_layout(context):
     options = BuildOptions(root=Path("/r"), runroot=Path("/rr"), storage_driver="vfs")
-    argv = BuildahBuilder(options).build_argv(context, "localhost/hello:x", "linux/amd64")
+    argv = BuildahBuilder(options).build_argv(context, "oci:/out:1.0-x86_64_v3", "linux/amd64")
     assert argv[:7] == ["buildah", "--root", "/r", "--runroot", "/rr", "--storage-driver", "vfs"]
     assert argv[7:13] == ["bud", "--format", "oci", "--isolation", "chroot", "--pull=false"]
     assert "docker" not in pairs(argv, "--format")  # the docker format drops annotations
     assert pairs(argv, "--platform") == ["linux/amd64"]
     assert pairs(argv, "-f") == [str(context.dockerfile)]
+    assert pairs(argv, "-t") == ["oci:/out:1.0-x86_64_v3"]  # committed straight into the layout
+    assert "--tls-verify=false" not in argv
     annotations = pairs(argv, "--annotation")
     assert "org.supercontainers.hardware.cpu.optimized.version=x86_64_v3" in annotations
     assert any(a.startswith("org.supercontainers.docs.build.dockerfile=") for a in annotations)
@@ -44,13 +46,16 @@ def test_buildah_argv(context):
     assert argv[-1] == str(context.directory)
 
 
-def test_buildah_push_argv(tmp_path):
-    builder = BuildahBuilder(BuildOptions(tls_verify=False, authfile=Path("/a/auth.json")))
-    argv = builder.export_argv("localhost/hello:x", "127.0.0.1:5000/hello:1.0-x86_64", tmp_path / "d")
-    assert argv == ["buildah", "push", "--format", "oci", "--digestfile", str(tmp_path / "d"), "--tls-verify=false",
-                    "--authfile", "/a/auth.json", "localhost/hello:x", "docker://127.0.0.1:5000/hello:1.0-x86_64"]
-    layout = builder.export_argv("localhost/hello:x", "oci:/out:1.0-x86_64", tmp_path / "d")
-    assert layout[-1] == "oci:/out:1.0-x86_64" and "--tls-verify=false" not in layout
+def test_buildah_argv_into_a_registry(context):
+    builder = BuildahBuilder(BuildOptions(authfile=Path("/a/auth.json")))
+    argv = builder.build_argv(context, "127.0.0.1:5000/hello:1.0-x86_64", "linux/amd64")
+    assert pairs(argv, "-t") == ["docker://127.0.0.1:5000/hello:1.0-x86_64"]
+    assert "--tls-verify=false" in argv  # loopback registries speak plain HTTP
+    assert pairs(argv, "--authfile") == ["/a/auth.json"]
+    remote = builder.build_argv(context, "registry.example.org/hpc/hello:1.0-x86_64", "linux/amd64")
+    assert "--tls-verify=false" not in remote
+    insecure = BuildahBuilder(BuildOptions(tls_verify=False)).build_argv(context, "reg.example.org/x:1", "linux/amd64")
+    assert "--tls-verify=false" in insecure
 
 
 def test_buildx_argv(context):
@@ -63,11 +68,12 @@ def test_buildx_argv(context):
     assert "manifest:org.supercontainers.hardware.cpu.optimized.version=x86_64_v3" in annotations
     assert all(a.startswith("manifest:") for a in annotations)
     assert pairs(argv, "--build-context") == ["debian:bookworm=oci-layout:///cache/debian:bookworm"]
+    assert pairs(argv, "-t") == ["reg.example.org/hello:1.0"]
     assert pairs(argv, "--output") == ["type=registry"]
     assert argv[-1] == str(context.directory)
-    oci = BuildxBuilder(BuildOptions()).build_argv(context, "x", "linux/amd64", "type=oci,dest=/t/x.tar")
-    assert pairs(oci, "--output") == ["type=oci,dest=/t/x.tar"]
-    assert "--builder" not in oci
+    oci = BuildxBuilder(BuildOptions()).build_argv(context, "oci:/out:1.0-x86_64_v3", "linux/amd64")
+    assert pairs(oci, "--output") == [f"type=oci,dest={BuildxBuilder.tarball(context)}"]
+    assert "--builder" not in oci and "-t" not in oci
 
 
 def test_values_with_newlines_are_single_arguments(tmp_path):
@@ -78,7 +84,7 @@ def test_values_with_newlines_are_single_arguments(tmp_path):
     ctx = render_variant(load_recipe_dir(recipe), None, "x86_64", tmp_path / "ctx")
     description = ctx.oci_annotations()["org.opencontainers.image.description"]
     assert "\n" in description
-    argv = BuildahBuilder(BuildOptions()).build_argv(ctx, "x", "linux/amd64")
+    argv = BuildahBuilder(BuildOptions()).build_argv(ctx, "oci:/out:x", "linux/amd64")
     assert f"org.opencontainers.image.description={description}" in pairs(argv, "--label")
     assert f"org.opencontainers.image.description={description}" in pairs(argv, "--annotation")
 
@@ -94,5 +100,5 @@ def test_backend_selection():
                     capture_output=True, check=False).returncode != 0, reason="docker buildx is not available")
 def test_buildx_builds_for_real(context, tmp_path):
     builder = BuildxBuilder(BuildOptions())
-    result = builder.build(context, "hello:test", "linux/amd64", tmp_path / "build.log")
-    assert Path(result.image).is_file()
+    result = builder.build(context, f"oci:{tmp_path / 'oci'}:test", "linux/amd64", tmp_path / "build.log")
+    assert (tmp_path / "oci" / "index.json").is_file() and result.reference.endswith(":test")

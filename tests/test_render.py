@@ -136,3 +136,34 @@ def test_invalid_declared_annotation_is_refused(tmp_path):
     write_config(tmp_path, GOOD + "annotations: {mpi.implementation: lam}\n")
     with pytest.raises(InputError, match=r"mpi\.implementation: .lam. is not one of"):
         render_variant(load_recipe_dir(tmp_path), None, "x86_64", tmp_path / "ctx")
+
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+ALL_VARIANTS = [
+    (app, name, target)
+    for app in ("gromacs", "pytorch")
+    for name, variant in load_recipe_dir(RECIPES / app).variants.items()
+    for target in variant.targets
+]
+
+
+@pytest.mark.parametrize(("app", "variant", "target"), ALL_VARIANTS, ids=["/".join(v) for v in ALL_VARIANTS])
+def test_every_example_variant_renders_to_a_valid_dockerfile(tmp_path, app, variant, target):
+    """The source-build variants cannot download sources here: render them and check the result parses."""
+    context = render_variant(load_recipe_dir(RECIPES / app), variant, target, tmp_path / "ctx")
+    structure = parse(context.dockerfile.read_text())
+    instructions = [i["instruction"] for i in structure]
+    assert instructions[0] == "FROM"
+    assert instructions[-2:] == ["ENTRYPOINT", "CMD"]
+    assert "LABEL" in instructions
+    annotations = context.oci_annotations()
+    assert annotations["org.supercontainers.hardware.cpu.optimized.version"] == target
+    assert context.annotations.validate() == []
+    labels = {}
+    ours = context.dockerfile.read_text().split("# ---- hpcannotate:", 1)[1]  # the recipe's own labels come before
+    for item in parse(ours):
+        if item["instruction"] == "LABEL":
+            key, value = label_words(item["value"])
+            labels[key] = value
+    for key, value in labels.items():
+        assert annotations[key] == value, key

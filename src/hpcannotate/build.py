@@ -36,7 +36,6 @@ FROM_RE = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.I | re.M)
 class TargetResult:
     target: str
     platform: str
-    image: str
     reference: str
     digest: str
     annotations: dict[str, str]
@@ -80,15 +79,18 @@ class Destination:
 
     store: ImageStore
     index_tag: str
-    per_target: str  # format string with {target}: the per-target reference builders export to
+    prefix: str  # the reference a builder writes to, without the tag: "oci:PATH" or "registry/repo"
+
+    def target_tag(self, target: str) -> str:
+        return f"{self.index_tag}-{target}"
 
     def target_ref(self, target: str) -> str:
-        return self.per_target.format(target=target)
+        return f"{self.prefix}:{self.target_tag(target)}"
 
 
 def layout_destination(path: Path, tag: str) -> Destination:
     layout = OciLayout.create(path)
-    return Destination(LayoutStore(layout), tag, f"oci:{layout.path}:{tag}-{{target}}")
+    return Destination(LayoutStore(layout), tag, f"oci:{layout.path}")
 
 
 def registry_destination(ref: str, options: BuildOptions) -> Destination:
@@ -96,7 +98,7 @@ def registry_destination(ref: str, options: BuildOptions) -> Destination:
 
     store = RegistryStore.for_reference(ref, tls_verify=options.tls_verify, authfile=options.authfile)
     tag = store.reference.tag or "latest"
-    return Destination(store, tag, f"{store.reference.registry}/{store.reference.repository}:{tag}-{{target}}")
+    return Destination(store, tag, f"{store.reference.registry}/{store.reference.repository}")
 
 
 def base_images(dockerfile: str) -> list[str]:
@@ -205,17 +207,14 @@ def build(
         report.warnings.extend(context.warnings)
         platform = platform_for(family_of(target))
         ensure_bases(context, builder, allow_make_base)
-        image = f"localhost/{recipe_dir.name}:{chosen.name}-{target}"
-        log = work / target / "build.log"
-        console.progress(f"[{target}] building {image} with {builder.name} (log: {log})")
-        built = builder.build(context, image, platform, log)
         reference = destination.target_ref(target)
-        console.progress(f"[{target}] exporting to {reference}")
-        digest = builder.export(built.image, reference, log)
-        manifest = destination.store.get_manifest(digest)
+        log = work / target / "build.log"
+        console.progress(f"[{target}] building {reference} with {builder.name} (log: {log})")
+        builder.build(context, reference, platform, log)
+        manifest = destination.store.get_manifest(destination.target_tag(target))
         entries.append((manifest, platform, descriptor_annotations(context.oci_annotations())))
         expected[target] = _expected(context)
-        report.targets.append(TargetResult(target, platform, image, reference, digest,
+        report.targets.append(TargetResult(target, platform, reference, manifest.digest,
                                            context.oci_annotations(), context.directory))
     index_raw = build_index(entries, _index_annotations(recipe_dir, report))
     report.digest = destination.store.put_manifest(index_raw, OCI_INDEX, destination.index_tag)

@@ -31,8 +31,7 @@ class BuildOptions:
 
 @dataclass
 class BuildResult:
-    image: str  # where the image is now: a store name, a registry ref or an oci: layout ref
-    digest: str | None
+    reference: str  # where the image is now: ``oci:PATH:TAG`` or a registry reference
     log: Path
 
 
@@ -72,13 +71,9 @@ class Builder(ABC):
         """Whether the tool is installed and usable here."""
 
     @abstractmethod
-    def build_argv(self, context: RenderedContext, image: str, platform: str) -> list[str]:
-        """The exact command that builds ``context`` as ``image``."""
+    def build_argv(self, context: RenderedContext, destination: str, platform: str) -> list[str]:
+        """The exact command that builds ``context`` into ``destination`` (``oci:PATH:TAG`` or a registry ref)."""
 
     @abstractmethod
-    def build(self, context: RenderedContext, image: str, platform: str, log: Path) -> BuildResult:
-        """Build and return where the image is."""
-
-    @abstractmethod
-    def export(self, image: str, destination: str, log: Path) -> str:
-        """Copy a built image to ``oci:PATH:TAG`` or a registry reference; returns its manifest digest."""
+    def build(self, context: RenderedContext, destination: str, platform: str, log: Path) -> BuildResult:
+        """Build straight into ``destination``: no second copy of the layers (see bench/build_overhead.py)."""

@@ -8,7 +8,6 @@ container runtime, which works in unprivileged CI containers too.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from ..render import RenderedContext
@@ -34,9 +33,18 @@ class BuildahBuilder(Builder):
             args += ["--storage-driver", self.options.storage_driver]
         return args
 
-    def build_argv(self, context: RenderedContext, image: str, platform: str) -> list[str]:
+    def build_argv(self, context: RenderedContext, destination: str, platform: str) -> list[str]:
+        """``buildah bud`` committing straight to the destination (``-t oci:PATH:TAG`` or ``-t docker://REF``).
+
+        Committing to the destination writes the compressed layers once; committing to the
+        local store first and pushing afterwards would copy the image twice.
+        """
         argv = [*self.global_args(), "bud", "--format", "oci", "--isolation", "chroot", "--pull=false",
-                "--platform", platform, "-f", str(context.dockerfile), "-t", image]
+                "--platform", platform, "-f", str(context.dockerfile)]
+        if destination.startswith("oci:"):
+            argv += ["-t", destination]
+        else:
+            argv += [*self.registry_args(destination), "-t", "docker://" + destination]
         for key, value in context.oci_annotations().items():
             if key not in LAYOUT_ONLY:
                 argv += ["--annotation", f"{key}={value}"]
@@ -44,29 +52,21 @@ class BuildahBuilder(Builder):
             argv += ["--label", f"{key}={value}"]
         return [*argv, str(context.directory)]
 
-    def build(self, context: RenderedContext, image: str, platform: str, log: Path) -> BuildResult:
-        run_logged(self.build_argv(context, image, platform), log, f"buildah bud of {image}", self.options.stream_log)
-        return BuildResult(image, None, log)
+    def registry_args(self, destination: str) -> list[str]:
+        from ..registry.reference import is_loopback, parse_reference
 
-    def export_argv(self, image: str, destination: str, digestfile: Path) -> list[str]:
-        argv = [*self.global_args(), "push", "--format", "oci", "--digestfile", str(digestfile)]
-        if not destination.startswith("oci:"):
-            from ..registry.reference import is_loopback, parse_reference
+        args = []
+        # plain HTTP for loopback registries, as crane and hpcannotate's own client do
+        if not self.options.tls_verify or is_loopback(parse_reference(destination).registry):
+            args.append("--tls-verify=false")
+        if self.options.authfile:
+            args += ["--authfile", str(self.options.authfile)]
+        return args
 
-            # plain HTTP for loopback registries, as crane and hpcannotate's own client do
-            if not self.options.tls_verify or is_loopback(parse_reference(destination).registry):
-                argv.append("--tls-verify=false")
-            if self.options.authfile:
-                argv += ["--authfile", str(self.options.authfile)]
-            destination = "docker://" + destination
-        return [*argv, image, destination]
-
-    def export(self, image: str, destination: str, log: Path) -> str:
-        with tempfile.TemporaryDirectory(prefix="hpcannotate-") as tmp:
-            digestfile = Path(tmp) / "digest"
-            run_logged(self.export_argv(image, destination, digestfile), log, f"buildah push to {destination}",
-                       self.options.stream_log)
-            return digestfile.read_text().strip()
+    def build(self, context: RenderedContext, destination: str, platform: str, log: Path) -> BuildResult:
+        run_logged(self.build_argv(context, destination, platform), log, f"buildah bud into {destination}",
+                   self.options.stream_log)
+        return BuildResult(destination, log)
 
     def image_exists(self, image: str) -> bool:
         import subprocess

@@ -28,12 +28,12 @@ class BuildxBuilder(Builder):
         probe = subprocess.run(["docker", "buildx", "version"], capture_output=True, check=False)
         return probe.returncode == 0
 
-    def build_argv(self, context: RenderedContext, image: str, platform: str, output: str | None = None) -> list[str]:
-        """``output`` is ``type=registry`` (push ``image``) or ``type=oci,dest=FILE.tar``."""
+    def build_argv(self, context: RenderedContext, destination: str, platform: str) -> list[str]:
+        """Registry destinations are pushed by buildx itself; layouts are written as an OCI tarball first."""
         argv = ["docker", "buildx", "build"]
         if self.options.builder:
             argv += ["--builder", self.options.builder]
-        argv += ["--platform", platform, "-f", str(context.dockerfile), "-t", image, "--provenance=false"]
+        argv += ["--platform", platform, "-f", str(context.dockerfile), "--provenance=false"]
         for key, value in context.oci_annotations().items():
             if key not in LAYOUT_ONLY:
                 argv += ["--annotation", f"manifest:{key}={value}"]
@@ -41,22 +41,31 @@ class BuildxBuilder(Builder):
             argv += ["--label", f"{key}={value}"]
         for name, location in self.options.build_contexts.items():
             argv += ["--build-context", f"{name}={location}"]
-        argv += ["--output", output or "type=registry"]
+        if destination.startswith("oci:"):
+            argv += ["--output", f"type=oci,dest={self.tarball(context)}"]
+        else:
+            argv += ["-t", destination, "--output", "type=registry"]
         return [*argv, str(context.directory)]
 
-    def build(self, context: RenderedContext, image: str, platform: str, log: Path) -> BuildResult:
-        """Build straight into an OCI layout tarball; ``export`` then places it."""
-        tarball = log.with_suffix(".oci.tar")
-        argv = self.build_argv(context, image, platform, f"type=oci,dest={tarball}")
-        run_logged(argv, log, f"docker buildx build of {image}", self.options.stream_log)
-        return BuildResult(str(tarball), None, log)
+    @staticmethod
+    def tarball(context: RenderedContext) -> Path:
+        return context.directory.parent / "image.oci.tar"
 
-    def export(self, image: str, destination: str, log: Path) -> str:
-        """Copy the OCI tarball buildx wrote into a layout, or push it with the registry client."""
+    def build(self, context: RenderedContext, destination: str, platform: str, log: Path) -> BuildResult:
+        run_logged(self.build_argv(context, destination, platform), log, f"docker buildx build into {destination}",
+                   self.options.stream_log)
+        if destination.startswith("oci:"):
+            self._unpack(self.tarball(context), destination)
+        return BuildResult(destination, log)
+
+    @staticmethod
+    def _unpack(tarball: Path, destination: str) -> None:
+        """Copy the image of buildx's OCI tarball into the destination layout under its tag."""
         from ..oci.layout import OciLayout
 
+        path, _, tag = destination.removeprefix("oci:").rpartition(":")
         with tempfile.TemporaryDirectory(prefix="hpcannotate-") as tmp:
-            with tarfile.open(image) as tar:
+            with tarfile.open(tarball) as tar:
                 if hasattr(tarfile, "data_filter"):
                     tar.extractall(tmp, filter="data")
                 else:  # Python < 3.10.12: the tarball is buildx's own output
@@ -64,7 +73,9 @@ class BuildxBuilder(Builder):
             source = OciLayout.open(tmp)
             desc = next(iter(source.descriptors()), None)
             if desc is None:
-                raise HpcAnnotateError(f"{image}: buildx wrote an empty OCI layout")
-            from ..oci.copy import copy_image
-
-            return copy_image(source, desc, destination, self.options)
+                raise HpcAnnotateError(f"{tarball}: buildx wrote an empty OCI layout")
+            target = OciLayout.create(path)
+            for blob in (Path(tmp) / "blobs" / "sha256").iterdir():
+                if not target.has_blob("sha256:" + blob.name):
+                    shutil.copyfile(blob, target.blob_path("sha256:" + blob.name))
+            target.set_ref({k: v for k, v in desc.items() if k != "annotations"}, tag)

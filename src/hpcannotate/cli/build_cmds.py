@@ -115,9 +115,9 @@ def _dry_run(directory, variant, targets, backend, options, workdir, as_json) ->
     for target in targets or chosen.targets:
         context = render_variant(recipe_dir, chosen.name, target, workdir / recipe_dir.name / chosen.name / target
                                  / "context")
-        image = f"localhost/{recipe_dir.name}:{chosen.name}-{target}"
+        destination = f"oci:{workdir / recipe_dir.name / 'oci'}:{recipe_dir.version or 'latest'}-{target}"
         plans.append({"target": target, "context": str(context.directory),
-                      "argv": builder.build_argv(context, image, platform_for(family_of(target)))})
+                      "argv": builder.build_argv(context, destination, platform_for(family_of(target)))})
     if as_json:
         console.emit_json(plans)
         return
