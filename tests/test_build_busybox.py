@@ -160,3 +160,15 @@ def test_push_with_basic_auth(buildah_store, busybox_base, auth_registry, tmp_pa
                        auth=(auth_registry.user, auth_registry.password))
     assert index["manifests"][0]["annotations"][P + "hardware.cpu.optimized.version"] == "x86_64"
     assert auth_registry.password not in json.dumps(report.to_json())
+
+
+def test_base_image_annotations_are_the_lowest_layer(hello_layout):
+    """The busybox base says which shells it has; the new image carries that, with its provenance."""
+    report, layout_dir = hello_layout
+    layout = OciLayout.open(layout_dir)
+    manifest = layout.read_json(layout.find("1.0-x86_64")["digest"])
+    assert manifest["annotations"][P + "shell.implementation"] == "sh,ash"
+    saved = json.loads((report.targets[0].context / "annotations.json").read_text())
+    assert saved["provenance"][P + "shell.implementation"]["layer"] == "base image"
+    # the recipe overrides what the base says, visibly
+    assert saved["provenance"][P + "hardware.cpu.optimized.version"]["layer"] == "recipe"

@@ -118,27 +118,38 @@ def base_images(dockerfile: str) -> list[str]:
     return bases
 
 
-def ensure_bases(context: RenderedContext, builder: Builder, allow_make: bool) -> None:
-    """Make missing bases that hpcannotate can make (debian, busybox) when they are not in the store."""
+def ensure_base(ref: str, builder: Builder, allow_make: bool) -> None:
+    """Make a missing base that hpcannotate can make (debian, busybox) when the store lacks it."""
+    from .baseimage import store_name
     from .builders.buildah import BuildahBuilder
 
     if not isinstance(builder, BuildahBuilder):
         return
-    for ref in base_images(context.dockerfile.read_text()):
-        try:
-            parse_base(ref)
-        except InputError:
-            continue  # not one we can make: the builder pulls it
-        from .baseimage import store_name
+    try:
+        parse_base(ref)
+    except InputError:
+        return  # not one we can make: the builder pulls it
+    if builder.image_exists(store_name(ref)):
+        return
+    if not allow_make:
+        raise HpcAnnotateError(f"base image {ref} is not in the builder's store and --no-make-base was given; "
+                               f"make it with `hpcannotate base {ref}` or pull it")
+    console.progress(f"base {ref}: not in the store, making it locally")
+    load_into_buildah(make_base(ref), ref, builder.global_args())
 
-        if builder.image_exists(store_name(ref)):
-            continue
-        if not allow_make:
-            raise HpcAnnotateError(f"base image {ref} is not in the builder's store and --no-make-base was given; "
-                                   f"make it with `hpcannotate base {ref}` or pull it")
-        console.progress(f"base {ref}: not in the store, making it locally")
-        layout = make_base(ref)
-        load_into_buildah(layout, ref, builder.global_args())
+
+def base_reader(builder: Builder, allow_make: bool):
+    """Reads the final stage's base annotations, making the base first if need be (buildah only)."""
+    from .baseannotations import from_buildah
+    from .builders.buildah import BuildahBuilder
+
+    def read(ref: str):
+        if not isinstance(builder, BuildahBuilder):
+            return None
+        ensure_base(ref, builder, allow_make)
+        return from_buildah(ref, builder.global_args())
+
+    return read
 
 
 def _expected(context: RenderedContext) -> dict[str, str]:
@@ -202,11 +213,13 @@ def build(
     entries = []
     for target in targets or list(chosen.targets):
         console.progress(f"[{target}] rendering {chosen.format} recipe")
-        context = render_variant(recipe_dir, chosen.name, target, work / target / "context")
+        context = render_variant(recipe_dir, chosen.name, target, work / target / "context",
+                                 base_reader=base_reader(builder, allow_make_base))
         warn_all(context)
         report.warnings.extend(context.warnings)
         platform = platform_for(family_of(target))
-        ensure_bases(context, builder, allow_make_base)
+        for ref in base_images(context.dockerfile.read_text()):
+            ensure_base(ref, builder, allow_make_base)
         reference = destination.target_ref(target)
         log = work / target / "build.log"
         console.progress(f"[{target}] building {reference} with {builder.name} (log: {log})")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,6 +198,20 @@ def _check_env(env: EnvSpec, config: Path) -> None:
             raise InputError(f"{config}: env: {directory!r} is not an absolute directory")
 
 
+def final_base(dockerfile: str) -> str | None:
+    """The image the final stage starts from, following stage aliases (None for scratch)."""
+    stages: dict[str, str] = {}
+    image = None
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0].upper() == "FROM":
+            args = [w for w in words[1:] if not w.startswith("--")]
+            image = stages.get(args[0].lower(), args[0])
+            if len(args) >= 3 and args[1].upper() == "AS":
+                stages[args[2].lower()] = image
+    return None if image is None or image.lower() == "scratch" else image
+
+
 def check_size(annotations: dict[str, str], where: str) -> list[str]:
     """Registries reject manifests over 4 MiB; warn far below that, refuse near it."""
     size = len(json.dumps(annotations).encode("utf-8"))
@@ -215,8 +230,13 @@ def render_variant(
     out_dir: Path,
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    base_reader: Callable[[str], Annotations | None] | None = None,
 ) -> RenderedContext:
-    """Write the build context for one variant and target into ``out_dir`` (replaced if it exists)."""
+    """Write the build context for one variant and target into ``out_dir`` (replaced if it exists).
+
+    ``base_reader`` returns the annotations of the final stage's base image (layer
+    ``base image``): the lowest layer, which the recipe's values override visibly.
+    """
     variant = recipe_dir.variant(variant_name)
     _check_env(variant.env, recipe_dir.config)
     if out_dir.exists():
@@ -226,6 +246,10 @@ def render_variant(
     body, format_env = _dockerfile_body(variant, target, out_dir, timeout)
     env = format_env.merged(variant.env)
     annotations = inference.annotations.merge(_declared(recipe_dir, variant))
+    base = final_base(body)
+    inherited = base_reader(base) if base_reader and base else None
+    if inherited is not None:
+        annotations = inherited.merge(annotations)
     built_for = annotations.get(P + "hardware.cpu.optimized.version")
     if built_for != target:
         source = annotations.entry(P + "hardware.cpu.optimized.version").provenance.describe()

@@ -17,8 +17,9 @@ from ..isolation import DEFAULT_TIMEOUT
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=Path("build/render"),
               show_default=True, help="Directory for the build contexts (one per target).")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds for recipe code.")
+@click.option("--explain", is_flag=True, help="Show where every annotation came from and what it overrode.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, as_json: bool) -> None:
+def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, explain: bool, as_json: bool) -> None:
     """Write the build context (Dockerfile, profile, entrypoint, annotations.json) without building.
 
     \b
@@ -45,6 +46,10 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, as_
         return
     for c in results:
         console.ok(f"{c.directory}: {c.variant.name} for {c.target}, {len(c.oci_annotations())} annotations")
+        if explain:
+            from .infer_cmd import print_annotations
+
+            print_annotations(c.annotations, explain=True)
 
 
 @click.command("build")

@@ -61,9 +61,8 @@ def infer_cmd(path: Path, target, fmt, userarg, robot_path, timeout, concretize,
     _print_inference(inference, explain)
 
 
-def _print_inference(inference, explain: bool) -> None:
-    annotations = inference.annotations
-    console.heading(f"{inference.path} ({inference.format} recipe): {len(annotations)} annotations")
+def print_annotations(annotations, explain: bool) -> None:
+    """Key/value table; with ``explain`` the source of each value and the values it overrode."""
     rows = []
     for entry in annotations.entries():
         row = [entry.key, console.shorten(entry.value, 60)]
@@ -74,6 +73,12 @@ def _print_inference(inference, explain: bool) -> None:
             for lost in entry.overridden:
                 rows.append(["", f"(overrode {console.shorten(lost.value, 40)})", lost.provenance.describe()])
     console.table(rows, ["KEY", "VALUE", "SOURCE"] if explain else ["KEY", "VALUE"], indent=2)
+
+
+def _print_inference(inference, explain: bool) -> None:
+    annotations = inference.annotations
+    console.heading(f"{inference.path} ({inference.format} recipe): {len(annotations)} annotations")
+    print_annotations(annotations, explain)
     if explain and inference.missing:
         click.echo()
         console.heading("not inferred")
