@@ -31,6 +31,7 @@ bench: setup  ## speed and memory figures, each printed side by side with its ba
 	$(BIN)/python bench/cli_startup.py
 	$(BIN)/python bench/infer_corpus.py --check
 	$(BIN)/python bench/build_overhead.py
+	$(BIN)/python bench/retrofit.py --check
 
 STORE := --root build/store/root --runroot build/store/runroot --storage-driver vfs
 

@@ -17,6 +17,8 @@ TESTS = Path(__file__).parent
 COMMANDS: list[tuple[str, str, list[str]]] = [
     ("bad-input/validate", "*", ["validate", "{}"]),
     ("bad-input/render", "*.yaml", ["render", "{}", "-o", "/nonexistent/never-written"]),
+    ("bad-input/annotate", "*", ["annotate", "oci:/nonexistent/never-read:tag", "--from", "{}"]),
+    ("bad-input/collection", "*.yaml", ["collection", "apply", "{}", "--dry-run"]),
     ("data/hpccm", "bad_*.py", ["infer", "--format", "hpccm", "--timeout", "3", "{}"]),
     ("data/spack/bad", "*", ["infer", "--format", "spack", "{}"]),
     ("data/easybuild/bad", "*.eb", ["infer", "--format", "easybuild", "--timeout", "3", "{}"]),

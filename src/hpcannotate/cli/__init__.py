@@ -17,6 +17,7 @@ from ..errors import EXIT_ERROR, HpcAnnotateError
 from .build_cmds import base_cmd, build_cmd, render_cmd
 from .catalogue_cmds import keys_cmd, schema_cmd, validate_cmd
 from .infer_cmd import infer_cmd
+from .registry_cmds import annotate_cmd, collection_group, inspect_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -37,6 +38,9 @@ cli.add_command(infer_cmd)
 cli.add_command(render_cmd)
 cli.add_command(build_cmd)
 cli.add_command(base_cmd)
+cli.add_command(inspect_cmd)
+cli.add_command(annotate_cmd)
+cli.add_command(collection_group)
 
 
 def _one_line(text: str) -> str:

@@ -1,0 +1,72 @@
+"""Platforms as users type them (``linux/amd64``, ``linux/arm64/v8``) and as indexes carry them.
+
+``inspect --platform``, ``annotate --platform`` and collection YAML files all name platforms;
+one parser and one matcher keep them in agreement. Architecture spellings of ``uname -m``
+(``x86_64``, ``aarch64``) are accepted for their OCI names, since that is what HPC users see.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "i386": "386",
+                "i686": "386"}
+_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+ATTESTATION_TYPE = "vnd.docker.reference.type"
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    def to_oci(self) -> dict[str, str]:
+        """The ``platform`` object of an index descriptor."""
+        data = {"architecture": self.architecture, "os": self.os}
+        if self.variant:
+            data["variant"] = self.variant
+        return data
+
+    def matches(self, platform: dict | None) -> bool:
+        """True when a descriptor's (or config's) platform is this one; no variant asked matches any variant."""
+        if not platform:
+            return False
+        if platform.get("os") != self.os or platform.get("architecture") != self.architecture:
+            return False
+        return self.variant is None or platform.get("variant") == self.variant
+
+
+def parse_platform(text: str, where: str = "--platform") -> Platform:
+    """``os/arch[/variant]``; one-line error naming ``where`` otherwise."""
+    parts = text.strip().split("/") if isinstance(text, str) else []
+    if not 2 <= len(parts) <= 3 or not all(_PART.match(p) for p in parts):
+        raise InputError(f"{where}: {text!r} is not a platform (expected os/arch or os/arch/variant, "
+                         "such as linux/amd64)")
+    os_name, arch = parts[0].lower(), parts[1].lower()
+    arch = ARCH_ALIASES.get(arch, arch)
+    return Platform(os_name, arch, parts[2] if len(parts) == 3 else None)
+
+
+def platform_text(platform: dict | None) -> str:
+    """``linux/amd64[/v8]`` for a descriptor's platform, ``-`` when it has none."""
+    if not platform:
+        return "-"
+    parts = [platform.get("os") or "?", platform.get("architecture") or "?"]
+    if platform.get("variant"):
+        parts.append(platform["variant"])
+    return "/".join(parts)
+
+
+def is_attestation(descriptor: dict) -> bool:
+    """buildx's provenance/SBOM manifests (``unknown/unknown``): part of an index, never an image to run."""
+    annotations = descriptor.get("annotations") or {}
+    platform = descriptor.get("platform") or {}
+    return ATTESTATION_TYPE in annotations or (platform.get("os") == "unknown"
+                                                and platform.get("architecture") == "unknown")
