@@ -16,6 +16,8 @@ import click
 from ..errors import EXIT_ERROR, HpcAnnotateError
 from .build_cmds import base_cmd, build_cmd, render_cmd
 from .catalogue_cmds import keys_cmd, schema_cmd, validate_cmd
+from .fingerprint_cmd import fingerprint_cmd
+from .host_cmds import check_cmd, edf_cmd, match_cmd
 from .infer_cmd import infer_cmd
 from .registry_cmds import annotate_cmd, collection_group, inspect_cmd
 
@@ -41,6 +43,10 @@ cli.add_command(base_cmd)
 cli.add_command(inspect_cmd)
 cli.add_command(annotate_cmd)
 cli.add_command(collection_group)
+cli.add_command(fingerprint_cmd)
+cli.add_command(match_cmd)
+cli.add_command(check_cmd)
+cli.add_command(edf_cmd)
 
 
 def _one_line(text: str) -> str:

@@ -1,0 +1,224 @@
+"""GPU facts: NVIDIA driver, the newest CUDA it runs, each GPU's compute capability; AMD gfx targets.
+
+NVIDIA, in order of trust: ``nvidia-smi --query-gpu=name,driver_version,compute_cap``
+(drivers before R510 refuse compute_cap, so the query is repeated without it
+and the capability comes from the product name), the ``CUDA Version`` in the
+``nvidia-smi`` banner, and without nvidia-smi ``/proc/driver/nvidia/version``
+plus ``/proc/driver/nvidia/gpus/*/information``. When the banner is missing
+the CUDA version comes from NVIDIA's driver table (``CUDA_MIN_DRIVER``).
+
+AMD: ``/sys/class/kfd/kfd/topology/nodes/*/properties`` carries
+``gfx_target_version`` (90010 -> gfx90a); CPU nodes have 0.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import commands as cmd
+from .hostview import HostView
+
+# The oldest Linux x86_64 driver of each CUDA toolkit's GA release, from NVIDIA's
+# CUDA Toolkit Release Notes, "CUDA Toolkit and Corresponding Driver Versions"
+# (https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html, table 3).
+# A driver supports a CUDA version when it is at least that version's minimum.
+CUDA_MIN_DRIVER: tuple[tuple[str, str], ...] = (
+    ("13.0", "580.65.06"),
+    ("12.9", "575.51.03"),
+    ("12.8", "570.26"),
+    ("12.6", "560.28.03"),
+    ("12.5", "555.42.02"),
+    ("12.4", "550.54.14"),
+    ("12.3", "545.23.06"),
+    ("12.2", "535.54.03"),
+    ("12.1", "530.30.02"),
+    ("12.0", "525.60.13"),
+    ("11.8", "520.61.05"),
+    ("11.7", "515.43.04"),
+    ("11.6", "510.39.01"),
+    ("11.5", "495.29.05"),
+    ("11.4", "470.42.01"),
+    ("11.3", "465.19.01"),
+    ("11.2", "460.27.03"),
+    ("11.1", "455.23"),
+    ("11.0", "450.36.06"),
+    ("10.2", "440.33"),
+    ("10.1", "418.39"),
+    ("10.0", "410.48"),
+)
+
+# Compute capability of data-centre products, for drivers whose nvidia-smi cannot
+# report it (https://developer.nvidia.com/cuda-gpus). Matched as whole words.
+PRODUCT_CAPABILITY: tuple[tuple[str, str], ...] = (
+    ("GB200", "10.0"), ("B200", "10.0"),
+    ("GH200", "9.0"), ("H200", "9.0"), ("H100", "9.0"), ("H800", "9.0"), ("H20", "9.0"),
+    ("L40S", "8.9"), ("L40", "8.9"), ("L4", "8.9"), ("RTX 6000 Ada", "8.9"),
+    ("A100", "8.0"), ("A800", "8.0"), ("A30", "8.0"),
+    ("A40", "8.6"), ("A10", "8.6"), ("A16", "8.6"), ("A2", "8.6"), ("RTX A6000", "8.6"),
+    ("T4", "7.5"), ("V100", "7.0"), ("V100S", "7.0"),
+    ("P100", "6.0"), ("P40", "6.1"), ("P4", "6.1"),
+    ("K80", "3.7"),
+)
+
+
+@dataclass
+class NvidiaDevice:
+    index: int
+    name: str
+    compute_capability: str | None = None
+    architecture: str | None = None  # sm_90 for capability 9.0
+
+    def __post_init__(self) -> None:
+        if self.architecture is None and self.compute_capability:
+            from ..adapters.facts import cuda_arch_to_sm
+
+            sms = cuda_arch_to_sm(self.compute_capability)
+            self.architecture = sms[0] if sms else None
+
+
+@dataclass
+class NvidiaGpus:
+    driver_version: str | None = None
+    cuda_version: str | None = None  # the newest CUDA the driver runs
+    cuda_version_source: str | None = None
+    devices: list[NvidiaDevice] = field(default_factory=list)
+    architectures: list[str] = field(default_factory=list)  # distinct sm_NN, oldest first
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.architectures:
+            found = {d.architecture for d in self.devices if d.architecture}
+            self.architectures = sorted(found, key=lambda s: int(re.sub(r"\D", "", s) or 0))
+
+
+@dataclass
+class AmdDevice:
+    node: int
+    gfx_target: str
+
+
+@dataclass
+class AmdGpus:
+    devices: list[AmdDevice] = field(default_factory=list)
+    architectures: list[str] = field(default_factory=list)  # distinct gfx targets
+    source: str = "/sys/class/kfd/kfd/topology/nodes"
+
+    def __post_init__(self) -> None:
+        if not self.architectures:
+            self.architectures = sorted({d.gfx_target for d in self.devices})
+
+
+@dataclass
+class GpuInfo:
+    nvidia: NvidiaGpus | None = None
+    amd: AmdGpus | None = None
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version))
+
+
+def cuda_for_driver(driver: str) -> str | None:
+    """The newest CUDA version a Linux driver runs (470.82.01 -> 11.4), from ``CUDA_MIN_DRIVER``."""
+    key = version_key(driver)
+    for cuda, minimum in CUDA_MIN_DRIVER:
+        if key >= version_key(minimum):
+            return cuda
+    return None
+
+
+def capability_for_product(name: str) -> str | None:
+    """Compute capability from an NVIDIA product name ("NVIDIA A100-SXM4-40GB" -> 8.0)."""
+    for product, capability in PRODUCT_CAPABILITY:
+        if re.search(rf"(?<![A-Za-z0-9]){re.escape(product)}(?![A-Za-z0-9])", name, re.IGNORECASE):
+            return capability
+    return None
+
+
+def _query_rows(output: str) -> list[list[str]]:
+    rows = []
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) >= 2 and re.fullmatch(r"\d+(\.\d+)+", cells[1]):
+            rows.append(cells)
+    return rows
+
+
+def parse_banner(output: str) -> tuple[str | None, str | None]:
+    """(driver version, CUDA version) from the ``nvidia-smi`` banner."""
+    driver = re.search(r"Driver Version:\s*([\d.]+)", output)
+    cuda = re.search(r"CUDA Version:\s*([\d.]+)", output)
+    return (driver.group(1) if driver else None, cuda.group(1) if cuda else None)
+
+
+def _from_nvidia_smi(host: HostView) -> NvidiaGpus | None:
+    rc, out = host.run(cmd.NVIDIA_SMI_QUERY)
+    if rc == cmd.NOT_FOUND:
+        return None
+    rows = _query_rows(out) if rc == 0 else []
+    source = "nvidia-smi --query-gpu"
+    with_cc = bool(rows)
+    if not rows:
+        rc2, out2 = host.run(cmd.NVIDIA_SMI_QUERY_NO_CC)
+        rows = _query_rows(out2) if rc2 == 0 else []
+    if not rows:
+        return None  # nvidia-smi present but no driver talking to it
+    devices = []
+    for index, cells in enumerate(rows):
+        capability = cells[2] if with_cc and len(cells) > 2 and re.fullmatch(r"\d+\.\d+", cells[2]) else None
+        devices.append(NvidiaDevice(index, cells[0], capability or capability_for_product(cells[0])))
+    driver = rows[0][1]
+    _, banner_out = host.run(cmd.NVIDIA_SMI)
+    banner_driver, cuda = parse_banner(banner_out)
+    gpus = NvidiaGpus(driver or banner_driver, cuda, "nvidia-smi" if cuda else None, devices, source=source)
+    return _fill_cuda(gpus)
+
+
+def _from_proc(host: HostView) -> NvidiaGpus | None:
+    text = host.read("/proc/driver/nvidia/version")
+    if text is None:
+        return None
+    match = re.search(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)?)", text)
+    driver = match.group(1) if match else None
+    devices = []
+    for index, bus in enumerate(host.listdir("/proc/driver/nvidia/gpus")):
+        info = host.read(f"/proc/driver/nvidia/gpus/{bus}/information") or ""
+        model = re.search(r"^Model:\s*(.+)$", info, re.MULTILINE)
+        name = model.group(1).strip() if model else bus
+        devices.append(NvidiaDevice(index, name, capability_for_product(name)))
+    return _fill_cuda(NvidiaGpus(driver, None, None, devices, source="/proc/driver/nvidia"))
+
+
+def _fill_cuda(gpus: NvidiaGpus) -> NvidiaGpus:
+    if gpus.cuda_version is None and gpus.driver_version:
+        gpus.cuda_version = cuda_for_driver(gpus.driver_version)
+        gpus.cuda_version_source = "driver table" if gpus.cuda_version else None
+    return gpus
+
+
+def gfx_name(target_version: int) -> str:
+    """kfd's gfx_target_version (major*10000 + minor*100 + stepping) as a gfx name: 90010 -> gfx90a."""
+    major, minor, stepping = target_version // 10000, (target_version // 100) % 100, target_version % 100
+    return f"gfx{major}{minor:x}{stepping:x}"
+
+
+def _amd(host: HostView) -> AmdGpus | None:
+    base = "/sys/class/kfd/kfd/topology/nodes"
+    devices = []
+    for node in host.listdir(base):
+        props = host.read(f"{base}/{node}/properties") or ""
+        match = re.search(r"^gfx_target_version\s+(\d+)", props, re.MULTILINE)
+        if match and int(match.group(1)) and node.isdigit():
+            devices.append(AmdDevice(int(node), gfx_name(int(match.group(1)))))
+    devices.sort(key=lambda d: d.node)
+    return AmdGpus(devices) if devices else None
+
+
+def detect(host: HostView) -> GpuInfo | None:
+    """The host's GPUs, or None when it has none that a driver exposes."""
+    nvidia = _from_nvidia_smi(host) or _from_proc(host)
+    amd = _amd(host)
+    if nvidia is None and amd is None:
+        return None
+    return GpuInfo(nvidia, amd)

@@ -1,0 +1,548 @@
+"""The smoke test before a pull: does an image run on this host, and how well?
+
+``assess`` compares one image's annotations with a host ``Fingerprint`` key by key and
+gives a verdict with its reasons in words; ``match`` reads many references (manifests and
+configs only, concurrently; see ``imageread``) and ranks every platform entry, best first.
+
+Verdicts and scores (the score is the expected share of bare-metal performance, in percent):
+
+- **red** (0): will not run. The architecture family differs; the image's CPU target is not
+  the host's target or one of its ancestors in archspec (``TARGETS[image] <= TARGETS[host]``
+  is false: SIGILL); the CUDA major version is newer than the driver supports, or the driver
+  is older than the image's minimum; no compiled GPU architecture runs on the host's GPUs (no
+  SASS of the same major and an equal or lower minor, no PTX of an equal or lower compute
+  capability to JIT); the host kernel is older than ``host.kernel.version.min``.
+- **orange** (50-89): runs, not optimal. A target on a *much newer* host; a GPU build on a host
+  without that GPU; an MPI that cannot be replaced on a host with a fast interconnect; an MPI
+  ABI that does not match the host MPI although ``mpi.portability.mode`` asks for replacement;
+  CUDA newer in its minor version than the driver (CUDA minor version compatibility: runs,
+  except PTX JIT and the newest APIs); kernel features the image expects and the host lacks.
+- **green** (90-100): near bare metal. The host's own target (100), its closest ancestor
+  (a direct parent in archspec: 95), another ancestor with vector units as wide as the host's
+  (90); and GPU and MPI fit.
+- **unknown** (30, between red and orange: it may run, nothing says it will): a mandatory
+  annotation is missing, or the CPU target is not an archspec name. A red finding still wins.
+
+*Much newer* host: its vector units are at least twice as wide as the widest the image's
+target may use (``simd_width``): ``x86_64``/``x86_64_v2`` code (128-bit SSE) on an AVX2 host,
+``x86_64_v3`` code (256-bit AVX2) on an AVX-512 host, NEON-only ``aarch64`` code on a 256-bit
+SVE host. Vectorised HPC kernels lose up to half or more of their speed there (score 70, or 55
+when four times as wide); scalar code loses little, which the annotations cannot tell.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .catalogue import SUPERCONTAINERS_PREFIX as P
+from .catalogue import catalogue
+
+if TYPE_CHECKING:
+    from .fingerprint import Fingerprint
+    from .imageread import ImageRead, PlatformEntry, Transport
+
+GREEN, ORANGE, RED, UNKNOWN, NOTE = "green", "orange", "red", "unknown", "note"
+VERDICTS = (GREEN, ORANGE, UNKNOWN, RED)  # best first
+RANK = {GREEN: 3, ORANGE: 2, UNKNOWN: 1, RED: 0}
+UNKNOWN_SCORE = 30
+
+TARGET = P + "hardware.cpu.optimized.version"
+CUDA = P + "hardware.gpu.nvidia.cuda.version"
+NV_ARCH = P + "hardware.gpu.nvidia.architecture"
+NV_DRIVER = P + "hardware.gpu.nvidia.driver.version"
+AMD_ARCH = P + "hardware.gpu.amd.architecture"
+MPI = P + "mpi.implementation"
+MPI_VERSION = P + "mpi.version"
+MPI_ABI = P + "mpi.abi.version"
+MPI_MODE = P + "mpi.portability.mode"
+FRAMEWORK = P + "communication.framework"
+GLIBC = P + "glibc.version"
+KERNEL_MIN = P + "host.kernel.version.min"
+EXPECTATION = P + "host.kernel.modules.expectation"
+APP = P + "app.name"
+TITLE = "org.opencontainers.image.title"
+
+# OCI platform architecture -> archspec family.
+OCI_FAMILY = {"amd64": "x86_64", "arm64": "aarch64", "ppc64le": "ppc64le", "ppc64": "ppc64",
+              "riscv64": "riscv64", "s390x": "s390x", "386": "i686", "arm": "arm"}
+# Vector width in bits where the features alone mislead: Zen 4 runs AVX-512 on 256-bit data
+# paths; SVE's length is the implementation's choice (A64FX 512, Neoverse V1 256, V2/N2 128).
+SIMD_WIDTH = {"zen4": 256, "a64fx": 512, "neoverse_v1": 256}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One finding: which check, the verdict it implies, the score it allows, and why in words."""
+
+    check: str
+    level: str
+    score: int
+    message: str
+    detail: str | None = None
+
+    def to_json(self) -> dict:
+        data = {"check": self.check, "level": self.level, "score": self.score, "message": self.message}
+        if self.detail:
+            data["detail"] = self.detail
+        return data
+
+
+@dataclass
+class Assessment:
+    verdict: str
+    score: int
+    reasons: list[Reason]
+
+
+def _red(check: str, message: str, detail: str | None = None) -> Reason:
+    return Reason(check, RED, 0, message, detail)
+
+
+def _note(check: str, message: str) -> Reason:
+    return Reason(check, NOTE, 100, message)
+
+
+def _numbers(version: str | None) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version or ""))
+
+
+def _items(value: str | None) -> list[str]:
+    return [i.strip() for i in (value or "").split(",") if i.strip()]
+
+
+# -- CPU ---------------------------------------------------------------------------------------
+
+
+def simd_width(target) -> int:
+    """The widest vector registers code for an archspec target may use, in bits."""
+    if target.name in SIMD_WIDTH:
+        return SIMD_WIDTH[target.name]
+    features = target.features
+    family = target.family.name
+    if family == "x86_64":
+        if "avx512f" in features:
+            return 512
+        return 256 if "avx2" in features or "avx" in features else 128
+    if family == "aarch64" and "sve" in features:
+        inherited = [SIMD_WIDTH[a.name] for a in target.ancestors if a.name in SIMD_WIDTH]
+        return max(inherited, default=128)
+    return 128
+
+
+def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None) -> list[Reason]:
+    import archspec.cpu
+
+    targets = archspec.cpu.TARGETS
+    host = targets[fp.cpu.target]
+    family = host.family.name
+    arch = (platform or {}).get("architecture")
+    built_family = OCI_FAMILY.get(arch or "", arch)
+    if built_family and built_family != family:
+        return [_red("cpu", f"built for {arch} ({built_family}); this host is {family} ({host.name}): "
+                            "its binaries cannot run here")]
+    name = values.get(TARGET)
+    if not name or name not in targets:
+        return []  # missing or not an archspec name: the annotation check says so
+    image = targets[name]
+    if image.family.name != family:
+        return [_red("cpu", f"built for {name} ({image.family.name}); this host is {host.name} ({family}): "
+                            "its binaries cannot run here")]
+    if not image <= host:
+        missing = sorted(image.features - host.features)
+        if missing:
+            shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+            return [_red("cpu", f"built for {name}; this host is {host.name}: {name} instructions will raise SIGILL",
+                         f"{host.name} lacks {shown}")]
+        return [_red("cpu", f"built for {name}; this host is {host.name}: {name} is not {host.name} or one of its "
+                            "ancestors in archspec, so its code may use instructions this host lacks (SIGILL)")]
+    if image == host:
+        return [Reason("cpu", GREEN, 100, f"built for {name}, this host's own target")]
+    if image in host.parents:
+        return [Reason("cpu", GREEN, 95, f"built for {name}, the closest ancestor of this host's {host.name}")]
+    image_bits, host_bits = simd_width(image), simd_width(host)
+    if host_bits >= 2 * image_bits:
+        score = 55 if host_bits >= 4 * image_bits else 70
+        kind = "generic target" if image.vendor == "generic" else "target"
+        return [Reason("cpu", ORANGE, score,
+                       f"{kind} {name} on a much newer host ({host.name}): runs, but without the host's "
+                       f"{host_bits}-bit vector instructions ({name} code uses at most {image_bits}-bit)")]
+    return [Reason("cpu", GREEN, 90, f"built for {name}, an ancestor of this host's {host.name} with vector units "
+                                     f"as wide ({image_bits}-bit): near native speed")]
+
+
+# -- GPU ---------------------------------------------------------------------------------------
+
+
+def _gpu_arch(text: str) -> tuple[str, int, int, str] | None:
+    """``sm_90a`` -> ("sm", 9, 0, "a"); ``compute_120`` -> ("compute", 12, 0, "")."""
+    found = re.fullmatch(r"(sm|compute)_(\d{2,3})([af]?)", text.strip().lower())
+    if not found:
+        return None
+    digits = found.group(2)
+    return found.group(1), int(digits[:-1]), int(digits[-1]), found.group(3)
+
+
+def sass_runs(image: str, host: str) -> bool:
+    """sm_XY machine code runs on the same major and an equal or newer minor; ``a`` variants only on XY itself."""
+    built, on = _gpu_arch(image), _gpu_arch(host)
+    if not built or not on or built[0] != "sm":
+        return False
+    if built[3] == "a":
+        return built[1:3] == on[1:3]
+    return built[1] == on[1] and built[2] <= on[2]
+
+
+def ptx_jits(image: str, host: str) -> bool:
+    """compute_XY PTX is JIT-compiled for any device of capability >= X.Y (``a``: exactly, ``f``: same major)."""
+    built, on = _gpu_arch(image), _gpu_arch(host)
+    if not built or not on or built[0] != "compute":
+        return False
+    if built[3] == "a":
+        return built[1:3] == on[1:3]
+    if built[3] == "f":
+        return built[1] == on[1] and built[2] <= on[2]
+    return built[1:3] <= on[1:3]
+
+
+def _nvidia(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
+    cuda, archs, minimum = values.get(CUDA), _items(values.get(NV_ARCH)), values.get(NV_DRIVER)
+    what = ", ".join(x for x in (f"CUDA {cuda}" if cuda else "", ",".join(archs)) if x) or "NVIDIA GPUs"
+    nvidia = fp.gpu.nvidia if fp.gpu else None
+    if nvidia is None:
+        return [Reason("gpu", ORANGE, 50, f"GPU build ({what}) on a host without an NVIDIA GPU: only CPU code "
+                                          "paths can run, if the application has them")]
+    reasons: list[Reason] = []
+    driver, host_cuda = nvidia.driver_version, nvidia.cuda_version
+    if minimum and driver and _numbers(driver) < _numbers(minimum):
+        reasons.append(_red("cuda", f"needs NVIDIA driver >= {minimum}; this host has {driver}"))
+    minor_compat = False
+    if cuda and host_cuda:
+        need, have = _numbers(cuda)[:2], _numbers(host_cuda)[:2]
+        if need[:1] > have[:1]:
+            reasons.append(_red("cuda", f"needs CUDA {cuda}; the host driver {driver or '?'} supports CUDA up to "
+                                        f"{host_cuda}: the CUDA runtime will refuse to start (driver too old)"))
+        elif need > have:
+            minor_compat = True
+            reasons.append(Reason("cuda", ORANGE, 70, f"needs CUDA {cuda}; the host driver {driver or '?'} supports "
+                                                      f"CUDA up to {host_cuda}: runs through CUDA minor version "
+                                                      f"compatibility, except PTX JIT and APIs newer than {host_cuda}"))
+        else:
+            reasons.append(Reason("cuda", GREEN, 100, f"CUDA {cuda} runs on driver {driver or '?'} "
+                                                      f"(CUDA up to {host_cuda})"))
+    elif cuda:
+        reasons.append(_note("cuda", f"needs CUDA {cuda}; the host's CUDA support is not known"))
+    host_archs = list(nvidia.architectures)
+    if archs and host_archs:
+        reasons.extend(_arch_fit(archs, host_archs, minor_compat, cuda))
+    elif archs:
+        reasons.append(_note("gpu", f"built for {','.join(archs)}; the host GPUs' compute capability is not known"))
+    else:
+        reasons.append(_note("gpu", "no hardware.gpu.nvidia.architecture: cannot check the GPU architecture"))
+    return reasons
+
+
+def _arch_fit(archs: list[str], host_archs: list[str], minor_compat: bool, cuda: str | None) -> list[Reason]:
+    reasons = []
+    for host in host_archs:
+        sass = [a for a in archs if sass_runs(a, host)]
+        ptx = [a for a in archs if ptx_jits(a, host)]
+        if sass:
+            exact = [a for a in sass if _gpu_arch(a)[1:3] == _gpu_arch(host)[1:3]]  # type: ignore[index]
+            best = exact[0] if exact else sass[-1]
+            reasons.append(Reason("gpu", GREEN, 100 if exact else 95,
+                                  f"{best} machine code runs on the host's {host} GPUs"))
+        elif ptx and minor_compat:
+            reasons.append(_red("gpu", f"no machine code for the host's {host}; its {ptx[-1]} PTX was made by CUDA "
+                                       f"{cuda}, which this older driver cannot JIT-compile"))
+        elif ptx:
+            reasons.append(Reason("gpu", GREEN, 90, f"no machine code for the host's {host}; {ptx[-1]} PTX is "
+                                                    "JIT-compiled by the driver at start-up"))
+        else:
+            reasons.append(_red("gpu", f"built for {','.join(archs)}; this host's GPUs are {host}: no machine code "
+                                       f"runs on {host} and no PTX to JIT, so kernels will not launch",
+                                "SASS runs only on the same major version with an equal or newer minor; PTX "
+                                "JITs on any equal or newer compute capability"))
+    return reasons
+
+
+def _amd(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
+    wanted = _items(values.get(AMD_ARCH))
+    amd = fp.gpu.amd if fp.gpu else None
+    if amd is None or not amd.architectures:
+        return [Reason("gpu", ORANGE, 50, f"GPU build ({','.join(wanted)}) on a host without an AMD GPU: only CPU "
+                                          "code paths can run, if the application has them")]
+    reasons = []
+    for host in amd.architectures:
+        if host in wanted:
+            reasons.append(Reason("gpu", GREEN, 100, f"{host} code objects run on the host's {host} GPUs"))
+        else:
+            reasons.append(_red("gpu", f"built for {','.join(wanted)}; this host's GPUs are {host}: AMD code objects "
+                                       "run only on the gfx target they were built for"))
+    return reasons
+
+
+def _gpu(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
+    reasons = []
+    if any(values.get(k) for k in (CUDA, NV_ARCH, NV_DRIVER)):
+        reasons.extend(_nvidia(values, fp))
+    if values.get(AMD_ARCH):
+        reasons.extend(_amd(values, fp))
+    return reasons
+
+
+# -- MPI, kernel -------------------------------------------------------------------------------
+
+
+def _abi(implementation: str | None, version: str | None, given: str | None) -> str | None:
+    if given:
+        return given
+    from .adapters.facts import mpi_abi_version
+
+    return mpi_abi_version(implementation, version) if implementation else None
+
+
+def _mpi(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
+    impl = values.get(MPI)
+    if not impl or impl == "none":
+        return []
+    if impl == "threadmpi":
+        return [_note("mpi", "thread-MPI: runs on one node; the interconnect is not used")]
+    version = values.get(MPI_VERSION)
+    name = f"{impl} {version}" if version else impl
+    mode = values.get(MPI_MODE) or "none"
+    net = fp.interconnect
+    kinds = ", ".join(net.kinds) or "a fast network"
+    host_mpi = fp.software.primary_mpi
+    if mode == "none":
+        if not net.fast:
+            return [Reason("mpi", GREEN, 100, f"{name} from the image; this host has no fast interconnect it "
+                                              "would miss")]
+        own = sorted(set(_items(values.get(FRAMEWORK))) & set(net.frameworks) - {"tcp", "none"})
+        if own:
+            return [Reason("mpi", ORANGE, 80, f"{name} cannot be replaced (no mpi.portability.mode) and this host "
+                                              f"has a fast interconnect ({kinds}): the image's own {','.join(own)} "
+                                              "may reach it with the devices mounted, but not as the site's MPI")]
+        return [Reason("mpi", ORANGE, 60, f"{name} cannot be replaced (no mpi.portability.mode) and this host has a "
+                                          f"fast interconnect ({kinds}): the image's MPI will likely fall back "
+                                          "to TCP")]
+    if mode == "ucx_replace":
+        if net.ucx:
+            version = f" {net.ucx.version}" if net.ucx.version else ""
+            return [Reason("mpi", GREEN, 100, f"ucx_replace: the host's UCX{version} can be swapped in")]
+        return [Reason("mpi", ORANGE, 65, "asks for the host's UCX (ucx_replace); this host has no UCX: the image's "
+                                          "own runs")]
+    if mode == "libfabric_inject":
+        if net.libfabric:
+            version = f" {net.libfabric.version}" if net.libfabric.version else ""
+            return [Reason("mpi", GREEN, 100, f"libfabric_inject: the host's libfabric{version} can be injected")]
+        return [Reason("mpi", ORANGE, 65, "asks for the host's libfabric (libfabric_inject); this host has none: "
+                                          "the image's own runs")]
+    # mpi_replace / mpich_replace: the host MPI takes the image's place, through the ABI
+    if host_mpi is None:
+        if net.fast:
+            return [Reason("mpi", ORANGE, 65, f"asks for MPI replacement ({mode}) but this host has no MPI to "
+                                              f"inject: the image's {name} runs, likely over TCP instead of {kinds}")]
+        return [_note("mpi", f"asks for MPI replacement ({mode}); this host has no MPI, so the image's own runs")]
+    host_name = f"{host_mpi.implementation} {host_mpi.version or ''}".strip()
+    image_abi = _abi(impl, version, values.get(MPI_ABI))
+    host_abi = _abi(host_mpi.implementation, host_mpi.version, host_mpi.abi_version)
+    if not image_abi or not host_abi:
+        return [_note("mpi", f"{mode}: the MPI ABI of the image ({image_abi or '?'}) or of the host's {host_name} "
+                             f"({host_abi or '?'}) is not known: cannot check the replacement")]
+    if _numbers(image_abi)[:1] != _numbers(host_abi)[:1]:
+        return [Reason("mpi", ORANGE, 60, f"{mode}: the image's {impl} has MPI ABI {image_abi}, the host's "
+                                          f"{host_name} has ABI {host_abi}: the host MPI cannot replace it")]
+    reasons = [Reason("mpi", GREEN, 100, f"{name} (ABI {image_abi}) can be replaced by the host's {host_name} "
+                                         f"(ABI {host_abi})")]
+    image_glibc, host_glibc = values.get(GLIBC), fp.os.libc_version if fp.os.libc == "glibc" else None
+    if image_glibc and host_glibc and _numbers(image_glibc) < _numbers(host_glibc):
+        reasons.append(Reason("mpi", ORANGE, 70, f"the host's {host_mpi.implementation} is built against glibc "
+                                                 f"{host_glibc}; the image has glibc {image_glibc}: the injected MPI "
+                                                 "libraries may not load"))
+    return reasons
+
+
+def _kernel(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
+    reasons = []
+    minimum, running = values.get(KERNEL_MIN), fp.os.kernel_version
+    if minimum and running:
+        if _numbers(running) < _numbers(minimum):
+            reasons.append(_red("kernel", f"needs host kernel >= {minimum}; this host runs {running}"))
+        else:
+            reasons.append(Reason("kernel", GREEN, 100, f"host kernel {running} >= {minimum}"))
+    elif minimum:
+        reasons.append(_note("kernel", f"needs host kernel >= {minimum}; the host's kernel version is not known"))
+    expected = _items(values.get(EXPECTATION))
+    offered = fp.annotations.get(EXPECTATION)
+    if expected and offered is not None:
+        lacking = [e for e in expected if e not in _items(offered)]
+        if lacking:
+            reasons.append(Reason("kernel", ORANGE, 70, f"expects {', '.join(lacking)} from the host kernel; "
+                                                        "this host does not offer it"))
+    return reasons
+
+
+def _annotations(values: Mapping[str, str], problems: Sequence) -> list[Reason]:
+    reasons = []
+    missing = [spec.short for spec in catalogue().mandatory() if spec.key not in values]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        reasons.append(Reason("annotations", UNKNOWN, UNKNOWN_SCORE,
+                              f"mandatory annotation{plural} missing: {', '.join(missing)}: cannot tell how it "
+                              "runs here"))
+    target = values.get(TARGET)
+    if target:
+        from .targets import is_target, suggest_target
+
+        if not is_target(target):
+            hint = suggest_target(target)
+            reasons.append(Reason("annotations", UNKNOWN, UNKNOWN_SCORE,
+                                  f"hardware.cpu.optimized.version {target!r} is not an archspec target"
+                                  + (f" (did you mean {hint}?)" if hint else "") + ": cannot compare CPUs"))
+    for problem in problems:
+        if "mandatory key is missing" in problem.message or problem.key == TARGET:
+            continue
+        reasons.append(_note("annotations", str(problem).removeprefix(P)))
+    return reasons
+
+
+CHECKS: tuple[Callable[..., list[Reason]], ...] = (_gpu, _mpi, _kernel)
+
+
+def assess(values: Mapping[str, str], fp: Fingerprint, platform: dict | None = None,
+           problems: Sequence = ()) -> Assessment:
+    """The verdict, score and reasons for one image (its merged annotations) on the host ``fp``."""
+    reasons = _annotations(values, problems) + _cpu(values, fp, platform)
+    for check in CHECKS:
+        reasons.extend(check(values, fp))
+    counted = [r for r in reasons if r.level != NOTE]
+    levels = {r.level for r in counted}
+    if RED in levels:
+        verdict, score = RED, 0
+    elif UNKNOWN in levels:
+        verdict, score = UNKNOWN, UNKNOWN_SCORE
+    else:
+        verdict = ORANGE if ORANGE in levels else GREEN
+        score = min((r.score for r in counted), default=100)
+    order = {RED: 0, UNKNOWN: 1, ORANGE: 2, GREEN: 3, NOTE: 4}
+    reasons.sort(key=lambda r: order[r.level])  # stable: checks keep their order within a level
+    return Assessment(verdict, score, reasons)
+
+
+# -- many references -------------------------------------------------------------------------
+
+
+@dataclass
+class EntryMatch:
+    entry: PlatformEntry
+    verdict: str
+    score: int
+    reasons: list[Reason]
+    rank: int = 0
+
+    @property
+    def target(self) -> str | None:
+        return self.entry.annotations.get(TARGET)
+
+    def to_json(self) -> dict:
+        return {
+            "rank": self.rank,
+            "reference": self.entry.reference,
+            "pull": self.entry.pull,
+            "digest": self.entry.digest,
+            "platform": self.entry.platform,
+            "target": self.target,
+            "app": app_of(self.entry.annotations),
+            "verdict": self.verdict,
+            "score": self.score,
+            "reasons": [r.to_json() for r in self.reasons],
+        }
+
+
+def app_of(values: Mapping[str, str]) -> str | None:
+    return values.get(APP) or values.get(TITLE)
+
+
+@dataclass
+class MatchReport:
+    host: Fingerprint
+    reads: list[ImageRead]
+    ranking: list[EntryMatch] = field(default_factory=list)
+    app: str | None = None
+    left_out: int = 0  # entries of other applications (--app)
+
+    @property
+    def best(self) -> EntryMatch | None:
+        return self.ranking[0] if self.ranking else None
+
+    @property
+    def use(self) -> EntryMatch | None:
+        """The image to use: the best one, when it runs (green or orange)."""
+        best = self.best
+        return best if best is not None and best.verdict in (GREEN, ORANGE) else None
+
+    @property
+    def errors(self) -> list[ImageRead]:
+        return [r for r in self.reads if r.error]
+
+    def to_json(self) -> dict:
+        best = self.best
+        per_ref = []
+        for read in self.reads:
+            mine = [m for m in self.ranking if m.entry.reference == read.reference and not read.error]
+            top = mine[0] if mine else None
+            per_ref.append({
+                "reference": read.reference,
+                "digest": read.digest,
+                "mediaType": read.media_type,
+                "index": read.is_index,
+                "verdict": top.verdict if top else None,
+                "score": top.score if top else None,
+                "reasons": [r.to_json() for r in top.reasons] if top else [],
+                "entries": [m.to_json() for m in mine],
+                "error": read.error,
+                "requests": read.requests,
+            })
+        return {
+            "host": {"source": self.host.source, "target": self.host.cpu.target,
+                     "annotations": dict(self.host.annotations)},
+            "app": self.app,
+            "verdict": best.verdict if best else None,
+            "score": best.score if best else None,
+            "reasons": [r.to_json() for r in best.reasons] if best else [],
+            "use": self.use.entry.pull if self.use else None,
+            "ranking": [m.to_json() for m in self.ranking],
+            "references": per_ref,
+            "left_out": self.left_out,
+            "errors": [{"reference": r.reference, "error": r.error} for r in self.errors],
+        }
+
+
+def rank(reads: Sequence[ImageRead], fp: Fingerprint, app: str | None = None) -> MatchReport:
+    """Assess every entry of every reference read, best first (ties keep the order given)."""
+    report = MatchReport(fp, list(reads), app=app)
+    matches = []
+    for read in reads:
+        for entry in read.entries:
+            if app is not None and (app_of(entry.annotations) or "").lower() != app.lower():
+                report.left_out += 1
+                continue
+            found = assess(entry.annotations, fp, entry.platform, entry.problems)
+            matches.append(EntryMatch(entry, found.verdict, found.score, found.reasons))
+    ordered = sorted(enumerate(matches), key=lambda p: (-RANK[p[1].verdict], -p[1].score, p[0]))
+    report.ranking = [m for _, m in ordered]
+    for n, m in enumerate(report.ranking, 1):
+        m.rank = n
+    return report
+
+
+def match(refs: Sequence[str], fp: Fingerprint, transport: Transport | None = None, *, app: str | None = None,
+          workers: int | None = None) -> MatchReport:
+    """Read ``refs`` (manifests and configs only, concurrently) and rank every platform entry on ``fp``."""
+    from .imageread import DEFAULT_WORKERS, Transport, read_many
+
+    reads = read_many(list(refs), transport or Transport(), workers=workers or DEFAULT_WORKERS)
+    return rank(reads, fp, app)

@@ -1,0 +1,3 @@
+FROM ubuntu
+RUN <<EOF
+echo never closed
