@@ -10,11 +10,13 @@ index itself, into the layout or through the registry client.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import console
+from .annotations import Annotations
 from .baseimage import load_into_buildah, make_base, parse_base
 from .builders import Builder, BuildOptions, select_builder
 from .builders.base import platform_for
@@ -25,6 +27,7 @@ from .oci.index import build_index, descriptor_annotations
 from .oci.layout import OciLayout
 from .oci.media import OCI_INDEX
 from .oci.store import ImageStore, LayoutStore
+from .provenance import Layer
 from .recipedir import RecipeDir, load_recipe_dir
 from .render import RenderedContext, render_variant, warn_all
 from .targets import family_of
@@ -60,9 +63,11 @@ class BuildReport:
     digest: str
     targets: list[TargetResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
+            "conflicts": self.conflicts,
             "app": self.app,
             "variant": self.variant,
             "reference": self.reference,
@@ -152,12 +157,49 @@ def base_reader(builder: Builder, allow_make: bool):
     return read
 
 
-def _expected(context: RenderedContext) -> dict[str, str]:
-    return {k: v for k, v in context.oci_annotations().items() if k != OCI_PREFIX + "ref.name"}
+def probe_target(reference: str, context: RenderedContext, options: BuildOptions):
+    """Read the built image's user land (layer ``image probe``) and merge it over the recipe's values.
+
+    Where the recipe and the image disagree (the recipe says Open MPI, the image holds only
+    MPICH libraries) the conflict is reported loudly; the image's own files win.
+    """
+    from .probe import cross_check, probe_image
+
+    result = probe_image(reference, store_options=options)
+    conflicts = cross_check(context.annotations, result)
+    for conflict in conflicts:
+        console.warn(f"recipe and image disagree: {conflict}")
+    merged = context.annotations.merge(result.annotations)
+    tools = P + "tools.includes"
+    if tools in context.annotations and tools in result.annotations:
+        # the probe only knows its own list of tools: keep what the recipe declared too
+        items = dict.fromkeys(context.annotations[tools].split(",") + result.annotations[tools].split(","))
+        merged.set(tools, ",".join(items), merged.entry(tools).provenance)
+    (context.directory / "annotations.json").write_text(json.dumps(merged.to_json(), indent=2) + "\n")
+    return merged, conflicts
 
 
-def verify(store: ImageStore, index_ref: str, expected: dict[str, dict[str, str]]) -> None:
+def write_post_build(store: ImageStore, tag: str, annotations: Annotations):
+    """Post-build annotations (probe values; dropping the empty ``base.digest`` buildah writes for
+    FROM scratch) written into the manifest in place: same config and layers, no blob upload."""
+    from .oci.media import canonical_json
+
+    manifest = store.get_manifest(tag)
+    data = manifest.json()
+    current = data.get("annotations") or {}
+    wanted = {k: v for k, v in current.items() if v != ""}
+    wanted.update({k: v for k, v in annotations.to_oci().items() if k != OCI_PREFIX + "ref.name"})
+    if wanted == current:
+        return manifest
+    data["annotations"] = dict(sorted(wanted.items()))
+    store.put_manifest(canonical_json(data), manifest.media_type, tag)
+    return store.get_manifest(tag)
+
+
+def verify(store: ImageStore, index_ref: str, expected: dict[str, dict[str, str]],
+           probed: dict[str, set[str]] | None = None) -> None:
     """Read the index and each image back and check every annotation and label arrived exactly."""
+    probed = probed or {}
     index = store.get_manifest(index_ref).json()
     by_digest = {d["digest"]: d for d in index.get("manifests", [])}
     for target, want in expected.items():
@@ -174,7 +216,9 @@ def verify(store: ImageStore, index_ref: str, expected: dict[str, dict[str, str]
         import json
 
         labels = json.loads(store.get_blob(manifest["config"]["digest"])).get("config", {}).get("Labels") or {}
-        wrong = [k for k, v in want.items() if k.startswith(P) and labels.get(k) != v]
+        # labels are the recipe's values; post-build (probe) values live in the manifest only
+        wrong = [k for k, v in want.items() if k.startswith(P) and k in labels and labels.get(k) != v
+                 and k not in probed.get(target, ())]
         if wrong:
             raise HpcAnnotateError(f"{store.describe(index_ref)}: target {target}: label {wrong[0]} is not in the "
                                    "image config")
@@ -191,6 +235,7 @@ def build(
     workdir: Path = Path("build"),
     options: BuildOptions | None = None,
     allow_make_base: bool = True,
+    probe: bool = True,
 ) -> BuildReport:
     """Build every target of a recipe directory's variant and publish an annotated index."""
     options = options or BuildOptions()
@@ -210,6 +255,7 @@ def build(
         destination = layout_destination(layout_path, tag)
     report = BuildReport(recipe_dir.name, chosen.name, "", "")
     expected: dict[str, dict[str, str]] = {}
+    probed: dict[str, set[str]] = {}
     entries = []
     for target in targets or list(chosen.targets):
         console.progress(f"[{target}] rendering {chosen.format} recipe")
@@ -224,16 +270,22 @@ def build(
         log = work / target / "build.log"
         console.progress(f"[{target}] building {reference} with {builder.name} (log: {log})")
         builder.build(context, reference, platform, log)
-        manifest = destination.store.get_manifest(destination.target_tag(target))
-        entries.append((manifest, platform, descriptor_annotations(context.oci_annotations())))
-        expected[target] = _expected(context)
-        report.targets.append(TargetResult(target, platform, reference, manifest.digest,
-                                           context.oci_annotations(), context.directory))
+        final = context.annotations
+        if probe:
+            console.progress(f"[{target}] probing {reference}")
+            final, conflicts = probe_target(reference, context, options)
+            report.conflicts.extend(f"{target}: {c}" for c in conflicts)
+        manifest = write_post_build(destination.store, destination.target_tag(target), final)
+        values = {k: v for k, v in final.to_oci().items() if k != OCI_PREFIX + "ref.name"}
+        entries.append((manifest, platform, descriptor_annotations(values)))
+        expected[target] = values
+        probed[target] = {e.key for e in final.entries() if e.provenance.layer == Layer.PROBE}
+        report.targets.append(TargetResult(target, platform, reference, manifest.digest, values, context.directory))
     index_raw = build_index(entries, _index_annotations(recipe_dir, report))
     report.digest = destination.store.put_manifest(index_raw, OCI_INDEX, destination.index_tag)
     report.reference = destination.store.describe(destination.index_tag)
     console.progress(f"verifying annotations in {report.reference}")
-    verify(destination.store, destination.index_tag, expected)
+    verify(destination.store, destination.index_tag, expected, probed)
     return report
 
 

@@ -19,6 +19,7 @@ from .catalogue_cmds import keys_cmd, schema_cmd, validate_cmd
 from .fingerprint_cmd import fingerprint_cmd
 from .host_cmds import check_cmd, edf_cmd, match_cmd
 from .infer_cmd import infer_cmd
+from .probe_cmd import probe_cmd
 from .registry_cmds import annotate_cmd, collection_group, inspect_cmd
 
 
@@ -47,6 +48,7 @@ cli.add_command(fingerprint_cmd)
 cli.add_command(match_cmd)
 cli.add_command(check_cmd)
 cli.add_command(edf_cmd)
+cli.add_command(probe_cmd)
 
 
 def _one_line(text: str) -> str:

@@ -68,12 +68,14 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
               help="Verify TLS for registries (plain HTTP is used for loopback registries anyway).")
 @click.option("--make-base/--no-make-base", default=True, show_default=True,
               help="Make missing debian/busybox bases locally (debootstrap, busybox-static).")
+@click.option("--probe/--no-probe", default=True, show_default=True,
+              help="After the build, read libc, shells, tools, MPI... from the image's layers and annotate them.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
 @click.option("--dry-run", is_flag=True, help="Render and print the builder commands; build nothing.")
 @click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, root, runroot,
-              storage_driver, authfile, tls_verify, make_base, workdir, dry_run, stream_log, as_json) -> None:
+              storage_driver, authfile, tls_verify, make_base, probe, workdir, dry_run, stream_log, as_json) -> None:
     """Build one annotated image per CPU target and an annotated index over them.
 
     \b
@@ -92,11 +94,13 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
     from ..build import build
 
     report = build(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
-                   output=output, workdir=workdir, options=options, allow_make_base=make_base)
+                   output=output, workdir=workdir, options=options, allow_make_base=make_base, probe=probe)
     if as_json:
         console.emit_json(report.to_json())
         return
     console.ok(f"built {report.app} ({report.variant}): {report.reference}")
+    for conflict in report.conflicts:
+        console.bad(f"  CONFLICT {conflict}")
     click.echo(f"  index digest {report.digest}")
     for t in report.targets:
         click.echo()
