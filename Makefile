@@ -32,6 +32,8 @@ bench: setup  ## speed and memory figures, each printed side by side with its ba
 	$(BIN)/python bench/infer_corpus.py --check
 	$(BIN)/python bench/build_overhead.py
 	$(BIN)/python bench/retrofit.py --check
+	$(BIN)/python bench/match.py
+	$(BIN)/python bench/probe.py
 
 STORE := --root build/store/root --runroot build/store/runroot --storage-driver vfs
 
@@ -40,6 +42,8 @@ demo: setup  ## system packages, then build recipes/gromacs (debian variant) and
 	$(BIN)/hpcannotate validate examples/metahub-gromacs-mpich.yaml
 	$(BIN)/hpcannotate infer $(VENV)/easybuild/easyconfigs/g/GROMACS/GROMACS-2023.3-foss-2023a.eb --target zen3
 	$(BIN)/hpcannotate build recipes/gromacs $(STORE)
+	$(BIN)/hpcannotate check oci:build/gromacs/oci:latest
+	-$(BIN)/hpcannotate match oci:build/gromacs/oci:latest
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis
