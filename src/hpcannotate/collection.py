@@ -436,7 +436,8 @@ def _verify(target: ImageRepository, tag: str, raw: bytes, prepared: list[_Prepa
             if not target.exists(desc["digest"]):
                 problems.append(f"the index points at {desc['digest']}, which is missing")
         for p in prepared:
-            got = annotations_of(manifest_json(target.get(p.applied.digest), target.describe(p.applied.digest)))
+            where = target.describe(p.applied.digest)
+            got = annotations_of(manifest_json(target.get(p.applied.digest), where), where)
             wrong = [k for k, v in p.expected.items() if got.get(k) != v]
             if wrong:
                 problems.append(f"{p.applied.image}: annotation {wrong[0]} did not arrive intact")

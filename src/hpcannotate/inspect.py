@@ -179,7 +179,7 @@ def _inspect(repo: ImageRepository, platforms: list[Platform]) -> Inspection:
     top = repo.get(None)
     where = repo.describe()
     data = manifest_json(top, where)
-    own = _annotations(data, where)
+    own = annotations_of(data, where)
     result = Inspection(repo.describe(), top.digest, top.media_type, len(top.raw), own)
     if not result.is_index:
         image = _image(repo, top.digest, top.media_type, len(top.raw), data, None, {})
@@ -204,7 +204,7 @@ def _inspect(repo: ImageRepository, platforms: list[Platform]) -> Inspection:
 
 def _child(repo: ImageRepository, desc: dict) -> ImageView:
     digest = desc["digest"]
-    descriptor = _annotations(desc, f"{repo.describe()} descriptor {digest}")
+    descriptor = annotations_of(desc, f"{repo.describe()} descriptor {digest}")
     media_type = desc.get("mediaType") or ""
     if media_type in INDEX_TYPES:
         return ImageView(digest, media_type, int(desc.get("size") or 0), {}, descriptor, desc.get("platform"),
@@ -212,7 +212,7 @@ def _child(repo: ImageRepository, desc: dict) -> ImageView:
     child = repo.get(digest)
     data = manifest_json(child, repo.describe(digest))
     if child.media_type in INDEX_TYPES:
-        return ImageView(digest, child.media_type, len(child.raw), _annotations(data, repo.describe(digest)),
+        return ImageView(digest, child.media_type, len(child.raw), annotations_of(data, repo.describe(digest)),
                          descriptor, desc.get("platform"), kind="index")
     image = _image(repo, digest, child.media_type, len(child.raw), data, desc.get("platform"), descriptor)
     if is_attestation(desc):
@@ -224,7 +224,7 @@ def _child(repo: ImageRepository, desc: dict) -> ImageView:
 def _image(repo: ImageRepository, digest: str, media_type: str, size: int, data: dict, platform: dict | None,
            descriptor: dict[str, str]) -> ImageView:
     where = repo.describe(digest)
-    image = ImageView(digest, media_type, size, _annotations(data, where), descriptor, platform)
+    image = ImageView(digest, media_type, size, annotations_of(data, where), descriptor, platform)
     config = data.get("config") or {}
     image.config_digest = config.get("digest")
     if image.config_digest and config.get("mediaType") in IMAGE_CONFIGS:
@@ -240,9 +240,3 @@ def _image(repo: ImageRepository, digest: str, media_type: str, size: int, data:
     image.problems = image.effective().validate()
     return image
 
-
-def _annotations(data: Mapping, where: str) -> dict[str, str]:
-    try:
-        return annotations_of(data)
-    except HpcAnnotateError as exc:
-        raise HpcAnnotateError(f"{where}: {exc}") from None

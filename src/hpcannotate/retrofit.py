@@ -226,10 +226,26 @@ class _Write:
 
 
 @dataclass
-class _Plan:
+class _Rewritten:
+    """A manifest as read and the bytes to store in its place (the same bytes when nothing changed)."""
+
     old: Manifest
     raw: bytes
     media_type: str
+
+    @property
+    def digest(self) -> str:
+        return sha256_digest(self.raw)
+
+    @property
+    def changed(self) -> bool:
+        return self.raw != self.old.raw
+
+
+@dataclass
+class _Plan(_Rewritten):
+    """The top-level manifest's rewrite, with the children to PUT first and what the user is shown."""
+
     is_index: bool
     children: list[_Write] = field(default_factory=list)
     diff: list[PlaceDiff] = field(default_factory=list)
@@ -239,14 +255,6 @@ class _Plan:
     expected: dict[str, str] = field(default_factory=dict)
     blobs: list[tuple[str, int]] = field(default_factory=list)
     converted: bool = False
-
-    @property
-    def digest(self) -> str:
-        return sha256_digest(self.raw)
-
-    @property
-    def changed(self) -> bool:
-        return self.raw != self.old.raw
 
 
 @dataclass(frozen=True)
@@ -277,25 +285,14 @@ def _plan(repo: ImageRepository, options: _Options) -> _Plan:
 
 
 @dataclass
-class Rewrite:
+class Rewrite(_Rewritten):
     """One image manifest after the change: the bytes to store (the old ones when nothing changed)."""
 
-    old: Manifest
-    raw: bytes
-    media_type: str
     old_annotations: dict[str, str]
     annotations: dict[str, str]
     changes: list[KeyChange]
     blobs: list[tuple[str, int]]
     converted: bool = False
-
-    @property
-    def digest(self) -> str:
-        return sha256_digest(self.raw)
-
-    @property
-    def changed(self) -> bool:
-        return self.raw != self.old.raw
 
 
 def rewrite_image(old: Manifest, change: AnnotationChange, *, convert: bool, where: str) -> Rewrite:
@@ -310,7 +307,7 @@ def rewrite_image(old: Manifest, change: AnnotationChange, *, convert: bool, whe
         new_data, media_type = docker_to_oci(data, old.media_type, where)
     elif is_docker(old.media_type) and not change.is_empty():
         raise _docker_error(where)
-    old_annotations = _annotations(data, where)
+    old_annotations = annotations_of(data, where)
     new_annotations = change.apply(old_annotations)
     changes = diff(old_annotations, new_annotations)
     converted = media_type != old.media_type
@@ -380,7 +377,7 @@ def _plan_index(repo: ImageRepository, old: Manifest, data: dict, options: _Opti
     new_descriptors = []
     for n, desc in enumerate(descriptors):
         new_descriptors.append(_plan_child(repo, plan, desc, labels[n], n in selected, options))
-    old_annotations = _annotations(data, where)
+    old_annotations = annotations_of(data, where)
     new_annotations = change.apply(old_annotations) if not options.platforms else old_annotations
     if options.platforms:
         stale = sorted(k for k in old_annotations if canonical_key(k) in change.named)
@@ -430,7 +427,7 @@ def _plan_child(repo: ImageRepository, plan: _Plan, desc: dict, label: str, touc
     plan.diff.append(PlaceDiff(label, rewrite.changes, child.digest, new_desc["digest"], rewrite.converted))
     if touch:
         _check(plan, label, rewrite.old_annotations, rewrite.annotations)
-        old_desc_annotations = _annotations(desc, f"{where} descriptor")
+        old_desc_annotations = annotations_of(desc, f"{where} descriptor")
         sub = options.change.restricted(old_desc_annotations)  # keys the descriptor carries stay in step
         if options.descriptor:
             wanted = descriptor_annotations(options.change.set)  # no documents or long values in an index
@@ -442,12 +439,6 @@ def _plan_child(repo: ImageRepository, plan: _Plan, desc: dict, label: str, touc
             plan.diff.append(PlaceDiff(f"{label} descriptor", desc_changes))
     return new_desc
 
-
-def _annotations(data: Mapping, where: str) -> dict[str, str]:
-    try:
-        return annotations_of(data)
-    except InputError as exc:
-        raise RegistryError(f"{where}: {exc}") from None
 
 
 def _config(repo: ImageRepository, data: Mapping, where: str) -> dict:
@@ -529,7 +520,7 @@ def _verify(repo: ImageRepository, plan: _Plan, new_digest: str, exact: bool = T
 
 def _expect(where: str, data: Mapping, expected: Mapping[str, str], blobs: list | None,
             exact: bool = True) -> list[str]:
-    got = annotations_of(data)
+    got = annotations_of(data, where)
     problems = [f"{where}: annotation {k} is {got.get(k)!r}, expected {v!r}" for k, v in expected.items()
                 if got.get(k) != v]
     problems += [f"{where}: annotation {k} should be gone" for k in got if k not in expected]

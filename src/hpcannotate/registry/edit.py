@@ -130,11 +130,11 @@ def diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[KeyChange]:
     return changes
 
 
-def annotations_of(data: Mapping) -> dict[str, str]:
+def annotations_of(data: Mapping, where: str) -> dict[str, str]:
     """A manifest's or descriptor's annotations; values that are not text are refused (not silently lost)."""
     found = data.get("annotations") or {}
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
-        raise InputError("annotations are not a mapping of text to text")
+        raise InputError(f"{where}: annotations are not a mapping of text to text")
     return dict(found)
 
 
