@@ -6,11 +6,13 @@ repository, so blobs are mounted across repositories (the registry log shows no 
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.collection import (
@@ -21,7 +23,7 @@ from hpcannotate.collection import (
     load_collection,
     parse_collection,
 )
-from hpcannotate.errors import InputError
+from hpcannotate.errors import HpcAnnotateError, InputError
 from hpcannotate.inputs import parse_yaml
 from hpcannotate.inspect import inspect
 from hpcannotate.oci import media
@@ -219,3 +221,18 @@ def test_without_push_the_index_goes_to_the_images_registry(images, tmp_path):
     path = write_collection(tmp_path / "c.yaml", images, tag="nopush")
     (result,) = apply_collection(path, dry_run=True)
     assert result.reference == f"{images.registry.host}/gromacs/mpich:nopush"
+
+
+def test_a_bad_image_in_a_later_application_writes_nothing(images, tmp_path):
+    """Every application is read and checked before the first index is written."""
+    data = yaml.safe_load(write_collection(tmp_path / "good.yaml", images).read_text())
+    broken = copy.deepcopy(data["manifests"][0])
+    broken["name"] = "gromacs/broken"
+    broken["manifests"][1]["image"] = f"{images.name}:no-such-tag"
+    data["manifests"].append(broken)
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "out"
+    with pytest.raises(HpcAnnotateError, match="no-such-tag"):
+        apply_collection(path, push=f"oci:{out}")
+    assert not out.exists()

@@ -16,6 +16,7 @@ import logging
 import sys
 import threading
 import time
+import typing
 import urllib.parse
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from hpcannotate.registry import (
     AuthenticationError,
     Credentials,
     RegistryClient,
+    RegistryError,
     RetryPolicy,
     find_credentials,
     parse_reference,
@@ -326,6 +328,8 @@ class Bearer:
         self.registry_hits: list[tuple[str, str, str]] = []
         self.manifests: dict[tuple[str, str], tuple[bytes, str]] = {}
         self.realm_override: str | None = None
+        self.token_text: str | None = None  # what the token server hands out instead of a good token
+        self.tags_next: str | None = None  # a Link: rel="next" URL for the tag list
         self.token_server = self._serve(self._token_handler())
         self.registry_server = self._serve(self._registry_handler())
         self.token_host = f"127.0.0.1:{self.token_server.server_address[1]}"
@@ -354,7 +358,7 @@ class Bearer:
         token = f"tok-{len(self.issued)}"
         self.tokens[token] = granted
         self.issued.append({"user": user, "scopes": sorted(scopes), "token": token})
-        return {"token": token, "expires_in": self.lifetime}
+        return {"token": self.token_text or token, "expires_in": self.lifetime}
 
     def _token_handler(self):
         bearer = self
@@ -423,7 +427,7 @@ class Bearer:
 
             def handle_one(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                repo, _, ref = self.path[len("/v2/"):].partition("/manifests/")
+                repo, _, ref = self.path[len("/v2/"):].removesuffix("/tags/list").partition("/manifests/")
                 action = "push" if self.command == "PUT" or repo.startswith("special/") else "pull"
                 needed = f"repository:{repo}:pull" + (",push" if action == "push" else "")
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -434,6 +438,9 @@ class Bearer:
                     return self.answer(401, {"WWW-Authenticate": bearer.challenge(needed, "invalid_token")})
                 if f"repository:{repo}:{action}" not in bearer.tokens[token]:
                     return self.answer(401, {"WWW-Authenticate": bearer.challenge(needed, "insufficient_scope")})
+                if self.path.endswith("/tags/list"):
+                    link = {"Link": f'<{bearer.tags_next}>; rel="next"'} if bearer.tags_next else {}
+                    return self.answer(200, {"Content-Type": "application/json", **link}, b'{"tags":["v1"]}')
                 if self.command == "PUT":
                     bearer.manifests[(repo, ref)] = (body, self.headers["Content-Type"])
                     return self.answer(201, {"Docker-Content-Digest": media.sha256_digest(body)})
@@ -546,3 +553,56 @@ def test_credentials_repr_hides_secrets():
     creds = Credentials(USER, PASSWORD, IDENTITY, "somewhere")
     for text in (repr(creds), str(creds), f"{creds}"):
         assert PASSWORD not in text and IDENTITY not in text
+
+
+def test_malformed_token_is_refused_without_echoing_it(bearer, capsys):
+    """A token with a line break would end up in an invalid header, whose error quotes the value."""
+    bearer.token_text = "SUPERSECRET-token\nX-Evil: 1"
+    client = RegistryClient(username=USER, password=PASSWORD, retry=FAST)
+    with pytest.raises(AuthenticationError) as err:
+        client.get_manifest(f"{bearer.host}/team/app:v1")
+    assert str(err.value) == f"{bearer.host}: token server answered with a malformed token"
+    assert "SUPERSECRET" not in repr(client.auth._tokens)
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Another origin the registry may name: records what arrives, answers an empty tag page."""
+
+    seen: typing.ClassVar[list] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        _Recorder.seen.append(self.headers.get("Authorization"))
+        body = b'{"tags":["v2"]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_credentials_stay_with_the_registry_origin(bearer):
+    """A URL the registry hands back (Link, upload Location) on another origin gets no Authorization."""
+    other = Bearer._serve(_Recorder)
+    _Recorder.seen = []
+    try:
+        bearer.tags_next = f"http://127.0.0.1:{other.server_address[1]}/v2/team/app/tags/list?last=v1"
+        client = RegistryClient(username=USER, password=PASSWORD, retry=FAST)
+        assert client.list_tags(f"{bearer.host}/team/app") == ["v1", "v2"]
+        assert _Recorder.seen == [None]
+        assert bearer.registry_hits[-1][2].startswith("tok-")  # the registry itself did get its token
+    finally:
+        other.shutdown()
+        other.server_close()
+
+
+def test_plain_http_address_from_a_tls_registry_is_refused():
+    client = RegistryClient(username=USER, password=PASSWORD, retry=FAST)
+    ref = parse_reference("registry.example.com/team/app:v1")
+    with pytest.raises(RegistryError, match=r"plain-HTTP address on proxy\.example\.com; refusing"):
+        client._url(ref, "http://proxy.example.com/v2/team/app/blobs/uploads/1")
+    assert client._url(ref, "/v2/team/app/blobs/uploads/1") == (
+        "https://registry.example.com/v2/team/app/blobs/uploads/1", True)
+    assert client._url(ref, "https://storage.example.com/x")[1] is False

@@ -383,14 +383,23 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_unreachable_registry_retried_then_one_line():
+def test_refused_connection_retried_once_then_one_line():
+    """A refused connection may be a registry restarting: one more try, not the whole retry budget."""
     port = _closed_port()
     client = RegistryClient(retry=FAST)
     with pytest.raises(RegistryError) as err:
         client.get_manifest(f"127.0.0.1:{port}/a:b")
     assert str(err.value) == f"127.0.0.1:{port}: cannot reach the registry (connection refused)"
-    assert client.stats.requests == FAST.retries + 1
-    assert client.stats.retries == FAST.retries
+    assert client.stats.requests == 2
+    assert client.stats.retries == 1
+
+
+def test_unresolvable_host_not_retried():
+    client = RegistryClient(retry=FAST)
+    with pytest.raises(RegistryError) as err:
+        client.get_manifest("no-such-host.invalid/a:b")
+    assert str(err.value) == "no-such-host.invalid: cannot reach the registry (host name does not resolve)"
+    assert client.stats.requests == 1 and client.stats.retries == 0
 
 
 def test_tls_to_a_plain_registry_fails_without_retries(registry):

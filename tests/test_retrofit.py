@@ -246,6 +246,29 @@ def test_digest_reference_is_written_by_digest_and_the_tag_stays(images):
     assert after["annotations"][P + "app.version"] == "1.36"
 
 
+def test_tag_pinned_to_a_digest_moves_the_tag(images):
+    """``repo:tag@digest``: the digest only says what the tag must point at before the write."""
+    ref = images.fresh("single")
+    _, digest = images.manifest(ref)
+    result = annotate(f"{ref}@{digest}", set={"app.version": "1.37"})
+    assert result.verified, result.verification
+    assert images.manifest(ref)[1] == result.new_digest != digest
+
+
+def test_malformed_descriptors_are_one_line_errors(tmp_path, run_cli):
+    """A descriptor whose platform is text (or whose size is not a number) names the file and the field."""
+    layout = OciLayout.create(tmp_path / "bad")
+    child = layout.put_blob(b'{"schemaVersion":2,"config":"nope","layers":[]}')
+    layout.write_index({"schemaVersion": 2, "manifests": [
+        {"mediaType": media.OCI_MANIFEST, "digest": child, "size": 10, "platform": "linux/amd64"}]})
+    for command in (["inspect", f"oci:{tmp_path / 'bad'}"], ["annotate", f"oci:{tmp_path / 'bad'}", "--set",
+                                                                 "app.version=1"]):
+        r = run_cli(*command)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip().endswith("index.json: manifests[0].platform is not an object"), r.stderr
+        assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+
+
 def test_from_yaml_file_and_from_a_recipe(images, tmp_path):
     ref = images.fresh("single")
     curated = tmp_path / "curated.yaml"
@@ -562,3 +585,67 @@ def test_crane_backend_for_real(images):
     assert result.verified, result.verification
     after, _ = images.manifest(ref)
     assert after["annotations"][P + "app.version"] == "7" and after["layers"] == before["layers"]
+
+
+def test_naming_a_digest_keeps_its_other_names(tmp_path):
+    """Tagging ``latest`` on the image tagged ``1.0`` adds a name; it does not take ``1.0`` away."""
+    layout = OciLayout.create(tmp_path / "names")
+    desc = layout.put_manifest({"schemaVersion": 2, "config": {}, "layers": []}, media.OCI_MANIFEST, "1.0",
+                               platform={"os": "linux", "architecture": "amd64"})
+    layout.put_manifest({"schemaVersion": 2, "config": {}, "layers": []}, media.OCI_MANIFEST, "latest")
+    assert layout.find("1.0")["digest"] == layout.find("latest")["digest"] == desc["digest"]
+    assert layout.find("1.0")["platform"] == {"os": "linux", "architecture": "amd64"}
+    assert len(layout.index()["manifests"]) == 2
+
+
+def test_crane_is_handed_the_authfile_as_its_docker_config(tmp_path, monkeypatch):
+    """crane prefers $DOCKER_CONFIG/config.json over containers' auth files: --authfile must win anyway."""
+    home_config = tmp_path / "home-docker"
+    home_config.mkdir()
+    (home_config / "config.json").write_text('{"auths": {"reg.example.org": {"auth": "aG9tZTpob21l"}}}')
+    monkeypatch.setenv("DOCKER_CONFIG", str(home_config))
+    authfile = tmp_path / "auth.json"
+    authfile.write_text('{"auths": {"reg.example.org": {"auth": "Ym9iOnNlY3JldA=="}}}')
+    seen = tmp_path / "seen"
+    script = tmp_path / "crane-env"
+    pushed = f"reg.example.org/a@sha256:{'cd' * 32}"
+    script.write_text(f'#!/bin/sh\ncat "$DOCKER_CONFIG/config.json" > {seen}\necho {pushed}\n')
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    run_mutate(mutate_argv("reg.example.org/a:1", {"k": "v"}, executable=str(script)), authfile=authfile)
+    assert seen.read_text() == authfile.read_text()
+    with pytest.raises(InputError, match=r"--authfile .*missing.json: cannot read"):
+        run_mutate(mutate_argv("reg.example.org/a:1", {"k": "v"}, executable=str(script)),
+                   authfile=tmp_path / "missing.json")
+
+
+def test_a_named_authfile_that_does_not_exist_is_an_error(tmp_path, run_cli):
+    r = run_cli("inspect", "127.0.0.1:1/a:b", "--authfile", str(tmp_path / "nope.json"))
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"hpcannotate: error: --authfile {tmp_path / 'nope.json'}: no such file"
+
+
+def test_attestation_entries_follow_the_image_they_describe(tmp_path):
+    """buildx indexes carry provenance manifests naming their image by digest; a retrofit moves that name."""
+    layout = OciLayout.create(tmp_path / "bx")
+    config_raw = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    config = {"mediaType": media.OCI_CONFIG, "digest": layout.put_blob(config_raw), "size": len(config_raw)}
+    image = media.canonical_json({"schemaVersion": 2, "mediaType": media.OCI_MANIFEST, "config": config,
+                                  "layers": []})
+    image_digest = layout.put_blob(image)
+    proof = media.canonical_json({"schemaVersion": 2, "mediaType": media.OCI_MANIFEST, "config": config,
+                                  "layers": [], "annotations": {"kind": "provenance"}})
+    proof_digest = layout.put_blob(proof)
+    index = media.canonical_json({"schemaVersion": 2, "mediaType": media.OCI_INDEX, "manifests": [
+        {"mediaType": media.OCI_MANIFEST, "digest": image_digest, "size": len(image),
+         "platform": {"os": "linux", "architecture": "amd64"}},
+        {"mediaType": media.OCI_MANIFEST, "digest": proof_digest, "size": len(proof),
+         "platform": {"os": "unknown", "architecture": "unknown"},
+         "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                         "vnd.docker.reference.digest": image_digest}}]})
+    layout.put_manifest(json.loads(index), media.OCI_INDEX, "v1")
+    result = annotate(f"oci:{tmp_path / 'bx'}:v1", set={"app.version": "1"})
+    assert result.verified, result.verification
+    entries = OciLayout.open(tmp_path / "bx").read_json(result.new_digest)["manifests"]
+    assert entries[0]["digest"] != image_digest
+    assert entries[1]["digest"] == proof_digest  # the attestation itself is not rewritten ...
+    assert entries[1]["annotations"]["vnd.docker.reference.digest"] == entries[0]["digest"]  # ... only its pointer

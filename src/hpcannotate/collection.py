@@ -38,7 +38,7 @@ from .oci.store import Manifest
 from .provenance import Layer, Provenance
 from .registry.client import RegistryClient
 from .registry.edit import AnnotationChange, KeyChange, annotations_of
-from .registry.platform import Platform, is_attestation, parse_platform, platform_text
+from .registry.platform import Platform, choose_image, parse_platform
 from .registry.reference import Reference, parse_reference
 from .registry.repository import ImageRepository, manifest_json, open_repository
 from .registry.transfer import TransferReport, ensure_blobs
@@ -297,8 +297,14 @@ def apply_collection(
     own_client = client is None
     client = client or RegistryClient(authfile=authfile, insecure=not tls_verify, plain_http=plain_http)
     try:
-        return [_apply(app, _target(push, app, len(collection.applications)), dry_run, convert_to_oci, client)
-                for app in collection.applications]
+        # Every image of every application is read and checked before anything is written: a bad
+        # image in the last application must not leave the first ones pushed.
+        plans = [_plan(app, _target(push, app, len(collection.applications)), dry_run, convert_to_oci, client)
+                 for app in collection.applications]
+        if not dry_run:
+            for plan in plans:
+                _write(plan, client)
+        return [plan.result for plan in plans]
     finally:
         if own_client:
             client.close()
@@ -325,8 +331,19 @@ def _target(push: str | None, app: Application, count: int) -> Reference:
     return parse_reference(f"{push.rstrip('/')}/{app.name}:{app.tag}")
 
 
-def _apply(app: Application, target_ref: Reference, dry_run: bool, convert: bool,
-           client: RegistryClient) -> AppliedCollection:
+@dataclass
+class _AppPlan:
+    """One application's index, ready to write: what was read, and the result to fill in."""
+
+    target_ref: Reference
+    tag: str
+    raw: bytes
+    prepared: list[_Prepared]
+    result: AppliedCollection
+
+
+def _plan(app: Application, target_ref: Reference, dry_run: bool, convert: bool,
+          client: RegistryClient) -> _AppPlan:
     prepared = [_prepare(image, client, convert) for image in app.images]
     entries = [(p.manifest, p.applied.platform, p.applied.descriptor) for p in prepared]
     index_annotations = _index_annotations(app, [p.applied.descriptor for p in prepared])
@@ -337,9 +354,13 @@ def _apply(app: Application, target_ref: Reference, dry_run: bool, convert: bool
     for p in prepared:
         if p.applied.converted:
             result.warnings.append(f"{p.applied.image}: written as OCI (it was Docker v2 schema 2)")
-    if dry_run:
-        return result
-    target = open_repository(target_ref, client=client, create=True)
+    return _AppPlan(target_ref, tag, raw, prepared, result)
+
+
+def _write(plan: _AppPlan, client: RegistryClient) -> None:
+    """Blobs and image manifests first (by digest), the index under its tag last, then read it all back."""
+    result, prepared, raw, tag = plan.result, plan.prepared, plan.raw, plan.tag
+    target = open_repository(plan.target_ref, client=client, create=True)
     result.previous = _resolve(target)
     for p in prepared:
         p.applied.transfer = ensure_blobs(p.source, target, p.blobs)
@@ -348,7 +369,6 @@ def _apply(app: Application, target_ref: Reference, dry_run: bool, convert: bool
     result.written = True
     result.verification = _verify(target, tag, raw, prepared)
     result.verified = not result.verification
-    return result
 
 
 def _resolve(repo: ImageRepository) -> str | None:
@@ -366,7 +386,7 @@ def _prepare(image: CollectionImage, client: RegistryClient, convert: bool) -> _
     if top.media_type in INDEX_TYPES:
         if platform is None:
             raise InputError(f"{where}: is an index; give the platform of the image to take from it")
-        desc = _pick(manifest_json(top, where), platform, where)
+        desc = choose_image(manifest_json(top, where), platform, where)
         manifest = source.get(desc["digest"])
         if manifest.media_type in INDEX_TYPES:
             raise InputError(f"{where}: the {platform} entry is itself an index")
@@ -392,15 +412,6 @@ def _prepare(image: CollectionImage, client: RegistryClient, convert: bool) -> _
                            rewrite.converted, status)
     new_manifest = Manifest(rewrite.raw, rewrite.media_type, rewrite.digest)
     return _Prepared(applied, source, new_manifest, rewrite.blobs, rewrite.annotations)
-
-
-def _pick(index: dict, platform: Platform, where: str) -> dict:
-    found = [d for d in index.get("manifests") or [] if not is_attestation(d) and platform.matches(d.get("platform"))]
-    if len(found) != 1:
-        have = ", ".join(sorted({platform_text(d.get("platform")) for d in index.get("manifests") or []}))
-        what = "no" if not found else f"{len(found)}"
-        raise InputError(f"{where}: {what} manifests for {platform} in the index (it has: {have})")
-    return found[0]
 
 
 def _config(source: ImageRepository, data: dict, where: str) -> dict:

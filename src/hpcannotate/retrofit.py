@@ -265,6 +265,9 @@ class _Options:
     convert: bool
 
 
+ATTESTATION_DIGEST = "vnd.docker.reference.digest"
+
+
 def _docker_error(where: str) -> InputError:
     return InputError(f"{where}: a Docker v2 schema 2 manifest cannot carry annotations; rerun with "
                       f"{CONVERT_FLAG} to rewrite it as OCI (media types only, same layers, no upload)")
@@ -377,6 +380,7 @@ def _plan_index(repo: ImageRepository, old: Manifest, data: dict, options: _Opti
     new_descriptors = []
     for n, desc in enumerate(descriptors):
         new_descriptors.append(_plan_child(repo, plan, desc, labels[n], n in selected, options))
+    new_descriptors = _follow_attestations(descriptors, new_descriptors)
     old_annotations = annotations_of(data, where)
     new_annotations = change.apply(old_annotations) if not options.platforms else old_annotations
     if options.platforms:
@@ -394,6 +398,19 @@ def _plan_index(repo: ImageRepository, old: Manifest, data: dict, options: _Opti
         plan.raw = serialise(new_index)
     plan.diff[0].new_digest = plan.digest
     return plan
+
+
+def _follow_attestations(old: Sequence[dict], new: list[dict]) -> list[dict]:
+    """buildx's attestation entries name the image they describe by digest: point them at its new digest."""
+    moved = {o["digest"]: n["digest"] for o, n in zip(old, new, strict=True) if o["digest"] != n["digest"]}
+    result = []
+    for desc in new:
+        annotations = desc.get("annotations") or {}
+        subject = annotations.get(ATTESTATION_DIGEST)
+        if is_attestation(desc) and subject in moved:
+            desc = with_annotations(desc, {**annotations, ATTESTATION_DIGEST: moved[subject]})
+        result.append(desc)
+    return result
 
 
 def _labels(descriptors: Sequence[dict]) -> list[str]:

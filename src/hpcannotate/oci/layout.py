@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
-from .media import OCI_INDEX, canonical_json, sha256_digest
+from .media import OCI_INDEX, canonical_json, check_shape, sha256_digest
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
@@ -125,16 +125,21 @@ class OciLayout:
 
     # -- index ----------------------------------------------------------
     def index(self) -> dict:
+        where = f"oci:{self.path}: index.json"
         try:
-            return json.loads((self.path / "index.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"oci:{self.path}: unreadable index.json: {exc}") from None
+            index = json.loads((self.path / "index.json").read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"{where}: unreadable: {exc}") from None
+        if not isinstance(index, dict):
+            raise InputError(f"{where}: not a JSON object")
+        check_shape(index, where)
+        return index
 
     def write_index(self, index: dict) -> None:
         _atomic_write(self.path / "index.json", json.dumps(index, indent=2).encode())
 
     def descriptors(self) -> Iterator[dict]:
-        yield from self.index().get("manifests", [])
+        yield from self.index().get("manifests") or []
 
     def find(self, ref: str | None) -> dict:
         """The descriptor of ``ref`` (a tag in ``org.opencontainers.image.ref.name`` or a digest)."""
@@ -142,23 +147,26 @@ class OciLayout:
         if ref is None:
             if len(manifests) == 1:
                 return manifests[0]
-            names = sorted({d.get("annotations", {}).get(REF_NAME, d["digest"]) for d in manifests})
+            names = sorted({(d.get("annotations") or {}).get(REF_NAME, d["digest"]) for d in manifests})
             raise InputError(f"oci:{self.path}: holds {len(manifests)} images; name one of: {', '.join(names)}")
         for desc in manifests:
-            if desc["digest"] == ref or desc.get("annotations", {}).get(REF_NAME) == ref:
+            if desc["digest"] == ref or (desc.get("annotations") or {}).get(REF_NAME) == ref:
                 return desc
         raise InputError(f"oci:{self.path}: no image named {ref!r}")
 
     def set_ref(self, descriptor: dict, ref: str | None) -> None:
-        """Point ``ref`` at ``descriptor`` (replacing what it named), keeping other entries."""
+        """Point ``ref`` at ``descriptor``, replacing only the entry ``ref`` named; other names of the
+        same digest stay. Without ``ref``: one unnamed entry per digest."""
         desc = dict(descriptor)
         if ref:
             desc["annotations"] = {**desc.get("annotations", {}), REF_NAME: ref}
+
+        def replaced(entry: dict) -> bool:
+            named = (entry.get("annotations") or {}).get(REF_NAME)
+            return named == ref if ref else (named is None and entry.get("digest") == desc["digest"])
+
         index = self.index()
-        kept = [
-            d for d in index.get("manifests", [])
-            if not (ref and d.get("annotations", {}).get(REF_NAME) == ref) and d["digest"] != desc["digest"]
-        ]
+        kept = [d for d in index.get("manifests", []) if not replaced(d)]
         index["manifests"] = [*kept, desc]
         index.setdefault("mediaType", OCI_INDEX)
         self.write_index(index)

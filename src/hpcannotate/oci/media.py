@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from ..errors import InputError
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -42,3 +44,28 @@ def descriptor(media_type: str, data: bytes, **extra) -> dict:
 
 def is_index(media_type: str | None) -> bool:
     return media_type in INDEX_TYPES
+
+
+def check_shape(data: dict, where: str) -> None:
+    """Refuse, in one line, the descriptor shapes every reader below relies on (so none of them trips on
+    a string where an object belongs): ``config``, ``layers``, ``manifests``, annotations, platforms."""
+    if "config" in data and not isinstance(data["config"], dict):
+        raise InputError(f"{where}: config is not a descriptor object")
+    descriptors = [("config", data["config"])] if "config" in data else []
+    for field_name in ("layers", "manifests"):
+        listed = data.get(field_name)
+        if listed is None:
+            continue
+        if not isinstance(listed, list):
+            raise InputError(f"{where}: {field_name} is not a list")
+        descriptors += [(f"{field_name}[{n}]", desc) for n, desc in enumerate(listed)]
+    for name, desc in descriptors:
+        if not isinstance(desc, dict):
+            raise InputError(f"{where}: {name} is not a descriptor object")
+        if not isinstance(desc.get("digest"), str) or not isinstance(desc.get("size", 0), int):
+            raise InputError(f"{where}: {name} has no text digest or no integer size")
+        for part in ("platform", "annotations"):
+            if desc.get(part) is not None and not isinstance(desc[part], dict):
+                raise InputError(f"{where}: {name}.{part} is not an object")
+    if data.get("annotations") is not None and not isinstance(data["annotations"], dict):
+        raise InputError(f"{where}: annotations is not an object")

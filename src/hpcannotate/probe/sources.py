@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import HpcAnnotateError, InputError
-from ..oci.layout import REF_NAME, OciLayout
+from ..oci.layout import OciLayout
 from ..oci.media import INDEX_TYPES, sha256_digest
 from ..oci.store import ImageStore, LayoutStore, Manifest
+from ..registry.platform import choose_image, parse_platform
+from ..registry.repository import manifest_json
 from .layers import CHUNK, LayerError
 
 STORAGE_PREFIX = "containers-storage:"
-TARGET_KEY = "org.supercontainers.hardware.cpu.optimized.version"
 NESTING = 4  # indexes of indexes followed at most this deep
 BUILDAH_TIMEOUT = 3600
 
@@ -108,60 +109,21 @@ def _is_index(manifest: Manifest, body: dict) -> bool:
         "manifests" in body and "layers" not in body)
 
 
-def _label(desc: dict) -> str:
-    annotations = desc.get("annotations") or {}
-    return annotations.get(REF_NAME) or annotations.get(TARGET_KEY) or desc["digest"]
-
-
-def _choose(index: dict, platform: str, where: str) -> dict:
-    """The one image of an index for ``os/arch[/variant]``; attestation entries are not images."""
-    entries = [d for d in index.get("manifests") or []
-               if (d.get("platform") or {}).get("os") != "unknown"
-               and (d.get("annotations") or {}).get("vnd.docker.reference.type") != "attestation-manifest"]
-    if len(entries) == 1:
-        return entries[0]
-    os_name, _, rest = platform.partition("/")
-    arch, _, variant = rest.partition("/")
-    fitting = [d for d in entries
-               if (d.get("platform") or {}).get("os", os_name) == os_name
-               and (d.get("platform") or {}).get("architecture", arch) == arch
-               and (not variant or (d.get("platform") or {}).get("variant", variant) == variant)]
-    if len(fitting) == 1:
-        return fitting[0]
-    if not fitting:
-        have = sorted({"/".join(filter(None, ((d.get("platform") or {}).get("os"),
-                                             (d.get("platform") or {}).get("architecture"),
-                                             (d.get("platform") or {}).get("variant")))) for d in entries})
-        raise InputError(f"{where}: the index has no image for {platform} (it has: {', '.join(have) or 'none'})")
-    names = ", ".join(_label(d) for d in fitting)
-    raise InputError(f"{where}: the index holds {len(fitting)} images for {platform} ({names}); "
-                     "name one by its tag or digest")
-
-
 def resolve_manifest(store: ImageStore, ref: str, platform: str) -> tuple[Manifest, dict]:
     """The image manifest ``ref`` names, through indexes; returns it and its parsed body."""
     where = store.describe(ref)
+    wanted = parse_platform(platform)
     manifest = store.get_manifest(ref)
     for _ in range(NESTING):
-        body = _parse(manifest.raw, where)
+        body = manifest_json(manifest, where)
         if not _is_index(manifest, body):
             if "config" not in body or "layers" not in body:
                 raise InputError(f"{where}: manifest {manifest.digest} has no config or layers (not an image)")
             return manifest, body
-        chosen = _choose(body, platform, where)
+        chosen = choose_image(body, wanted, where, take_lone=True)
         manifest = store.get_manifest(chosen["digest"])
         where = store.describe(chosen["digest"])
     raise InputError(f"{where}: indexes nested more than {NESTING} deep")
-
-
-def _parse(raw: bytes, where: str) -> dict:
-    try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise InputError(f"{where}: the manifest is not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise InputError(f"{where}: the manifest is not a JSON object")
-    return body
 
 
 def _config(raw: bytes, where: str) -> dict:
@@ -282,16 +244,20 @@ class RegistrySource(ImageSource):
         from ..registry.store import RegistryStore
 
         reference = parse_reference(ref)
-        authfile = getattr(options, "authfile", None)
-        tls_verify = getattr(options, "tls_verify", True)
-        self.client = RegistryClient(authfile=authfile, insecure=not tls_verify)
+        self.client = RegistryClient(authfile=getattr(options, "authfile", None),
+                                     insecure=not getattr(options, "tls_verify", True),
+                                     plain_http=getattr(options, "plain_http", None))
         self.store = RegistryStore(self.client, reference)
         self.cache = BlobCache(cache)
         super().__init__(str(reference))
-        manifest, self.manifest = resolve_manifest(self.store, reference.manifest_ref, platform)
-        self.manifest_digest = manifest.digest
-        self.reference = str(reference.with_digest(manifest.digest)) if not reference.digest else str(reference)
-        self.config = _config(self._small_blob(self.manifest["config"]["digest"]), f"{ref}: config")
+        try:
+            manifest, self.manifest = resolve_manifest(self.store, reference.manifest_ref, platform)
+            self.manifest_digest = manifest.digest
+            self.reference = str(reference.with_digest(manifest.digest)) if not reference.digest else str(reference)
+            self.config = _config(self._small_blob(self.manifest["config"]["digest"]), f"{ref}: config")
+        except BaseException:
+            self.close()
+            raise
         self.stats.registry = self.client.stats.as_dict()
 
     def _small_blob(self, digest: str) -> bytes:
@@ -354,8 +320,8 @@ class BuildahSource(LayoutSource):
     """An image in buildah's store, pushed uncompressed to a temporary layout and read from there."""
 
     def __init__(self, name: str, platform: str, options: object | None, scratch_parent: Path | None = None):
-        if not name:
-            raise InputError(f"{STORAGE_PREFIX}: no image name")
+        if not name or name.startswith("-"):
+            raise InputError(f"{STORAGE_PREFIX}{name}: not an image name")
         if shutil.which("buildah") is None:
             raise HpcAnnotateError(f"{STORAGE_PREFIX}{name}: buildah is not installed (apt-get install buildah)")
         if scratch_parent is not None:

@@ -101,11 +101,18 @@ def find_credentials(
     Within a file: ``credHelpers`` for the registry, then ``credsStore``, then inline ``auths``.
     """
     env = os.environ if env is None else env
+    check_authfile(authfile)
     for path in auth_file_paths(env, authfile):
         creds = _from_file(path, ref, env, helper_timeout)
         if creds is not None:
             return creds
     return None
+
+
+def check_authfile(authfile: str | Path | None) -> None:
+    """A login file named on purpose must exist: a typo must not quietly mean anonymous access."""
+    if authfile and not Path(authfile).is_file():
+        raise InputError(f"--authfile {authfile}: no such file")
 
 
 def auth_file_paths(env: Mapping[str, str], authfile: str | Path | None = None) -> list[Path]:
@@ -339,7 +346,7 @@ TokenSender = Callable[[str, str, dict, dict, dict | None], TokenReply]
 
 @dataclass
 class _Token:
-    value: str
+    value: str = field(repr=False)
     expires: float
 
 
@@ -459,8 +466,11 @@ class Authenticator:
             lifetime = float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
         except (ValueError, AttributeError, TypeError):
             value = None
+        value = str(value).strip() if value else ""
         if not value:
             raise AuthenticationError(f"{ref.registry}: token server answered without a token")
+        if not value.isprintable() or " " in value:
+            raise AuthenticationError(f"{ref.registry}: token server answered with a malformed token")
         margin = min(TOKEN_MARGIN, lifetime / 10)
         return _Token(str(value), self._clock() + lifetime - margin)
 

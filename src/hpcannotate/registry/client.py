@@ -40,6 +40,7 @@ from .auth import (
     Credentials,
     DigestMismatchError,
     RegistryError,
+    check_authfile,
     find_credentials,
     merge_scopes,
     pull_scope,
@@ -128,6 +129,19 @@ class _KeepHeaders(requests.auth.AuthBase):
 _KEEP_HEADERS = _KeepHeaders()
 
 
+class _Session(requests.Session):
+    """On a redirect, strip ``Authorization`` when the host or scheme changes, and add nothing.
+
+    requests' own ``rebuild_auth`` would put ``~/.netrc`` credentials for the new host in its place.
+    """
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        if "Authorization" in prepared_request.headers and self.should_strip_auth(
+            response.request.url, prepared_request.url
+        ):
+            del prepared_request.headers["Authorization"]
+
+
 class RegistryClient:
     """Talks the OCI distribution API to any number of registries.
 
@@ -152,6 +166,7 @@ class RegistryClient:
         sleep: Callable[[float], None] = time.sleep,
     ):
         self._explicit = Credentials(username, password or "", None, "caller") if username else None
+        check_authfile(authfile)
         self._authfile = authfile
         self.plain_http = plain_http
         self.verify: bool | str = False if insecure else verify
@@ -159,7 +174,7 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.stats = TransferStats()
         self._sleep = sleep
-        self._session = session or requests.Session()
+        self._session = session or _Session()
         self._session.headers["User-Agent"] = USER_AGENT
         self.auth = Authenticator(self._token_send, self._find_credentials)
         if insecure:
@@ -346,12 +361,21 @@ class RegistryClient:
         plain = self.plain_http if self.plain_http is not None else is_loopback(host)
         return f"{'http' if plain else 'https'}://{host}"
 
-    def _url(self, ref: Reference, path: str) -> str:
-        """``path`` relative to ``/v2/REPO/``, or an absolute path/URL a registry handed back (Location, Link)."""
+    def _url(self, ref: Reference, path: str) -> tuple[str, bool]:
+        """The URL for ``path`` and whether it is the registry's own origin (the only one sent credentials).
+
+        ``path`` is relative to ``/v2/REPO/``, or an absolute path/URL the registry handed back
+        (upload Location, Link). Such a URL gets the same plain-HTTP rule as the registry itself.
+        """
         base = self.base_url(ref.api_host)
-        if path.startswith(("/", "http://", "https://")):
-            return urljoin(base + "/", path)
-        return f"{base}/v2/{ref.repository}/{path}"
+        if not path.startswith(("/", "http://", "https://")):
+            return f"{base}/v2/{ref.repository}/{path}", True
+        url = urljoin(base + "/", path)
+        parts, own = urlsplit(url), urlsplit(base)
+        if parts.scheme == "http" and own.scheme != "http" and not (self.plain_http or is_loopback(parts.netloc)):
+            raise RegistryError(f"{ref.registry}: the registry sent a plain-HTTP address on {parts.netloc}; "
+                                "refusing (pass --plain-http if that is intended)")
+        return url, (parts.scheme, parts.netloc) == (own.scheme, own.netloc)
 
     def _find_credentials(self, ref: Reference) -> Credentials | None:
         return self._explicit or find_credentials(ref, authfile=self._authfile)
@@ -375,11 +399,12 @@ class RegistryClient:
         The body of a successful answer is read (up to ``read`` bytes) so the connection goes back
         to the pool; ``read=None`` leaves it to stream (blobs).
         """
-        url = self._url(ref, path)
+        url, own_origin = self._url(ref, path)
         wanted = merge_scopes(scopes)
-        auth = self.auth.authorization(ref, wanted)
+        # Another host named by the registry (an upload Location, say) is never sent our credentials.
+        auth = self.auth.authorization(ref, wanted) if own_origin else None
         resp = self._send(method, url, ref.registry, _with_auth(headers, auth), body, read)
-        if resp.status_code == 401:
+        if resp.status_code == 401 and own_origin:
             _discard(resp, self.stats)
             wanted = self.auth.unauthorized(ref, resp.headers.get("WWW-Authenticate"), wanted)
             auth = self.auth.authorization(ref, wanted)
@@ -415,9 +440,7 @@ class RegistryClient:
                 resp = self._send_once(method, url, headers, body, read)
             except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
                 delay = policy.delay(attempt)
-                # A certificate that failed verification will fail again: no retry for TLS errors.
-                tls = isinstance(exc, requests.exceptions.SSLError)
-                if tls or attempt >= policy.retries or time.monotonic() + delay > deadline:
+                if attempt >= _retries_for(exc, policy) or time.monotonic() + delay > deadline:
                     raise RegistryError(f"{registry}: cannot reach the registry ({_reason(exc, self.timeout)})") \
                         from None
                 log.debug("%s %s: %s; retrying in %.1f s", method, _loggable(url), type(exc).__name__, delay)
@@ -442,6 +465,11 @@ class RegistryClient:
             self._count_request(prepared)
             settings = self._session.merge_environment_settings(url, {}, True, self.verify, None)
             resp = self._session.send(prepared, timeout=self.timeout, allow_redirects=True, **settings)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
+            raise
+        except requests.RequestException as exc:
+            # Its text can quote a header (a token): name the kind only.
+            raise RegistryError(f"{urlsplit(url).netloc}: the request failed ({type(exc).__name__})") from None
         finally:
             if hasattr(stream, "close"):
                 stream.close()
@@ -598,6 +626,17 @@ def _loggable(url: str) -> str:
     """A URL without its query (upload state and token-server parameters stay out of logs)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _retries_for(exc: BaseException, policy: RetryPolicy) -> int:
+    """How many retries a connection error deserves: a certificate that failed verification or a name
+    that does not resolve will fail again; a refused connection gets one more try (a registry restarting)."""
+    chain = _exception_chain(exc)
+    if any(isinstance(e, (ssl.SSLError, requests.exceptions.SSLError, socket.gaierror)) for e in chain):
+        return 0
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        return min(1, policy.retries)
+    return policy.retries
 
 
 def _reason(exc: BaseException, timeout: tuple[float, float]) -> str:

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,9 +61,23 @@ def mutate_argv(reference: str, annotations: Mapping[str, str], *, insecure: boo
 
 def run_mutate(argv: list[str], *, authfile: str | Path | None = None, timeout: float = CRANE_TIMEOUT) -> str:
     """Run crane; returns the digest it pushed (crane prints ``REPO@sha256:...``)."""
-    env = dict(os.environ)
-    if authfile:
-        env["REGISTRY_AUTH_FILE"] = str(authfile)  # crane's default keychain reads containers' auth files too
+    with tempfile.TemporaryDirectory(prefix="hpcannotate-crane-") as config_dir:
+        env = dict(os.environ)
+        if authfile:
+            # crane's keychain reads $DOCKER_CONFIG/config.json first and containers' auth files only when
+            # that is missing: a docker config of its own (the same "auths" format) is the way to make
+            # the file the user named the one it uses.
+            config = Path(config_dir) / "config.json"
+            try:
+                shutil.copyfile(authfile, config)
+            except OSError as exc:
+                raise InputError(f"--authfile {authfile}: cannot read ({exc.strerror})") from None
+            config.chmod(0o600)
+            env["DOCKER_CONFIG"] = config_dir
+        return _run(argv, env, timeout)
+
+
+def _run(argv: list[str], env: dict[str, str], timeout: float) -> str:
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except FileNotFoundError:

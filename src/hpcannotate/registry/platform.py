@@ -11,11 +11,13 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..oci.layout import REF_NAME
 
 ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "i386": "386",
                 "i686": "386"}
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ATTESTATION_TYPE = "vnd.docker.reference.type"
+TARGET_KEY = "org.supercontainers.hardware.cpu.optimized.version"
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,29 @@ def is_attestation(descriptor: dict) -> bool:
     platform = descriptor.get("platform") or {}
     return ATTESTATION_TYPE in annotations or (platform.get("os") == "unknown"
                                                 and platform.get("architecture") == "unknown")
+
+
+def choose_image(index: dict, platform: Platform, where: str, *, take_lone: bool = False) -> dict:
+    """The one image descriptor of an index for ``platform`` (attestations are not images).
+
+    ``take_lone``: an index holding a single image gives that image whatever its platform says
+    (hand-made indexes often carry none). Several images for one platform (hpcannotate's
+    one-image-per-target index) is an error that names their tags or targets, so the user can pick.
+    """
+    images = [d for d in index.get("manifests") or [] if not is_attestation(d)]
+    if take_lone and len(images) == 1:
+        return images[0]
+    fitting = [d for d in images if platform.matches(d.get("platform"))]
+    if len(fitting) == 1:
+        return fitting[0]
+    if not fitting:
+        have = ", ".join(sorted({platform_text(d.get("platform")) for d in images})) or "none"
+        raise InputError(f"{where}: the index has no image for {platform} (it has: {have})")
+    names = ", ".join(_image_label(d) for d in fitting)
+    raise InputError(f"{where}: the index holds {len(fitting)} images for {platform} ({names}); "
+                     "name one by its tag or digest")
+
+
+def _image_label(desc: dict) -> str:
+    annotations = desc.get("annotations") or {}
+    return annotations.get(REF_NAME) or annotations.get(TARGET_KEY) or desc["digest"]

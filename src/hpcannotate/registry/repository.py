@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..oci.layout import REF_NAME, OciLayout
-from ..oci.media import ALL_MANIFEST_TYPES, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST, sha256_digest
+from ..oci.media import ALL_MANIFEST_TYPES, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST, check_shape, sha256_digest
 from ..oci.store import Manifest
 from .auth import RegistryError
 from .client import RegistryClient, TransferStats
@@ -62,8 +62,9 @@ class ImageRepository(ABC):
         """Store a manifest by digest, and point ``tag`` at it when given; returns the digest."""
 
     def put_named(self, raw: bytes, media_type: str) -> str:
-        """Store a manifest under the name the user gave (the tag; by digest only for a digest reference)."""
-        return self.put(raw, media_type, self.reference.tag if not self.reference.digest else None)
+        """Store a manifest under the name the user gave: its tag, also in ``repo:tag@digest`` (where
+        the digest only pins what the tag must point at before the write); by digest without a tag."""
+        return self.put(raw, media_type, self.reference.tag)
 
     @abstractmethod
     def config(self, digest: str) -> bytes:
@@ -252,4 +253,6 @@ def manifest_json(manifest: Manifest, where: str) -> dict:
         raise RegistryError(f"{where}: the manifest is not JSON") from None
     if not isinstance(data, dict):
         raise RegistryError(f"{where}: the manifest is not a JSON object")
+    check_shape(data, where)
     return data
+
