@@ -57,6 +57,7 @@ class PlatformEntry:
     problems: list[Problem] = field(default_factory=list)
     config_digest: str | None = None
     index_digest: str | None = None
+    config: dict | None = field(default=None, repr=False)  # as inspect read it (None: not read yet)
 
     @property
     def platform_text(self) -> str:
@@ -96,7 +97,7 @@ def entries_of(found: Inspection) -> list[PlatformEntry]:
         pull = str(base.with_digest(view.digest)) if found.is_index else found.reference
         entries.append(PlatformEntry(found.reference, pull, view.digest, view.platform, merged,
                                      list(view.problems), view.config_digest,
-                                     found.digest if found.is_index else None))
+                                     found.digest if found.is_index else None, view.config))
     return entries
 
 
@@ -176,11 +177,16 @@ def read_many(
 
 
 def image_config(ref: str, entry: PlatformEntry, transport: Transport = Transport()) -> dict:
-    """The config of one entry (Entrypoint, Cmd, Env, WorkingDir, history): one small blob, no layer."""
+    """The config of one entry (Entrypoint, Cmd, Env, WorkingDir, history): one small blob, no layer.
+
+    The one ``inspect`` already read when there is one; fetched otherwise.
+    """
     import json
 
     from .registry.repository import open_repository
 
+    if entry.config is not None:
+        return entry.config
     if not entry.config_digest:
         raise HpcAnnotateError(f"{entry.pull}: the manifest names no image config")
     repo = open_repository(ref, authfile=transport.authfile, tls_verify=transport.tls_verify,

@@ -58,6 +58,7 @@ class ImageView:
     labels: dict[str, str] | None = None
     kind: str = "image"  # image | attestation | index (a nested index, not read further)
     problems: list[Problem] = field(default_factory=list)
+    config: dict | None = field(default=None, repr=False)  # the parsed config, kept for check and edf
 
     @property
     def platform_text(self) -> str:
@@ -232,7 +233,9 @@ def _image(repo: ImageRepository, digest: str, media_type: str, size: int, data:
             parsed = json.loads(repo.config(image.config_digest))
         except ValueError:
             raise HpcAnnotateError(f"{where}: config {image.config_digest} is not JSON") from None
-        parsed = parsed if isinstance(parsed, dict) else {}
+        if not isinstance(parsed, dict):
+            raise HpcAnnotateError(f"{where}: config {image.config_digest} is not a JSON object")
+        image.config = parsed
         labels = (parsed.get("config") or {}).get("Labels") or {}
         image.labels = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
         if image.platform is None:
