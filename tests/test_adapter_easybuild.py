@@ -384,3 +384,22 @@ def test_whole_corpus_parses(capsys):
     _bench().main([])
     out = capsys.readouterr().out
     assert re.search(r"hpcannotate adapter\s+\d+\s+\d+\s+[\d.]+\s+[\d.]+\s+0$", out, re.M), out
+
+
+def test_a_syntax_error_names_the_easyconfig_not_string(tmp_path):
+    path = tmp_path / "Broken-1.0.eb"
+    path.write_text("name = 'Broken'\nversion = '1.0'\nx = (\ntoolchain = SYSTEM\n")
+    (result,) = adapter("easybuild").infer_many([path], InferOptions())
+    message = str(result)
+    assert isinstance(result, InputError)
+    assert "(Broken-1.0.eb, line 3)" in message and "<string>" not in message
+
+
+def test_the_worker_uses_the_timeout_it_is_given():
+    from hpcannotate.adapters.easybuild_eval import evaluate_batch
+
+    for bad in (0, 0.0, -1, float("nan")):
+        with pytest.raises(ValueError, match="must be a positive number of seconds"):
+            evaluate_batch({"paths": [str(DATA / "flat/Tool-1.0.eb")], "timeout": bad})
+    (reply,) = evaluate_batch({"paths": [str(DATA / "bad/loops.eb")], "timeout": 0.5})["results"]
+    assert reply == {"error": "evaluation did not finish within 0.5 s (raise it with --timeout)"}

@@ -483,3 +483,110 @@ def test_library_recipe_through_the_adapter_keeps_the_recipe_target():
     # values the recipe's label repeats keep the provenance of the block that says them
     assert inf.annotations.entry("mpi.version").provenance.line == line_of(DATA / "library_use.py",
                                                                           "openmpi(version=")
+
+
+# ------------------------------------------------------------------ review fixes: no made-up values
+def _recipe(tmp_path: Path, body: str, name: str = "recipe.py") -> Path:
+    path = tmp_path / name
+    path.write_text("Stage0 += baseimage(image='ubuntu:22.04')\n" + body)
+    return path
+
+
+def test_an_infrastructure_build_after_the_application_is_not_the_application(tmp_path):
+    recipe = _recipe(tmp_path, (
+        "Stage0 += generic_cmake(url='https://ftp.gromacs.org/gromacs/gromacs-2023.3.tar.gz', prefix='/opt/gmx')\n"
+        "Stage0 += generic_autotools(url='https://download.open-mpi.org/release/hwloc/v2.9/hwloc-2.9.3.tar.gz')\n"
+    ))
+    v = values(infer(recipe))
+    assert (v["app.name"], v["app.version"]) == ("gromacs", "2023.3")  # not hwloc 2.9.3
+
+
+def test_two_applications_and_none_clearly_the_image_s_leave_app_name_out(tmp_path):
+    recipe = _recipe(tmp_path, (
+        "Stage0 += generic_cmake(url='https://ftp.gromacs.org/gromacs/gromacs-2023.3.tar.gz')\n"
+        "Stage0 += generic_autotools(url='https://www.fftw.org/fftw-3.3.10.tar.gz')\n"
+    ))
+    inf = infer(recipe)
+    assert "app.name" not in values(inf) and "app.version" not in values(inf)
+    assert "gromacs" in missing(inf)["app.name"] and "fftw" in missing(inf)["app.name"]
+
+
+def test_cuda_versions_that_disagree_leave_the_cuda_version_out(tmp_path):
+    path = tmp_path / "recipe.py"
+    path.write_text("Stage0 += baseimage(image='nvcr.io/nvidia/cuda:12.1.1-devel-ubuntu22.04')\n"
+                    "Stage0 += nccl(cuda='11.8', version='2.18.3-1')\n")
+    inf = infer(path)
+    assert "hardware.gpu.nvidia.cuda.version" not in values(inf)
+    reason = missing(inf)["hardware.gpu.nvidia.cuda.version"]
+    assert "12.1" in reason and "11.8" in reason and "nccl" in reason
+
+
+def test_debian_fabric_package_is_not_libfabric(tmp_path):
+    recipe = _recipe(tmp_path, "Stage0 += openmpi(version='4.1.5')\n"
+                               "Stage0 += packages(ospackages=['fabric', 'python3-fabric'])\n")
+    inf = infer(recipe)
+    assert values(inf).get("communication.framework") != "libfabric"
+    assert "libfabric.version" not in missing(inf)
+    with_lib = infer(_recipe(tmp_path, "Stage0 += packages(ospackages=['libfabric-dev'])\n", "lib.py"))
+    assert values(with_lib)["communication.framework"] == "libfabric"
+
+
+def test_hpcx_built_from_its_tarball_is_no_open_mpi_version(tmp_path):
+    recipe = _recipe(tmp_path, "Stage0 += generic_build(url='https://example.org/hpcx-2.17.1.tbz', directory='hpcx', "
+                               "build=['true'])\n")
+    inf = infer(recipe)
+    assert values(inf)["mpi.implementation"] == "openmpi"
+    assert "mpi.version" not in values(inf)
+    assert "HPC-X" in missing(inf)["mpi.version"]
+
+
+def test_the_recipe_runs_in_its_own_directory(tmp_path):
+    (tmp_path / "version.txt").write_text("4.1.6\n")
+    recipe = _recipe(tmp_path, "Stage0 += openmpi(version=open('version.txt').read().strip())\n")
+    assert values(infer(recipe))["mpi.version"] == "4.1.6"
+
+
+def test_a_recipe_that_is_not_utf8_is_one_line(tmp_path):
+    recipe = tmp_path / "latin.py"
+    recipe.write_bytes(b"# caf\xe9\nStage0 += baseimage(image='ubuntu:22.04')\n")
+    with pytest.raises(InputError) as err:
+        infer(recipe)
+    message = str(err.value)
+    assert message.startswith(f"{recipe}: not UTF-8 text (byte 0xe9")
+    assert "UnicodeDecodeError" not in message and "\n" not in message
+    declared = tmp_path / "declared.py"  # a PEP 263 coding line is honoured, as Python does
+    declared.write_bytes(b"# -*- coding: latin-1 -*-\n# caf\xe9\nStage0 += baseimage(image='ubuntu:22.04')\n")
+    assert values(infer(declared))["os.name"] == "ubuntu"
+    (tmp_path / "part.py").write_bytes(b"# caf\xe9\n")
+    main = _recipe(tmp_path, "include('part.py')\n", "main.py")
+    with pytest.raises(InputError, match=r"main\.py: line 2: part\.py: not UTF-8 text \(byte 0xe9"):
+        infer(main)
+
+
+def test_a_process_the_recipe_starts_neither_holds_up_nor_outlives_it(tmp_path):
+    import os
+    import time
+
+    pidfile = tmp_path / "pid"
+    recipe = _recipe(tmp_path, (
+        "import subprocess\n"
+        "child = subprocess.Popen(['sleep', '30'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
+    ))
+    started = time.monotonic()
+    inf = infer(recipe, timeout=15)
+    assert time.monotonic() - started < 10  # not reported as timed out while sleep holds the output open
+    assert values(inf)["os.name"] == "ubuntu"
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        if state == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, 9)
+        raise AssertionError(f"sleep (pid {pid}) outlived the worker")

@@ -696,3 +696,96 @@ def test_bad_lock_versions_and_missing_files():
         infer(DATA / "absent" / "spack.yaml")
     with pytest.raises(InputError, match=r"no spack\.yaml or spack\.lock"):
         infer(DATA / "bad")
+
+
+# -- review fixes: no made-up values, one-line errors -----------------------------------------
+
+
+def env(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "spack.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_a_compiler_version_outside_the_spec_s_own_constraint_is_not_annotated(tmp_path):
+    inf = infer(env(tmp_path, "spack:\n  specs: ['gromacs %gcc@12']\n  packages:\n    gcc:\n      version: [13.2.0]\n"))
+    assert value(inf, "compiler.implementation") == "gcc"
+    assert value(inf, "compiler.version") is None  # not 13.2.0: gromacs asks for gcc@12
+    assert "13.2.0" in missing(inf, "compiler.version") and "gcc@12" in missing(inf, "compiler.version")
+    ok = infer(env(tmp_path, "spack:\n  specs: ['gromacs %gcc@13']\n  packages:\n    gcc:\n      version: [13.2.0]\n"))
+    assert value(ok, "compiler.version") == "13.2.0"
+
+
+def test_a_spack0_compiler_name_falls_back_to_its_package_within_the_constraint(tmp_path):
+    text = "spack:\n  specs: ['gromacs %oneapi@2024']\n  packages:\n    intel-oneapi-compilers:\n      version: [{}]\n"
+    assert value(infer(env(tmp_path, text.format("2023.2.0"))), "compiler.version") is None
+    assert value(infer(env(tmp_path, text.format("2024.1.0"))), "compiler.version") == "2024.1.0"
+
+
+def test_a_git_version_of_the_mpi_gives_no_version_and_no_abi(tmp_path):
+    inf = infer(env(tmp_path, "spack:\n  specs: ['gromacs ^openmpi@git.0123abc=main']\n"))
+    assert value(inf, "mpi.implementation") == "openmpi"
+    assert value(inf, "mpi.abi.version") is None  # not 40.0 from the digits of the hash
+    assert value(inf, "mpi.version") is None
+    assert "git" in missing(inf, "mpi.version")
+
+
+def test_hpcx_version_is_not_the_open_mpi_version(tmp_path):
+    inf = infer(env(tmp_path, "spack:\n  specs: ['gromacs ^hpcx-mpi@2.17.1']\n"))
+    assert value(inf, "mpi.implementation") == "openmpi"
+    assert value(inf, "mpi.version") is None and value(inf, "mpi.abi.version") is None
+    assert "HPC-X" in missing(inf, "mpi.version")
+
+
+def test_lock_hpcx_and_git_mpi_versions_are_not_annotated(tmp_path):
+    def hpcx(data):
+        node_named(data, "openmpi")["name"] = "hpcx-mpi"
+        node_named(data, "hpcx-mpi")["version"] = "2.17.1"
+
+    inf = infer(edited_lock(tmp_path, GROMACS_LOCK, hpcx))
+    assert value(inf, "mpi.implementation") == "openmpi"
+    assert value(inf, "mpi.version") is None and "HPC-X" in missing(inf, "mpi.version")
+    assert value(inf, "mpi.abi.version") is None
+
+    def git(data):
+        node_named(data, "openmpi")["version"] = "git.0123abc=main"
+
+    inf = infer(edited_lock(tmp_path, GROMACS_LOCK, git))
+    assert value(inf, "mpi.version") is None and "git" in missing(inf, "mpi.version")
+    assert value(inf, "mpi.abi.version") is None
+
+
+def test_a_value_the_catalogue_rejects_is_missing_not_annotated(tmp_path):
+    inf = infer(env(tmp_path, "spack:\n  specs: ['gromacs ^ucx@=v1.15']\n"))
+    assert value(inf, "ucx.version") is None  # v1.15 is not a version; was annotated and then non-compliant
+    assert "v1.15" in missing(inf, "ucx.version")
+    assert not [p for p in inf.annotations.validate() if p.key.endswith("ucx.version")]
+
+
+def test_a_matrix_exclude_that_does_not_parse_is_one_line(tmp_path):
+    path = env(tmp_path, "spack:\n  specs:\n  - matrix:\n    - [gromacs]\n    - ['%gcc']\n    exclude: ['@@bad']\n")
+    with pytest.raises(InputError) as err:
+        infer(path)
+    assert str(err.value).startswith(f"{path}:6: matrix exclude '@@bad' does not parse")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "expected"),
+    [
+        (["build", "link"], "'parameters' must be a mapping, got a list"),
+        ({"deptypes": "link", "virtuals": []}, "parameters.deptypes must be a list of names, got text"),
+        ({"deptypes": ["link"], "virtuals": "mpi"}, "parameters.virtuals must be a list of names, got text"),
+    ],
+)
+def test_lock_edges_of_the_wrong_shape_are_one_line(tmp_path, parameters, expected):
+    def edit(data):
+        edge = next(d for d in node_named(data, "gromacs")["dependencies"] if d["name"] == "openmpi")
+        edge["parameters"] = parameters
+
+    path = edited_lock(tmp_path, GROMACS_LOCK, edit)
+    with pytest.raises(InputError) as err:
+        infer(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: concrete_specs[") and "dependency 'openmpi'" in message
+    assert expected in message

@@ -69,3 +69,18 @@ def test_unrecognised_file(run_cli, tmp_path):
     r = run_cli("infer", f)
     assert r.returncode == 2
     assert "not a recognised recipe" in r.stderr
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf"])
+def test_a_timeout_that_is_not_a_positive_number_is_one_line(run_cli, timeout):
+    r = run_cli("infer", DATA / "hpccm" / "multistage.py", f"--timeout={timeout}")
+    assert r.returncode == 2
+    assert "--timeout" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+
+
+def test_a_userarg_given_twice_is_refused(run_cli):
+    r = run_cli("infer", DATA / "hpccm" / "userargs.py", "--userarg", "mpi=openmpi", "--userarg", "mpi=mpich")
+    assert r.returncode == 2
+    assert "--userarg mpi: given twice (mpi=openmpi and mpi=mpich)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -10,6 +10,7 @@ leaves the key out and records why in ``missing``.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import ClassVar
 
 from ..annotations import Annotations
 from ..catalogue import SUPERCONTAINERS_PREFIX as P
+from ..catalogue import catalogue
 from ..errors import InputError
 from ..isolation import DEFAULT_TIMEOUT
 from ..provenance import Layer, Provenance
@@ -32,6 +34,16 @@ class InferOptions:
     robot_paths: tuple[Path, ...] = ()
     timeout: float = DEFAULT_TIMEOUT
     concretize: bool = False
+
+    def __post_init__(self) -> None:
+        if not check_timeout(self.timeout):
+            raise InputError(f"--timeout {self.timeout!r}: must be a positive number of seconds")
+
+
+def check_timeout(value: object) -> bool:
+    """True for a usable timeout: a finite number of seconds above zero (not 0, -1, nan or inf)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value > 0)
 
 
 @dataclass
@@ -49,14 +61,38 @@ class Inference:
         return Provenance(Layer.RECIPE, str(file or self.path), line, fragment, note)
 
     def set(self, key: str, value: str, line: int | None = None, fragment: str | None = None,
-            note: str | None = None, file: Path | str | None = None) -> None:
+            note: str | None = None, file: Path | str | None = None, *, check: bool = True) -> bool:
+        """Set ``key`` when the catalogue accepts the value; otherwise warn, leave it out and say why.
+
+        ``check=False`` is for what the image carries whatever we think of it (the recipe's own labels):
+        an invalid value is then reported by validation, not dropped.
+        """
+        if check:
+            problem = self._problem(key, value)
+            if problem:
+                self.warnings.append(f"{key}: not set, the recipe's value {problem}")
+                self.miss(key, f"the recipe's value {value!r} is not valid here ({problem})")
+                return False
         self.annotations.set(key, value, self.provenance(line, fragment, note, file))
         self.missing.pop(self.annotations.entry(key).key, None)
+        return True
+
+    @staticmethod
+    def _problem(key: str, value: str) -> str | None:
+        """Why ``value`` is not valid for ``key`` (after the usual normalisation), or None."""
+        from ..values import check_value, normalise_value
+
+        if value is None or str(value).strip() == "":
+            return "is empty"
+        spec = catalogue().specs.get(catalogue().canonical(key))
+        if spec is None:
+            return None
+        return check_value(spec, normalise_value(spec, str(value)))
 
     def miss(self, key: str, reason: str) -> None:
         """Record that ``key`` was not inferred, unless it already has a value."""
         if key not in self.annotations:
-            self.missing.setdefault(key if key.startswith("org.") else P + key, reason)
+            self.missing.setdefault(catalogue().canonical(key if key.startswith("org.") else P + key), reason)
 
     def to_json(self) -> dict:
         data = self.annotations.to_json()

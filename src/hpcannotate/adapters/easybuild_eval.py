@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..isolation import DEFAULT_TIMEOUT
+from .base import check_timeout
 from .facts import (
     COMPILER_PACKAGES,
     FABRIC_PACKAGES,
@@ -76,7 +78,9 @@ def evaluate_batch(payload: dict) -> dict:
     file where the index of the easyconfig being evaluated is written, so that the caller can tell
     which file killed or hung the worker).
     """
-    timeout = float(payload.get("timeout") or 20.0)
+    timeout = payload.get("timeout", DEFAULT_TIMEOUT)
+    if not check_timeout(timeout):  # 0 is not "the default": the caller validates, this is the backstop
+        raise ValueError(f"timeout {timeout!r}: must be a positive number of seconds")
     robot_paths = [os.path.abspath(p) for p in payload.get("robot_paths", [])]
     results = []
     with _progress(payload.get("progress")) as mark:
@@ -260,12 +264,14 @@ def parse_text(path: str, text: str) -> dict:
     try:
         return EasyConfigParser(filename=path, rawcontent=text).get_config_dict()
     except EasyBuildError as exc:
-        raise EasyconfigFailure(_easybuild_reason(exc, text)) from None
+        raise EasyconfigFailure(_easybuild_reason(exc, text, path)) from None
 
 
-def _easybuild_reason(exc: Exception, text: str) -> str:
+def _easybuild_reason(exc: Exception, text: str, path: str | None = None) -> str:
     """EasyBuild's message, in the words of someone who wrote the easyconfig rather than EasyBuild's internals."""
     text_ = " ".join(str(exc).split())
+    if path:  # EasyBuild compiles the text as "<string>": name the file the syntax error is in
+        text_ = text_.replace("(<string>, line ", f"({os.path.basename(path)}, line ")
     conversion = re.match(r"Converting type of (.*?) \(<class '(\w+)'>\) to .* using <function (\w+) at \w+> failed",
                           text_)
     if conversion:

@@ -53,6 +53,13 @@ COMPILER_PACKAGES: dict[str, str] = {
     "xl": "xl",
 }
 
+# packages whose own version is that of a bundle, not of the MPI inside it: HPC-X 2.17.1 ships an
+# Open MPI whose version the package name does not say. name -> what the bundle is called.
+BUNDLED_MPI: dict[str, str] = {
+    "hpcx": "HPC-X",
+    "hpcx-mpi": "HPC-X",
+}
+
 # package name (lower case) -> communication.framework item
 FABRIC_PACKAGES: dict[str, str] = {
     "ucx": "ucx",
@@ -63,9 +70,47 @@ FABRIC_PACKAGES: dict[str, str] = {
 }
 
 
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts = re.findall(r"\d+", version.split("-")[0])
-    return tuple(int(p) for p in parts[:3])
+# Roots that are part of the stack rather than the application an image is for (Spack package names;
+# the HPCCM adapter compares the names of what generic blocks build, lower-cased, with the same set).
+INFRASTRUCTURE = frozenset(
+    {*MPI_PACKAGES, *COMPILER_PACKAGES, "intel-oneapi-compilers-classic", "gcc-runtime", "compiler-wrapper",
+     "glibc", "musl", "cuda", "cudnn", "nccl", "ucx", "ucc", "libfabric", "rdma-core", "pmix", "hwloc",
+     "libevent", "slurm", "python", "python-venv", "cmake", "gmake", "ninja", "binutils", "git", "llvm-amdgpu",
+     "hip", "rocm-core", "hpcx", "hcoll", "xpmem", "knem", "numactl", "openssh"}
+)
+
+RELEASE_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:[.+~_-]?[A-Za-z0-9]+)*")
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def is_release_version(version: str | None) -> bool:
+    """``4.1.5``, ``5.0.0rc12``, ``2.3.7-1``: a release; not ``git.0123abc=main``, a commit hash or ``develop``."""
+    if not version or "=" in version or COMMIT.fullmatch(version):
+        return False
+    return RELEASE_VERSION.fullmatch(version) is not None
+
+
+def bundled_mpi_reason(package: str, version: str | None = None) -> str | None:
+    """Why the version of ``package`` is not its MPI's version (HPC-X), or None for a plain MPI package."""
+    bundle = BUNDLED_MPI.get(package.lower())
+    if bundle is None:
+        return None
+    said = f" {version}" if version else ""
+    return f"{bundle}{said} bundles Open MPI; its version is not the Open MPI version, which the recipe does not say"
+
+
+_RELEASE = re.compile(r"([0-9]+(?:\.[0-9]+)*)(?:[-+~_][A-Za-z0-9._+~-]*)?")
+
+
+def _version_tuple(version: str) -> tuple[int, ...] | None:
+    """(major, minor, patch) of a release version (``4.1.5``, ``2019.6-088``); None for anything else.
+
+    The digits must be the version itself: ``git.0123abc=main``, a commit hash or ``develop`` say nothing.
+    """
+    match = _RELEASE.fullmatch(version.strip())
+    if match is None or "=" in version:
+        return None
+    return tuple(int(p) for p in match.group(1).split(".")[:3])
 
 
 def mpi_abi_version(implementation: str, version: str | None) -> str | None:

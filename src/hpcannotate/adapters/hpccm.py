@@ -25,9 +25,16 @@ from typing import Any, ClassVar
 from ..catalogue import catalogue, is_managed
 from ..errors import InputError
 from ..isolation import run_isolated
-from ..values import check_value
 from .base import MODE_KEY, TARGET_KEY, Adapter, Inference, InferOptions, apply_target
-from .facts import COMPILER_PACKAGES, MPI_PACKAGES, cuda_arch_to_sm, major_minor, mpi_abi_version
+from .facts import (
+    COMPILER_PACKAGES,
+    INFRASTRUCTURE,
+    MPI_PACKAGES,
+    bundled_mpi_reason,
+    cuda_arch_to_sm,
+    major_minor,
+    mpi_abi_version,
+)
 
 EVALUATE = "hpcannotate.adapters.hpccm_eval:evaluate"
 RECIPE_MARKERS = re.compile(r"\bStage[0-9]+\s*\+=|\bbaseimage\s*\(|\bhpccm\.(?:include|building_blocks|primitives)\b")
@@ -39,7 +46,8 @@ GENERIC_BLOCKS = ("generic_autotools", "generic_cmake", "generic_build")
 PACKAGE_BLOCKS = ("packages", "apt_get", "yum")
 # OS package names (apt and yum spellings) -> MPI or fabric they install
 OS_PACKAGE_MPI = re.compile(r"^(?:lib)?(openmpi|mpich|mvapich2)(?:[0-9.]*)(?:-(?:bin|dev|devel|common))?$")
-OS_PACKAGE_FABRIC = re.compile(r"^(?:lib)?(ucx|fabric)(?:[0-9]*)(?:-(?:dev|devel|tools|utils))?$")
+# libfabric is always spelled with its lib prefix: Debian's `fabric` is a Python SSH tool, not libfabric
+OS_PACKAGE_FABRIC = re.compile(r"^(?:(?:lib)?(ucx)|lib(fabric))(?:[0-9]*)(?:-(?:dev|devel|bin|tools|utils))?$")
 CTOOLCHAIN = {"nvc": "nvhpc", "pgcc": "nvhpc", "gcc": "gcc", "clang": "llvm", "icc": "intel", "icx": "oneapi",
               "armclang": "armclang"}
 ARCHIVE_SUFFIX = re.compile(r"\.(?:tar\.gz|tar\.bz2|tar\.xz|tgz|tbz2|txz|zip|tar|git)$")
@@ -182,18 +190,10 @@ class Facts:
 
 # ------------------------------------------------------------------ setting values safely
 def put(inference: Inference, key: str, value: str | None, where: dict) -> bool:
-    """Set a value only if the catalogue accepts it; otherwise warn and leave the key out."""
+    """Set a value the recipe states; nothing for an empty one. ``Inference.set`` leaves out invalid values."""
     if value is None or str(value).strip() == "":
         return False
-    canonical = catalogue().canonical(key)
-    spec = catalogue().specs.get(canonical)
-    problem = check_value(spec, str(value)) if spec else None
-    if problem:
-        inference.warnings.append(f"{key}: not set, the recipe's value {problem}")
-        inference.miss(key, f"the recipe's value {value!r} is not valid here")
-        return False
-    inference.set(key, str(value), **where)
-    return True
+    return inference.set(key, str(value), **where)
 
 
 def _unique(values: list) -> list:
@@ -298,8 +298,9 @@ def mpi_candidates(facts: Facts) -> list[Candidate]:
     found = []
     for block in facts.of_kind(*MPI_BLOCKS):
         implementation = MPI_PACKAGES[block.kind]
-        if block.kind == "hpcx":
-            reason = f"HPC-X {block.attr('version')} bundles Open MPI; the recipe does not say which version"
+        bundled = bundled_mpi_reason(block.kind, block.attr("version"))
+        if bundled:
+            reason = bundled
             found.append(Candidate(implementation, None, reason, block, ("version",),
                                    note=f"HPC-X {block.attr('version')} (Open MPI + UCX)"))
             continue
@@ -311,6 +312,9 @@ def mpi_candidates(facts: Facts) -> list[Candidate]:
         name, version = source_name_version(block)
         if name and name.lower() in MPI_PACKAGES:
             why = None if version else f"the {name} build does not say its version"
+            bundled = bundled_mpi_reason(name, version)
+            if bundled:
+                version, why = None, bundled
             found.append(Candidate(MPI_PACKAGES[name.lower()], version, why, block, ("url", "repository")))
     return found
 
@@ -488,16 +492,25 @@ def infer_cuda(facts: Facts, inference: Inference) -> None:
         if version:
             sources.append((version, build_base.where("image", note="the build stage's base image")))
     versions = _unique([v for v, _ in sources])
-    if versions:
+    if len(versions) == 1:
         put(inference, "hardware.gpu.nvidia.cuda.version", versions[0], sources[0][1])
-        if len(versions) > 1:
-            inference.warnings.append(f"CUDA versions disagree ({', '.join(versions)}); kept {versions[0]} from "
-                                      "the final stage's base image or the first block that says")
+    elif versions:
+        said = "; ".join(f"{v} ({_says(where)})" for v, where in (next(s for s in sources if s[0] == v)
+                                                                  for v in versions))
+        inference.warnings.append(f"CUDA versions disagree: {said}; hardware.gpu.nvidia.cuda.version is left out")
+        inference.miss("hardware.gpu.nvidia.cuda.version", f"the recipe names several CUDA versions: {said}")
     else:
         image = base.attr("image") if base else "none"
         inference.miss("hardware.gpu.nvidia.cuda.version",
                        "; ".join(reasons) or f"the base image {image} is not a CUDA image and no block pins CUDA")
     _infer_nccl(facts, inference)
+
+
+def _says(where: dict) -> str:
+    """``line 3: nccl(cuda='11.8')``: where a value came from, for a reason text."""
+    line = f"line {where['line']}: " if where.get("line") else ""
+    file = f"{where['file']}:" if where.get("file") else ""
+    return f"{file}{line}{where.get('fragment') or '?'}"
 
 
 def _infer_nccl(facts: Facts, inference: Inference) -> None:
@@ -591,14 +604,30 @@ def _toolchain_choice(facts: Facts, families: list[str]) -> list[str]:
 
 # ------------------------------------------------------------------ application and labels
 def applications(facts: Facts) -> list[Block]:
-    """Generic builds in the final image that are not a known library (MPI, fabric): the application(s)."""
-    known = {*MPI_PACKAGES, "ucx", "libfabric", "nccl"}
+    """Generic builds in the final image that are not part of the stack (MPI, fabric, hwloc...): the application(s)."""
     apps = []
     for block in facts.top_generic():
         name, _ = source_name_version(block)
-        if not name or name.lower() not in known:
+        if not name or name.lower() not in INFRASTRUCTURE:
             apps.append(block)
     return apps
+
+
+GENERIC_PREFIXES = ("/usr/local", "/usr", "/opt")
+
+
+def main_applications(apps: list[Block]) -> list[Block]:
+    """The builds no later build uses: a library the recipe builds for the application (MILC's QUDA,
+    installed in /usr/local/quda, which the MILC build passes as QUDA_HOME) is not the application."""
+    used = set()
+    for i, block in enumerate(apps):
+        prefix = str(block.attr("prefix") or "").rstrip("/")
+        if not prefix or prefix in GENERIC_PREFIXES:
+            continue  # a shared prefix: another build mentioning it says nothing about this one
+        pattern = re.compile(re.escape(prefix) + r"(?![\w.-])")
+        if any(pattern.search(repr(later.kwargs)) for later in apps[i + 1:]):
+            used.add(i)
+    return [b for i, b in enumerate(apps) if i not in used]
 
 
 def infer_app(facts: Facts, inference: Inference, apps: list[Block]) -> None:
@@ -613,6 +642,14 @@ def infer_app(facts: Facts, inference: Inference, apps: list[Block]) -> None:
             put(inference, "app.name", names[0], where)
             put(inference, "app.version", value, where)
             return
+    apps = main_applications(apps)
+    names = _unique([(source_name_version(b)[0] or "?").lower() for b in apps])
+    if len(names) > 1:
+        reason = (f"the recipe builds several applications ({', '.join(names)}) and no <app>.version label says "
+                  "which one the image is for")
+        inference.miss("app.name", reason)
+        inference.miss("app.version", reason)
+        return
     if apps:
         block = apps[-1]
         name, version = source_name_version(block)
@@ -723,7 +760,7 @@ def interpret(raw: dict, inference: Inference, target: str | None) -> Inference:
                 continue  # the inferred provenance points at the block itself, which says more
             if known is not None:
                 inference.warnings.append(f"the recipe's label() sets {key}={value}, not the inferred {known}")
-            inference.set(key, value, **block.where("metadata", note="the recipe's own label()"))
+            inference.set(key, value, **block.where("metadata", note="the recipe's own label()"), check=False)
     return inference
 
 

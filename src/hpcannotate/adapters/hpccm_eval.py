@@ -440,9 +440,39 @@ def include(recipe_file, _globals=None, _locals=None, prepend_path=True, raise_e
         recipe_file = os.path.join(_BASE_DIR[0], recipe_file)
     path = os.path.abspath(recipe_file)
     RECIPE_FILES.add(path)
-    with open(path, encoding="utf-8") as handle:
-        code = compile(handle.read(), path, "exec")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    code = compile(_source_text(path, data), path, "exec")
     exec(code, _globals, _locals)  # noqa: S102 - a recipe is Python; this runs in the isolated worker
+
+
+class RecipeEncodingError(ValueError):
+    """A recipe file that is not text in its declared encoding (UTF-8 unless a coding line says otherwise)."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+def _source_text(path: str, data: bytes) -> str:
+    """The recipe's text, decoded as Python decodes source (PEP 263 coding line, else UTF-8)."""
+    import io
+    import tokenize
+
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        problem = None
+    except SyntaxError as exc:  # bytes that are not UTF-8 in the first lines, or an unknown coding: line
+        encoding, problem = "utf-8", " ".join(str(exc).split())
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise RecipeEncodingError(path, f"not {encoding.upper()} text (byte 0x{data[exc.start]:02x} at offset "
+                                        f"{exc.start}); save the recipe as UTF-8") from None
+    if problem:
+        raise RecipeEncodingError(path, problem)
+    return text.removeprefix("\ufeff")
 
 
 def _where(exc: BaseException, main: str) -> str:
@@ -468,6 +498,9 @@ def describe_error(exc: BaseException, main: str) -> str:
         return f"{where}syntax error: {exc.msg}"
     if isinstance(exc, SystemExit):
         return f"{where}the recipe called exit({exc.code})"
+    if isinstance(exc, RecipeEncodingError):
+        name = "" if exc.path == main else f"{os.path.relpath(exc.path, os.path.dirname(main))}: "
+        return f"{where}{name}{exc.reason}"
     if isinstance(exc, MissingUserArg):
         return f"{where}{exc}"
     text = " ".join(str(exc).split())
@@ -504,10 +537,15 @@ def evaluate(payload: dict) -> dict:
     hpccm.config.g_ctype = container_type.DOCKER
     stages = [Stage(), Stage()]
     globals_, locals_ = _namespace(path, stages, dict(payload.get("userargs") or {}), target)
+    cwd = os.getcwd()
     try:
+        # the recipe runs in its own directory, as `hpccm --recipe` from there and render do: open('version.txt')
+        os.chdir(os.path.dirname(path))
         include(path, _globals=globals_, _locals=locals_, prepend_path=False)
     except BaseException as exc:  # the recipe's own failure, reported as one line
         return {"error": describe_error(exc, path), "traceback": traceback.format_exc()}
+    finally:
+        os.chdir(cwd)
     final = stages[1] if len(stages[1]) else stages[0]
     facts = describe(stages, final)
     facts["files"] = sorted(RECIPE_FILES)

@@ -26,13 +26,21 @@ from pathlib import Path
 from ..errors import InputError
 from ..inputs import read_text
 from .base import Adapter, Inference, InferOptions, apply_target
-from .facts import COMPILER_PACKAGES, MPI_PACKAGES, cuda_arch_to_sm, major_minor, mpi_abi_version
+from .facts import (
+    COMPILER_PACKAGES,
+    INFRASTRUCTURE,
+    MPI_PACKAGES,
+    bundled_mpi_reason,
+    cuda_arch_to_sm,
+    is_release_version,
+    major_minor,
+    mpi_abi_version,
+)
 from .spack_lock import (
     FABRIC_BOOL_VARIANTS,
     FABRIC_DEPENDENCIES,
     FABRIC_VALUES,
     FABRIC_VARIANTS,
-    INFRASTRUCTURE,
     apply_pinned_target,
     framework_order,
     infer_lock,
@@ -361,7 +369,12 @@ def _matrix(item: YMap, definitions: dict[str, list[YStr]]) -> list[YStr]:
         size *= len(row)
     if size > MAX_ROOTS:
         raise InputError(f"{_where(item)}: matrix expands to {size} specs (more than {MAX_ROOTS})")
-    excludes = [parse_spec(str(e)) for e in _expand(item.get("exclude"), definitions, "matrix exclude")]
+    excludes = []
+    for text in _expand(item.get("exclude"), definitions, "matrix exclude"):
+        try:
+            excludes.append(parse_spec(str(text)))
+        except SpecSyntaxError as exc:
+            raise InputError(f"{_where(text)}: matrix exclude {str(text)!r} does not parse: {exc}") from None
     result = []
     for combo in itertools.product(*expanded):
         text = _mark_like(YStr(" ".join(combo)), item)
@@ -556,15 +569,22 @@ class Static:
         Spack 0.x ``compilers:`` section. A version from elsewhere must satisfy
         the node's own constraint (``^openmpi@4`` is never annotated as 5.0.3).
         """
+        return self.version_lookup(package, node, source, root)[0]
+
+    def version_lookup(self, package: str, node: Node | None, source: Fact | None,
+                       root: Root | None) -> tuple[Fact | None, Fact | None]:
+        """(the version, None), or (None, the version found but rejected by the node's constraint)."""
         if node is not None and source is not None and pinned_version(node.version):
-            return Fact(pinned_version(node.version), source.source, source.fragment)
+            return Fact(pinned_version(node.version), source.source, source.fragment), None
         scopes = root.scopes if root else self.env.scopes
         for lookup in (self._required_version, self._external_version, self._root_version,
                        self._preferred_version, self._compilers_section_version):
             fact = lookup(package, scopes)
             if fact is not None:
-                return fact if version_satisfies(fact.value, node.version if node else None) else None
-        return None
+                if version_satisfies(fact.value, node.version if node else None):
+                    return fact, None
+                return None, fact
+        return None, None
 
     def _required_version(self, package: str, scopes: list[Scope]) -> Fact | None:
         def pick(spec: Spec) -> str | None:
@@ -737,13 +757,30 @@ class Static:
             self.inf.miss("mpi.implementation", f"MPI provider {name!r} is not one hpcannotate knows")
             return
         self.set("mpi.implementation", fact, implementation)
-        version = self.version_of(name, node, fact, root)
-        if version:
-            self.set("mpi.version", version)
+        version, rejected = self.version_lookup(name, node, fact, root)
+        bundled = bundled_mpi_reason(name, version.value if version else None)
+        abi = None
+        if bundled:
+            self.inf.miss("mpi.version", bundled)
+            self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
+        elif version and not is_release_version(version.value):
+            self.inf.miss("mpi.version", f"{name}@{version.value} is a git reference or branch, not a release version")
+            self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
         else:
-            self.inf.miss("mpi.version", f"{name} has no pinned version in the spack.yaml")
-        known = version.value if version else lower_bound(node.version)
-        abi = mpi_abi_version(implementation, known)
+            if version:
+                self.set("mpi.version", version)
+            elif rejected:
+                self.inf.miss("mpi.version", f"{name}@{node.version} is asked for, but {rejected.fragment} gives "
+                                             f"{rejected.value}, which does not satisfy it")
+            elif node.version and not is_release_version(lower_bound(node.version)):
+                self.inf.miss("mpi.version", f"{name}@{node.version} is a git reference or branch, not a release "
+                                             "version")
+            else:
+                self.inf.miss("mpi.version", f"{name} has no pinned version in the spack.yaml")
+            known = version.value if version else lower_bound(node.version)
+            abi = mpi_abi_version(implementation, known) if known else None
+            if abi is None:
+                self.inf.miss("mpi.abi.version", f"the {name} version does not say its ABI")
         if abi:
             source = version or fact
             said = known if version else f"{node.version} (every release)"
@@ -830,9 +867,18 @@ class Static:
             return
         self.set("compiler.implementation", fact, implementation)
         package = COMPILER_PACKAGE_NAMES.get(fact.value, fact.value)
-        version = self.version_of(fact.value, node, fact, root) or self.version_of(package, None, None, root)
+        version, rejected = self.version_lookup(fact.value, node, fact, root)
+        if version is None and rejected is None and package != fact.value:
+            # a Spack 0.x compiler name (oneapi): its Spack 1.x package may pin the version; the node's
+            # own constraint still applies
+            version, rejected = self.version_lookup(package, node, fact, root)
         if version:
             self.set("compiler.version", version)
+        elif rejected:
+            self.inf.miss("compiler.version", f"{fact.value}@{node.version} is asked for, but {rejected.fragment} "
+                                              f"gives {rejected.value}, which does not satisfy it")
+        else:
+            self.inf.miss("compiler.version", f"{fact.value} has no pinned version in the spack.yaml")
 
     def gpu(self) -> None:
         sms: dict[str, Fact] = {}
@@ -1070,7 +1116,7 @@ def _apply_own_labels(inference: Inference, labels: list[tuple[str, YStr]]) -> N
             inference.warnings.append(f"{_where(value)}: the container label sets {key}={value}, not the inferred "
                                       f"{known}")
         inference.set(key, str(value), line=value.line, file=value.file, fragment=f"container: labels: {key}",
-                      note="the environment's own container label")
+                      note="the environment's own container label", check=False)
 
 
 def _prefer(inference: Inference, concrete: Inference) -> None:

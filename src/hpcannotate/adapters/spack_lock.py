@@ -19,17 +19,18 @@ from pathlib import Path
 from ..errors import InputError
 from ..inputs import read_text
 from .base import MODE_KEY, TARGET_KEY, Inference, InferOptions, apply_target
-from .facts import COMPILER_PACKAGES, MPI_PACKAGES, cuda_arch_to_sm, major_minor, mpi_abi_version
+from .facts import (
+    COMPILER_PACKAGES,
+    INFRASTRUCTURE,
+    MPI_PACKAGES,
+    bundled_mpi_reason,
+    cuda_arch_to_sm,
+    is_release_version,
+    major_minor,
+    mpi_abi_version,
+)
 
 SUPPORTED_LOCKFILE_VERSIONS = (5, 6)
-
-# Roots that are part of the stack rather than the application an image is for.
-INFRASTRUCTURE = frozenset(
-    {*MPI_PACKAGES, *COMPILER_PACKAGES, "intel-oneapi-compilers-classic", "gcc-runtime", "compiler-wrapper",
-     "glibc", "musl", "cuda", "cudnn", "nccl", "ucx", "ucc", "libfabric", "rdma-core", "pmix", "hwloc",
-     "libevent", "slurm", "python", "python-venv", "cmake", "gmake", "ninja", "binutils", "git", "llvm-amdgpu",
-     "hip", "rocm-core", "hpcx", "hcoll", "xpmem", "knem", "numactl", "openssh"}
-)
 
 # variant value of an MPI (openmpi ``fabrics``, mpich/mvapich ``netmod``, mvapich2 ``fabrics``) -> framework
 FABRIC_VALUES = {
@@ -179,16 +180,40 @@ def read_lock(path: Path) -> Lock:
     return Lock(path, text, version, lock_roots, nodes)
 
 
+def _json_kind(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else "a value")
+
+
+def _names(path: Path, what: str, params: dict, key: str) -> tuple[str, ...]:
+    """``deptypes`` / ``virtuals`` of an edge: a list of strings (a bare string would read as its letters)."""
+    value = params.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(path, f"{what}: parameters.{key} must be a list of names, got {_json_kind(value)}")
+    return tuple(value)
+
+
 def _node(path: Path, hash_: str, spec: object) -> LockNode:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise _fail(path, f"concrete_specs[{hash_}] is not a spec (no name)")
     edges = []
-    for dep in spec.get("dependencies") or []:
+    dependencies = spec.get("dependencies")
+    if dependencies is not None and not isinstance(dependencies, list):
+        raise _fail(path, f"concrete_specs[{hash_}] ({spec['name']}): 'dependencies' must be a list, "
+                          f"got {_json_kind(dependencies)}")
+    for dep in dependencies or []:
         if not isinstance(dep, dict) or "hash" not in dep:
             raise _fail(path, f"concrete_specs[{hash_}] ({spec['name']}): a dependency without a hash")
-        params = dep.get("parameters") or {}
-        edges.append(Edge(str(dep.get("name")), str(dep["hash"]), tuple(params.get("deptypes") or ()),
-                          tuple(params.get("virtuals") or ())))
+        what = f"concrete_specs[{hash_}] ({spec['name']}): dependency {dep.get('name')!r}"
+        params = dep.get("parameters")
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise _fail(path, f"{what}: 'parameters' must be a mapping, got {_json_kind(params)}")
+        edges.append(Edge(str(dep.get("name")), str(dep["hash"]), _names(path, what, params, "deptypes"),
+                          _names(path, what, params, "virtuals")))
     return LockNode(hash_, spec["name"], str(spec.get("version", "")), spec, edges)
 
 
@@ -307,12 +332,25 @@ class _Reader:
             return
         via = f"mpi provider of {user.name}" if user is not provider else "root"
         self.set("mpi.implementation", implementation, provider, via, "name")
-        if len(versions) == 1:
+        bundled = bundled_mpi_reason(provider.name, provider.version)
+        if bundled:
+            self.inf.miss("mpi.version", f"{provider}: {bundled}")
+            self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
+        elif len(versions) > 1:
+            self.inf.miss("mpi.version", f"the lock holds {provider.name} at versions {', '.join(sorted(versions))}")
+            self.inf.miss("mpi.abi.version", "follows mpi.version, which is ambiguous")
+        elif not is_release_version(provider.version):
+            self.inf.miss("mpi.version", f"{provider}: {provider.version!r} is a git reference or branch, "
+                                         "not a release version")
+            self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
+        else:
             self.set("mpi.version", provider.version, provider, via, "version")
             abi = mpi_abi_version(implementation, provider.version)
             if abi:
                 self.set("mpi.abi.version", abi, provider, via, "version",
                          note=f"{implementation} {provider.version} has the ABI of libmpi.so.{abi.split('.')[0]}")
+            else:
+                self.inf.miss("mpi.abi.version", f"no known ABI for {implementation} {provider.version}")
         frameworks = mpi_frameworks(provider, self.lock)
         if frameworks:
             self.set("communication.framework", ",".join(frameworks), provider, "fabrics/netmod and dependencies")

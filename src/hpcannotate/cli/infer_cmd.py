@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -12,14 +13,24 @@ from ..isolation import DEFAULT_TIMEOUT
 
 
 def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
-    """``k=v`` arguments into a dict; a pair without ``=`` is a usage error naming the option."""
-    result = {}
+    """``k=v`` arguments into a dict; a pair without ``=``, or a key given twice, is a usage error."""
+    result: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"{option} {pair!r}: expected KEY=VALUE")
-        result[key.strip()] = value
+        key = key.strip()
+        if key in result:
+            raise InputError(f"{option} {key}: given twice ({key}={result[key]} and {key}={value}); give it once")
+        result[key] = value
     return result
+
+
+def _finite(value: float) -> float:
+    """FloatRange lets nan and inf through; neither is a number of seconds to wait."""
+    if not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of seconds (use a finite number above 0)")
+    return value
 
 
 @click.command("infer")
@@ -28,8 +39,8 @@ def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
 @click.option("--format", "fmt", type=click.Choice(["hpccm", "spack", "easybuild"]), help="Recipe format.")
 @click.option("--userarg", multiple=True, metavar="KEY=VALUE", help="HPCCM USERARG entries (repeatable).")
 @click.option("--robot-path", multiple=True, type=click.Path(path_type=Path), help="Extra easyconfig trees.")
-@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
-              help="Seconds allowed to evaluate a recipe.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
+              callback=lambda _ctx, _param, value: _finite(value), help="Seconds allowed to evaluate a recipe.")
 @click.option("--concretize", is_flag=True, help="Spack: run `spack concretize` first and read spack.lock.")
 @click.option("--explain", is_flag=True, help="Show the source of every value and why keys are missing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
