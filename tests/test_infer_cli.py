@@ -84,3 +84,17 @@ def test_a_userarg_given_twice_is_refused(run_cli):
     assert r.returncode == 2
     assert "--userarg mpi: given twice (mpi=openmpi and mpi=mpich)" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_recipe_directory_is_read_through_its_hpcannotate_yaml(run_cli):
+    """recipes/gromacs holds several formats; hpcannotate.yaml says which file is which variant."""
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    r = run_cli("infer", str(recipes / "gromacs"), "--format", "spack", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["annotations"][P + "app.name"] == "gromacs"
+    assert data["provenance"][P + "app.name"]["file"].endswith("spack.yaml")
+    r = run_cli("infer", str(recipes / "gromacs"))  # the default variant is a Dockerfile: nothing to read
+    assert r.returncode == 2
+    assert "its default variant 'debian' is a dockerfile recipe" in r.stderr
+    assert "--format (easybuild, hpccm, spack)" in r.stderr

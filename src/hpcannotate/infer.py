@@ -49,6 +49,8 @@ def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
             if adapter(name).detect(path):
                 return name, path
         raise InputError(f"{path}: not a recognised recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb); use --format")
+    if (path / RECIPE_DIR_CONFIG).is_file():
+        return _from_recipe_dir(path, format)
     found = _candidates(path, format)
     if not found:
         what = f"{format} recipe" if format else "recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb)"
@@ -65,6 +67,27 @@ def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
             raise InputError(f"{path}: holds several {name} recipes ({listing}); name the file")
         files = named
     return name, files[0]
+
+
+def _from_recipe_dir(path: Path, format: str | None) -> tuple[str, Path]:
+    """A recipe directory says which recipe is which: its default variant, or the one of ``format``."""
+    from .recipedir import load_recipe_dir
+
+    recipe_dir = load_recipe_dir(path)
+    if format is None:
+        variant = recipe_dir.variant()
+        if variant.format in ADAPTERS:
+            return variant.format, variant.recipe
+        others = sorted({v.format for v in recipe_dir.variants.values() if v.format in ADAPTERS})
+        hint = f"pick another with --format ({', '.join(others)})" if others else "it has no recipe to read"
+        raise InputError(f"{path}: its default variant {variant.name!r} is a {variant.format} recipe, whose "
+                         f"annotations are declared in {RECIPE_DIR_CONFIG} (see `hpcannotate render "
+                         f"{path} --explain`); {hint}")
+    matching = [v for v in recipe_dir.variants.values() if v.format == format]
+    if len(matching) != 1:
+        what = "no" if not matching else f"{len(matching)}"
+        raise InputError(f"{path}: {what} {format} variants in {RECIPE_DIR_CONFIG}; name the recipe file")
+    return format, matching[0].recipe
 
 
 def infer(path: str | Path, options: InferOptions | None = None, format: str | None = None) -> Inference:

@@ -99,18 +99,16 @@ def bundled_mpi_reason(package: str, version: str | None = None) -> str | None:
     return f"{bundle}{said} bundles Open MPI; its version is not the Open MPI version, which the recipe does not say"
 
 
-_RELEASE = re.compile(r"([0-9]+(?:\.[0-9]+)*)(?:[-+~_][A-Za-z0-9._+~-]*)?")
+_LEADING_NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
 
 def _version_tuple(version: str) -> tuple[int, ...] | None:
-    """(major, minor, patch) of a release version (``4.1.5``, ``2019.6-088``); None for anything else.
-
-    The digits must be the version itself: ``git.0123abc=main``, a commit hash or ``develop`` say nothing.
-    """
-    match = _RELEASE.fullmatch(version.strip())
-    if match is None or "=" in version:
+    """(major, minor, patch) of a release version (``4.1.5``, ``5.0.0rc12``, ``2019.6-088``); None for anything
+    else: the digits must be the version itself (``git.0123abc=main``, a commit hash, ``develop`` say nothing)."""
+    version = version.strip()
+    if not is_release_version(version):
         return None
-    return tuple(int(p) for p in match.group(1).split(".")[:3])
+    return tuple(int(p) for p in _LEADING_NUMBERS.match(version).group(0).split(".")[:3])
 
 
 def mpi_abi_version(implementation: str, version: str | None) -> str | None:
