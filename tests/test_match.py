@@ -199,6 +199,7 @@ def test_reading_never_touches_a_layer_and_stays_within_three_requests_per_entry
 
 def test_fingerprint_file_and_the_kernel_minimum(run_cli, images, hosts, tmp_path):
     data = hosts["h100-sapphirerapids-ib"].to_json()
+    data["os"]["kernel_release"] = "4.18.0-553.el8_10.x86_64"  # kernel_version follows the release
     data["os"]["kernel_version"] = "4.18.0"
     data["annotations"] = {}
     saved = tmp_path / "old-kernel.json"

@@ -131,24 +131,45 @@ def hook_annotations(values: Mapping[str, str], style: str = "current") -> tuple
 
 
 def wants_entrypoint(entry: PlatformEntry, config: dict) -> bool:
-    """Run the image's entrypoint only when the environment may live there and not in ENV."""
-    from .check import check_image_entry
+    """Run the image's entrypoint only when the environment may live there and not in ENV.
 
-    checks = {c.name: c for c in check_image_entry(entry, config)}
+    Only the two checks that decide it run (``entrypoint`` and ``environment`` of ``check``), with
+    the inputs ``check_image_entry`` gives them.
+    """
+    from .check import PROFILE_MARKER, judge_entrypoint, judge_environment
+
     inner = config.get("config") or {}
-    if not inner.get("Entrypoint"):
+    entrypoint = [str(a) for a in inner.get("Entrypoint") or []]
+    if not entrypoint:
         return False
-    return not (checks["environment"].passed and checks["entrypoint"].passed)
+    env = {}
+    for item in inner.get("Env") or []:
+        name, _, value = str(item).partition("=")
+        env[name] = value
+    history = [str(h.get("created_by") or "") for h in config.get("history") or [] if isinstance(h, dict)]
+    profiles = sorted({m.group(0) for line in history for m in re.finditer(r"/etc/profile\.d/[\w.+-]+", line)})
+    entry_check, _ = judge_entrypoint(entrypoint, entry.annotations.get(PROFILE_MARKER), None,
+                                      "its script is in a layer, which is not read")
+    return not (judge_environment(entrypoint, env, profiles).passed and entry_check.passed)
 
 
 def choose(read: ImageRead, fp: Fingerprint | None) -> tuple[PlatformEntry, list[str]]:
-    """The entry the EDF is for: the only one, else the best for the host (``fp``, or this machine)."""
-    if len(read.entries) == 1:
-        return read.entries[0], []
+    """The entry the EDF is for: the best for the host (``fp``, or this machine), with a warning when none fits.
+
+    A reference with one image is assessed too: its EDF is written all the same, with the warning.
+    """
     from .fingerprint import fingerprint
     from .match import GREEN, ORANGE, rank
 
-    host = fp or fingerprint()
+    if fp is not None:
+        host = fp
+    else:
+        try:
+            host = fingerprint()
+        except HpcAnnotateError as exc:
+            if len(read.entries) == 1:  # nothing to choose: the EDF does not depend on the host
+                return read.entries[0], [f"{read.reference} was not checked against this host ({exc})"]
+            raise
     report = rank([read], host)
     best = report.best
     assert best is not None
@@ -187,6 +208,7 @@ def _tag_for(read: ImageRead, entry: PlatformEntry, transport: Transport) -> tup
 
 
 def build_edf(read: ImageRead, entry: PlatformEntry, config: dict, options: EdfOptions, tag: str | None) -> dict:
+    """The EDF's main table; ``options.mounts`` must have passed ``check_mount`` (``edf`` does that first)."""
     from .registry.reference import parse_reference
 
     inner = config.get("config") or {}
@@ -197,7 +219,7 @@ def build_edf(read: ImageRead, entry: PlatformEntry, config: dict, options: EdfO
     data["entrypoint"] = options.entrypoint if options.entrypoint is not None else wants_entrypoint(entry, config)
     if options.writable:
         data["writable"] = True
-    data["mounts"] = [check_mount(m) for m in options.mounts]
+    data["mounts"] = list(options.mounts)  # checked by edf() before anything is read
     data["env"] = dict(options.env)
     return data
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .catalogue import catalogue
+from .versions import version_key
 
 if TYPE_CHECKING:
     from .fingerprint import Fingerprint
@@ -67,7 +68,10 @@ TITLE = "org.opencontainers.image.title"
 
 # OCI platform architecture -> archspec family.
 OCI_FAMILY = {"amd64": "x86_64", "arm64": "aarch64", "ppc64le": "ppc64le", "ppc64": "ppc64",
-              "riscv64": "riscv64", "s390x": "s390x", "386": "i686", "arm": "arm"}
+              "riscv64": "riscv64", "s390x": "s390x", "386": "x86", "arm": "arm"}
+# Families whose code a host family also runs: 32-bit x86 on x86_64 (the kernel's IA32 emulation).
+# Not 32-bit Arm on aarch64: many Armv8/v9 cores (Neoverse V1/N2, Graviton 3) have no AArch32.
+RUNS_ALSO = {"x86_64": ("x86",)}
 # Vector width in bits where the features alone mislead: Zen 4 runs AVX-512 on 256-bit data
 # paths; SVE's length is the implementation's choice (A64FX 512, Neoverse V1 256, V2/N2 128).
 SIMD_WIDTH = {"zen4": 256, "a64fx": 512, "neoverse_v1": 256}
@@ -105,10 +109,6 @@ def _note(check: str, message: str) -> Reason:
     return Reason(check, NOTE, 100, message)
 
 
-def _numbers(version: str | None) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version or ""))
-
-
 def _items(value: str | None) -> list[str]:
     return [i.strip() for i in (value or "").split(",") if i.strip()]
 
@@ -141,6 +141,8 @@ def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None) -> l
     arch = (platform or {}).get("architecture")
     built_family = OCI_FAMILY.get(arch or "", arch)
     if built_family and built_family != family:
+        if built_family in RUNS_ALSO.get(family, ()):
+            return _compat(values.get(TARGET), host, arch or built_family)
         return [_red("cpu", f"built for {arch} ({built_family}); this host is {family} ({host.name}): "
                             "its binaries cannot run here")]
     name = values.get(TARGET)
@@ -148,6 +150,8 @@ def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None) -> l
         return []  # missing or not an archspec name: the annotation check says so
     image = targets[name]
     if image.family.name != family:
+        if image.family.name in RUNS_ALSO.get(family, ()):
+            return _compat(name, host, image.family.name)
         return [_red("cpu", f"built for {name} ({image.family.name}); this host is {host.name} ({family}): "
                             "its binaries cannot run here")]
     if not image <= host:
@@ -173,12 +177,43 @@ def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None) -> l
                                      f"as wide ({image_bits}-bit): near native speed")]
 
 
+def _compat(name: str | None, host, built: str) -> list[Reason]:
+    """32-bit code on a 64-bit host of the same line (386 on amd64): runs in compatibility mode."""
+    import archspec.cpu
+
+    image = archspec.cpu.TARGETS.get(name or "")
+    if image is not None and image.family.name in RUNS_ALSO.get(host.family.name, ()):
+        missing = sorted(image.features - host.features)
+        if missing:
+            return [_red("cpu", f"built for {name}; this host is {host.name}: {name} instructions will raise SIGILL",
+                         f"{host.name} lacks {', '.join(missing[:6])}")]
+    what = f"{name} ({built})" if image is not None else built
+    return [Reason("cpu", ORANGE, 80, f"built for {what}, 32-bit code: runs on this {host.family.name} host "
+                                      f"({host.name}) in compatibility mode (the kernel's 32-bit support), without "
+                                      "64-bit registers or the host's wider vector units")]
+
+
 # -- GPU ---------------------------------------------------------------------------------------
 
 
+_ARCH = re.compile(r"(sm|compute)_(\d{2,3})([af]?)")
+
+
+def gpu_arch_name(text: str) -> str | None:
+    """A CUDA architecture as ``sm_XY``/``compute_XY``: also from ``90``, ``9.0``, ``SM_90`` (None: not one)."""
+    value = text.strip().lower()
+    if _ARCH.fullmatch(value):
+        return value
+    from .adapters.facts import cuda_arch_to_sm
+
+    names = cuda_arch_to_sm(value)
+    return names[0] if len(names) == 1 and _ARCH.fullmatch(names[0]) else None
+
+
 def _gpu_arch(text: str) -> tuple[str, int, int, str] | None:
-    """``sm_90a`` -> ("sm", 9, 0, "a"); ``compute_120`` -> ("compute", 12, 0, "")."""
-    found = re.fullmatch(r"(sm|compute)_(\d{2,3})([af]?)", text.strip().lower())
+    """``sm_90a`` -> ("sm", 9, 0, "a"); ``compute_120`` -> ("compute", 12, 0, ""); ``9.0``/``90`` as sm_90."""
+    name = gpu_arch_name(text)
+    found = _ARCH.fullmatch(name) if name else None
     if not found:
         return None
     digits = found.group(2)
@@ -216,12 +251,12 @@ def _nvidia(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
                                           "paths can run, if the application has them")]
     reasons: list[Reason] = []
     driver, host_cuda = nvidia.driver_version, nvidia.cuda_version
-    if minimum and driver and _numbers(driver) < _numbers(minimum):
+    if minimum and driver and version_key(driver) < version_key(minimum):
         reasons.append(_red("cuda", f"needs NVIDIA driver >= {minimum}; this host has {driver}"))
     minor_compat = False
     if cuda and host_cuda:
-        need, have = _numbers(cuda)[:2], _numbers(host_cuda)[:2]
-        if need[:1] > have[:1]:
+        need, have = version_key(cuda, 2), version_key(host_cuda, 2)
+        if version_key(cuda, 1) > version_key(host_cuda, 1):
             reasons.append(_red("cuda", f"needs CUDA {cuda}; the host driver {driver or '?'} supports CUDA up to "
                                         f"{host_cuda}: the CUDA runtime will refuse to start (driver too old)"))
         elif need > have:
@@ -234,7 +269,23 @@ def _nvidia(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
                                                       f"(CUDA up to {host_cuda})"))
     elif cuda:
         reasons.append(_note("cuda", f"needs CUDA {cuda}; the host's CUDA support is not known"))
-    host_archs = list(nvidia.architectures)
+    bad = [a for a in archs if gpu_arch_name(a) is None]
+    archs = [name for a in archs if (name := gpu_arch_name(a)) is not None]
+    host_bad = [a for a in nvidia.architectures if gpu_arch_name(a) is None]
+    host_archs = [name for a in nvidia.architectures if (name := gpu_arch_name(a)) is not None]
+    if bad:
+        text = ", ".join(repr(b) for b in bad)
+        if archs:
+            reasons.append(_note("gpu", f"hardware.gpu.nvidia.architecture {text} is not a CUDA architecture "
+                                        "(sm_XY, compute_XY or X.Y): left out of the comparison"))
+        else:
+            reasons.append(Reason("gpu", UNKNOWN, UNKNOWN_SCORE,
+                                  f"hardware.gpu.nvidia.architecture {text} is not a CUDA architecture (sm_XY, "
+                                  "compute_XY or X.Y): cannot compare GPUs"))
+            return reasons
+    if host_bad:
+        reasons.append(_note("gpu", f"the host GPU architecture {', '.join(repr(b) for b in host_bad)} is not a "
+                                    "CUDA architecture: left out of the comparison"))
     if archs and host_archs:
         reasons.extend(_arch_fit(archs, host_archs, minor_compat, cuda))
     elif archs:
@@ -268,6 +319,11 @@ def _arch_fit(archs: list[str], host_archs: list[str], minor_compat: bool, cuda:
     return reasons
 
 
+def _gfx(text: str) -> str:
+    """``GFX90A:xnack-`` -> ``gfx90a``: the target, without its feature settings."""
+    return text.strip().lower().partition(":")[0]
+
+
 def _amd(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
     wanted = _items(values.get(AMD_ARCH))
     amd = fp.gpu.amd if fp.gpu else None
@@ -275,8 +331,9 @@ def _amd(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
         return [Reason("gpu", ORANGE, 50, f"GPU build ({','.join(wanted)}) on a host without an AMD GPU: only CPU "
                                           "code paths can run, if the application has them")]
     reasons = []
+    targets = {_gfx(w) for w in wanted}
     for host in amd.architectures:
-        if host in wanted:
+        if _gfx(host) in targets:
             reasons.append(Reason("gpu", GREEN, 100, f"{host} code objects run on the host's {host} GPUs"))
         else:
             reasons.append(_red("gpu", f"built for {','.join(wanted)}; this host's GPUs are {host}: AMD code objects "
@@ -285,10 +342,23 @@ def _amd(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
 
 
 def _gpu(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
+    """NVIDIA and AMD builds; an image built for both is judged for the GPUs this host has."""
+    nvidia_build = any(values.get(k) for k in (CUDA, NV_ARCH, NV_DRIVER))
+    amd_build = bool(values.get(AMD_ARCH))
+    if nvidia_build and amd_build:
+        has_nvidia = bool(fp.gpu and fp.gpu.nvidia)
+        has_amd = bool(fp.gpu and fp.gpu.amd and fp.gpu.amd.architectures)
+        if has_nvidia and has_amd:  # either vendor's code runs: the better fit counts
+            options = [_nvidia(values, fp), _amd(values, fp)]
+            return max(options, key=lambda rs: min((RANK.get(r.level, 4) for r in rs), default=4))
+        if has_nvidia:
+            return _nvidia(values, fp)
+        if has_amd:
+            return _amd(values, fp)
     reasons = []
-    if any(values.get(k) for k in (CUDA, NV_ARCH, NV_DRIVER)):
+    if nvidia_build:
         reasons.extend(_nvidia(values, fp))
-    if values.get(AMD_ARCH):
+    if amd_build:
         reasons.extend(_amd(values, fp))
     return reasons
 
@@ -352,13 +422,13 @@ def _mpi(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
     if not image_abi or not host_abi:
         return [_note("mpi", f"{mode}: the MPI ABI of the image ({image_abi or '?'}) or of the host's {host_name} "
                              f"({host_abi or '?'}) is not known: cannot check the replacement")]
-    if _numbers(image_abi)[:1] != _numbers(host_abi)[:1]:
+    if version_key(image_abi, 1) != version_key(host_abi, 1):
         return [Reason("mpi", ORANGE, 60, f"{mode}: the image's {impl} has MPI ABI {image_abi}, the host's "
                                           f"{host_name} has ABI {host_abi}: the host MPI cannot replace it")]
     reasons = [Reason("mpi", GREEN, 100, f"{name} (ABI {image_abi}) can be replaced by the host's {host_name} "
                                          f"(ABI {host_abi})")]
     image_glibc, host_glibc = values.get(GLIBC), fp.os.libc_version if fp.os.libc == "glibc" else None
-    if image_glibc and host_glibc and _numbers(image_glibc) < _numbers(host_glibc):
+    if image_glibc and host_glibc and version_key(image_glibc) < version_key(host_glibc):
         reasons.append(Reason("mpi", ORANGE, 70, f"the host's {host_mpi.implementation} is built against glibc "
                                                  f"{host_glibc}; the image has glibc {image_glibc}: the injected MPI "
                                                  "libraries may not load"))
@@ -369,20 +439,37 @@ def _kernel(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
     reasons = []
     minimum, running = values.get(KERNEL_MIN), fp.os.kernel_version
     if minimum and running:
-        if _numbers(running) < _numbers(minimum):
+        if version_key(running) < version_key(minimum):
             reasons.append(_red("kernel", f"needs host kernel >= {minimum}; this host runs {running}"))
         else:
             reasons.append(Reason("kernel", GREEN, 100, f"host kernel {running} >= {minimum}"))
     elif minimum:
         reasons.append(_note("kernel", f"needs host kernel >= {minimum}; the host's kernel version is not known"))
-    expected = _items(values.get(EXPECTATION))
-    offered = fp.annotations.get(EXPECTATION)
-    if expected and offered is not None:
-        lacking = [e for e in expected if e not in _items(offered)]
-        if lacking:
-            reasons.append(Reason("kernel", ORANGE, 70, f"expects {', '.join(lacking)} from the host kernel; "
-                                                        "this host does not offer it"))
+    lacking, unknown = [], []
+    for item in _items(values.get(EXPECTATION)):
+        offered = _offers(fp, item)
+        if offered is False:
+            lacking.append(item)
+        elif offered is None:
+            unknown.append(item)
+    if lacking:
+        reasons.append(Reason("kernel", ORANGE, 70, f"expects {', '.join(lacking)} from the host kernel; "
+                                                    "this host does not offer it"))
+    if unknown:
+        reasons.append(_note("kernel", f"expects {', '.join(unknown)} from the host kernel; whether this host "
+                                       "offers it is not known"))
     return reasons
+
+
+def _offers(fp: Fingerprint, feature: str) -> bool | None:
+    """Whether the host offers a kernel feature: True, False, or None when the fingerprint cannot tell."""
+    from .fingerprint.system import CONTAINER_FILESYSTEMS
+
+    if feature == "user-namespaces":
+        return fp.os.user_namespaces.enabled
+    if feature in CONTAINER_FILESYSTEMS:
+        return (feature in fp.os.filesystems) if fp.os.filesystems else None
+    return None
 
 
 def _annotations(values: Mapping[str, str], problems: Sequence) -> list[Reason]:
@@ -402,9 +489,10 @@ def _annotations(values: Mapping[str, str], problems: Sequence) -> list[Reason]:
             reasons.append(Reason("annotations", UNKNOWN, UNKNOWN_SCORE,
                                   f"hardware.cpu.optimized.version {target!r} is not an archspec target"
                                   + (f" (did you mean {hint}?)" if hint else "") + ": cannot compare CPUs"))
+    mandatory = {spec.key for spec in catalogue().mandatory()}
     for problem in problems:
-        if "mandatory key is missing" in problem.message or problem.key == TARGET:
-            continue
+        if problem.key == TARGET or (problem.key in mandatory and problem.key not in values):
+            continue  # said above: a missing mandatory key, a target that is not archspec's
         reasons.append(_note("annotations", str(problem).removeprefix(P)))
     return reasons
 

@@ -87,7 +87,7 @@ def match_cmd(ctx: click.Context, refs, fingerprint_file, sysroot, app, jobs, au
     if as_json:
         console.emit_json(report.to_json())
     else:
-        _print_match(report)
+        _print_match(report, _host_label(fingerprint_file, sysroot))
     ctx.exit(EXIT_OK if report.use else EXIT_NOT_COMPLIANT)
 
 
@@ -111,9 +111,18 @@ def _host_line(fp) -> str:
     return " · ".join(parts)
 
 
-def _print_match(report) -> None:
-    where = "this host" if report.host.source == "live" else report.host.source
-    console.heading(f"host ({where}): {_host_line(report.host)}")
+def _host_label(fingerprint_file: Path | None, sysroot: Path | None) -> str:
+    """How the host is named in words: this machine, a saved fingerprint, a captured tree."""
+    if fingerprint_file:
+        return f"the host of {fingerprint_file}"
+    if sysroot:
+        return f"the host captured in {sysroot}"
+    return "this host"
+
+
+def _print_match(report, where: str = "this host") -> None:
+    source = where.removeprefix("the host of ").removeprefix("the host captured in ")
+    console.heading(f"host ({source}): {_host_line(report.host)}")
     click.echo()
     rows = [[str(m.rank), m.verdict, str(m.score), _short(m.entry.pull), m.entry.platform_text, m.target or "-"]
             for m in report.ranking]
@@ -138,7 +147,7 @@ def _print_match(report) -> None:
         click.echo(f"use: {click.style(use.entry.pull, bold=True)} ({_styled(use.verdict, 0)}, score {use.score})")
     else:
         best = report.best
-        console.bad(f"no image runs on this host (best: {best.entry.pull}, {best.verdict})")
+        console.bad(f"no image runs on {where} (best: {best.entry.pull}, {best.verdict})")
 
 
 # -- check -------------------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ def detect(host: HostView) -> CpuInfo:
         text = host.read("/proc/cpuinfo")
         model = _model_name(parse_cpuinfo(text)) if text else None
         return _info(target, info.vendor, info.features, model, "archspec.cpu.host()")
-    where = str(host.path("/proc/cpuinfo"))
+    where = str(host.where("/proc/cpuinfo"))
     text = host.read("/proc/cpuinfo")
     if text is None:
         raise InputError(f"{where}: no such file (a sysroot needs at least proc/cpuinfo)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..versions import version_key
 from . import commands as cmd
 from .hostview import HostView
 
@@ -113,10 +114,6 @@ class AmdGpus:
 class GpuInfo:
     nvidia: NvidiaGpus | None = None
     amd: AmdGpus | None = None
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in re.findall(r"\d+", version))
 
 
 def cuda_for_driver(driver: str) -> str | None:

@@ -3,10 +3,17 @@
 The live host is the tree ``/`` with commands run for real; a ``--sysroot`` is
 a captured tree whose commands are answered from ``<sysroot>/commands``. The
 probes only talk to a ``HostView``, so the same code reads both.
+
+Symbolic links in a captured tree are followed inside it, as a chroot would: an
+absolute target (``etc/os-release -> /usr/lib/os-release``) starts again at the
+tree's root and ``..`` stops there, so nothing of the machine reading the tree
+is ever read in its place.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +23,7 @@ from .commands import Runner
 READ_LIMIT = 4 * 1024 * 1024
 # procfs sysctl files refuse one huge read() with ENOMEM: read in page-sized steps.
 CHUNK = 64 * 1024
+MAX_HOPS = 40  # symbolic links followed in one lookup, as Linux's ELOOP limit
 
 
 @dataclass(frozen=True)
@@ -24,8 +32,37 @@ class HostView:
     run_command: Runner
     live: bool
 
-    def path(self, path: str) -> Path:
-        """An absolute host path (``/proc/cpuinfo``) inside this view's tree."""
+    def path(self, path: str, follow_last: bool = True) -> Path:
+        """An absolute host path (``/proc/cpuinfo``) inside this view's tree, its links resolved inside it.
+
+        OSError (ELOOP) when the links loop or are nested too deep.
+        """
+        if self.live:
+            return self.root / path.lstrip("/")
+        parts = [p for p in path.split("/") if p and p != "."]
+        done: list[str] = []
+        hops = 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if done:
+                    done.pop()
+                continue
+            candidate = self.root.joinpath(*done, part)
+            if (parts or follow_last) and candidate.is_symlink():
+                hops += 1
+                if hops > MAX_HOPS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links", str(self.where(path)))
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    done = []
+                parts = [p for p in target.split("/") if p and p != "."] + parts
+                continue
+            done.append(part)
+        return self.root.joinpath(*done)
+
+    def where(self, path: str) -> Path:
+        """The host path inside this view's tree as written, links not followed (for messages)."""
         return self.root / path.lstrip("/")
 
     def read(self, path: str) -> str | None:
@@ -67,7 +104,17 @@ class HostView:
             return []
 
     def exists(self, path: str) -> bool:
-        return self.path(path).exists()
+        try:
+            return self.path(path).exists()
+        except OSError:
+            return False
+
+    def readlink(self, path: str) -> str | None:
+        """The target of a symbolic link in the tree, as stored; None when it is not a link."""
+        try:
+            return os.readlink(self.path(path, follow_last=False))
+        except OSError:
+            return None
 
     def run(self, argv: Sequence[str]) -> tuple[int, str]:
         return self.run_command(tuple(argv))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..versions import version_key
 from . import commands as cmd
 from .hostview import HostView
 
@@ -50,8 +51,18 @@ class Ucx:
     source: str = "ucx_info -v"
 
 
+FAST_KINDS = ("infiniband", "roce", "omnipath", "slingshot")
+
+
 @dataclass
 class InterconnectInfo:
+    """The devices and libraries found, and what follows from them.
+
+    ``kinds``, ``fast`` and ``frameworks`` are derived from the devices and libraries whenever an
+    ``InterconnectInfo`` is made, a loaded fingerprint included: a stored or hand-written value can
+    add to them (a network the files do not show) but never hide what the devices say.
+    """
+
     rdma: list[RdmaDevice] = field(default_factory=list)
     cxi: list[str] = field(default_factory=list)
     libfabric: Libfabric | None = None
@@ -59,6 +70,24 @@ class InterconnectInfo:
     kinds: list[str] = field(default_factory=list)  # infiniband, roce, omnipath, slingshot
     fast: bool = False  # a high-speed network an MPI should use instead of TCP
     frameworks: list[str] = field(default_factory=list)  # communication.framework items on offer
+
+    def __post_init__(self) -> None:
+        kinds = kinds_of(self.rdma, self.cxi)
+        self.kinds = kinds + [k for k in self.kinds if k not in kinds]
+        self.fast = bool(self.fast) or any(k in FAST_KINDS for k in self.kinds)
+        frameworks = frameworks_of(self.rdma, self.libfabric, self.ucx)
+        self.frameworks = frameworks + [f for f in self.frameworks if f not in frameworks]
+
+
+def kinds_of(rdma: list[RdmaDevice], cxi: list[str]) -> list[str]:
+    """Network kinds in the order found: each RDMA device's kind, then slingshot for CXI NICs."""
+    kinds: list[str] = []
+    for device in rdma:
+        if device.kind not in kinds:
+            kinds.append(device.kind)
+    if cxi:
+        kinds.append("slingshot")
+    return kinds
 
 
 def frameworks_of(rdma: list[RdmaDevice], libfabric: Libfabric | None, ucx: Ucx | None) -> list[str]:
@@ -132,7 +161,7 @@ def parse_ucx_version(output: str) -> str | None:
 
 def _version_dirs(host: HostView, base: str) -> list[str]:
     return sorted((d for d in host.listdir(base) if re.fullmatch(r"\d+(\.\d+)+", d)),
-                  key=lambda v: tuple(int(p) for p in v.split(".")))
+                  key=version_key)
 
 
 def libfabric(host: HostView) -> Libfabric | None:
@@ -161,12 +190,4 @@ def ucx(host: HostView) -> Ucx | None:
 def detect(host: HostView) -> InterconnectInfo:
     rdma = rdma_devices(host)
     cxi = [d for d in host.listdir(CXI_CLASS) if d.startswith("cxi")]
-    kinds = []
-    for device in rdma:
-        if device.kind not in kinds:
-            kinds.append(device.kind)
-    if cxi:
-        kinds.append("slingshot")
-    fast = bool(cxi) or any(d.kind in ("infiniband", "roce", "omnipath") for d in rdma)
-    fabric, ucx_found = libfabric(host), ucx(host)
-    return InterconnectInfo(rdma, cxi, fabric, ucx_found, kinds, fast, frameworks_of(rdma, fabric, ucx_found))
+    return InterconnectInfo(rdma, cxi, libfabric(host), ucx(host))  # kinds, fast, frameworks follow

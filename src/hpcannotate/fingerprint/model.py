@@ -3,6 +3,10 @@
 ``to_json()`` is what ``hpcannotate fingerprint --json`` prints and what
 ``match --fingerprint FILE`` reads back with ``from_json()``/``load()``; the
 ``annotations`` member is the host in the image vocabulary (see vocabulary.py).
+
+Derived values are never taken from a file: ``annotations`` is always made from the
+sections, and so are ``interconnect.kinds/fast/frameworks``, ``os.kernel_version`` and
+``os.user_namespaces.enabled`` where the facts they follow from are given (see those classes).
 """
 
 from __future__ import annotations
@@ -30,14 +34,13 @@ class Fingerprint:
     interconnect: InterconnectInfo = field(default_factory=InterconnectInfo)
     os: OsInfo = field(default_factory=OsInfo)
     software: SoftwareInfo = field(default_factory=SoftwareInfo)
-    annotations: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)  # derived from the sections, always
     source: str = "live"  # "live", or the sysroot directory it was read from
 
     def __post_init__(self) -> None:
-        if not self.annotations:
-            from .vocabulary import host_annotations
+        from .vocabulary import host_annotations
 
-            self.annotations = host_annotations(self)
+        self.annotations = host_annotations(self)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,7 +57,8 @@ class Fingerprint:
     def from_json(cls, data: Mapping[str, Any], where: str = "fingerprint") -> Fingerprint:
         """Load a saved fingerprint; a hand-written one may give just ``cpu: {target: zen2}``.
 
-        Stored annotations are kept as they are; missing ones are derived from the sections.
+        Stored annotations are checked for form only: they are derived from the sections again,
+        so a file whose sections were edited cannot contradict them.
         """
         if not isinstance(data, Mapping):
             raise InputError(f"{where}: expected a mapping with cpu, gpu, interconnect, os, software")
@@ -76,7 +80,6 @@ class Fingerprint:
             interconnect=_section(InterconnectInfo, data, "interconnect", where),
             os=_section(OsInfo, data, "os", where),
             software=_section(SoftwareInfo, data, "software", where),
-            annotations=dict(annotations),
             source=source if isinstance(source, str) else "given",
         )
 

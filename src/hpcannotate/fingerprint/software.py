@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..versions import version_key
 from . import commands as cmd
 from .hostview import HostView
 
@@ -78,15 +79,15 @@ def parse_ompi_info(output: str) -> str | None:
 def _cray_mpich(host: HostView) -> str | None:
     if host.live and os.environ.get("CRAY_MPICH_VERSION"):
         return os.environ["CRAY_MPICH_VERSION"]
-    default = host.path(f"{CRAY_MPICH}/default")
-    if default.is_symlink():
-        target = Path(os.readlink(default)).name
+    link = host.readlink(f"{CRAY_MPICH}/default")
+    if link:
+        target = Path(link).name
         if VERSION.fullmatch(target):
             return target
     versions = [d for d in host.listdir(CRAY_MPICH) if VERSION.fullmatch(d)]
     if not versions:
         return None
-    return max(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
+    return max(versions, key=version_key)
 
 
 def mpi(host: HostView) -> list[MpiInstall]:

@@ -29,10 +29,35 @@ BANNER_LIMIT = 16 * 1024 * 1024
 
 @dataclass
 class UserNamespaces:
+    """Whether an unprivileged user can create a user namespace: True, False, or None when unknown.
+
+    ``enabled`` follows from the sysctl values whenever one is known (a loaded fingerprint
+    included); only a fingerprint without any of them keeps the ``enabled`` it states.
+    """
+
     enabled: bool | None = None
     max_user_namespaces: int | None = None
-    unprivileged_userns_clone: int | None = None
-    apparmor_restrict_unprivileged_userns: int | None = None
+    unprivileged_userns_clone: int | None = None  # Debian's switch (0: off)
+    apparmor_restrict_unprivileged_userns: int | None = None  # Ubuntu 23.10+ (1: only profiled programs)
+
+    def __post_init__(self) -> None:
+        known = (self.max_user_namespaces, self.unprivileged_userns_clone, self.apparmor_restrict_unprivileged_userns)
+        if any(value is not None for value in known):
+            self.enabled = userns_enabled(*known)
+
+
+def userns_enabled(maximum: int | None, clone: int | None, apparmor: int | None) -> bool | None:
+    """False when a switch turns them off; None when unknown or up to an AppArmor profile; else True.
+
+    No ``max_user_namespaces`` file says nothing (an old kernel, a partial capture): unknown.
+    Ubuntu's ``apparmor_restrict_unprivileged_userns = 1`` lets only programs with an AppArmor
+    profile that allows it use them (the distribution's own runtimes ship one): unknown for a runtime.
+    """
+    if maximum == 0 or clone == 0:
+        return False
+    if maximum is None or apparmor == 1:
+        return None
+    return True
 
 
 @dataclass
@@ -45,6 +70,11 @@ class OsInfo:
     user_namespaces: UserNamespaces = field(default_factory=UserNamespaces)
     filesystems: list[str] = field(default_factory=list)  # overlay, squashfs, fuse when the kernel has them
     distribution: dict[str, str] = field(default_factory=dict)  # os-release ID, VERSION_ID, PRETTY_NAME
+
+    def __post_init__(self) -> None:
+        # kernel_version follows from the release when there is one, a loaded fingerprint included.
+        if self.kernel_release:
+            self.kernel_version = kernel_version(self.kernel_release) or self.kernel_version
 
 
 def kernel_version(release: str | None) -> str | None:
@@ -114,10 +144,7 @@ def user_namespaces(host: HostView) -> UserNamespaces:
     maximum = host.read_int("/proc/sys/user/max_user_namespaces")
     clone = host.read_int("/proc/sys/kernel/unprivileged_userns_clone")
     apparmor = host.read_int("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-    if maximum is None and not host.exists("/proc/sys"):
-        return UserNamespaces(None, None, clone, apparmor)
-    enabled = bool(maximum) and clone != 0
-    return UserNamespaces(enabled, maximum, clone, apparmor)
+    return UserNamespaces(userns_enabled(maximum, clone, apparmor), maximum, clone, apparmor)
 
 
 def filesystems(host: HostView) -> list[str]:

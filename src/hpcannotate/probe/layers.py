@@ -13,7 +13,16 @@ symbolic links are recorded as text and never created; member names with a
 ``..`` component are skipped with a warning and absolute names are made
 relative; device nodes and FIFOs are skipped. A truncated or corrupt layer, a
 blob that is not a tar, or one whose bytes do not match its digest is one
-``LayerError`` naming the layer digest.
+``LayerError`` naming the layer digest; a decompressor failure says which
+decompressor failed.
+
+Python's tarfile reads a header extension (a pax header, a GNU long name or
+link, a GNU sparse map) whole into memory, so ``_BoundedTarInfo`` refuses
+extensions larger than ``EXTENSION_LIMIT``, chains of more than
+``EXTENSION_CHAIN`` of them before one member, global pax headers adding up
+to more than ``EXTENSION_LIMIT`` and sparse maps of more than ``SPARSE_LIMIT``
+regions. A layer whose tar stream is larger than ``MAX_TAR_BYTES`` (64 GiB
+unless ``apply_layer`` is told otherwise) is refused as well.
 """
 
 from __future__ import annotations
@@ -39,6 +48,10 @@ TAR_BUFFER = 64 * 1024  # tarfile copies its buffer on every header read: small 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 WARNINGS_PER_LAYER = 20
+EXTENSION_LIMIT = 1024 * 1024  # bytes of one pax header / GNU long name, and of all global pax headers together
+EXTENSION_CHAIN = 8  # extension headers in a row before one member (real archives use two at most)
+SPARSE_LIMIT = 65536  # regions of one GNU sparse file
+MAX_TAR_BYTES = 64 * 1024**3  # decompressed bytes of one layer
 
 
 class LayerError(InputError):
@@ -239,7 +252,123 @@ def _zstd_reader(source: _Hashing):
     return _ZstdCommand(source, exe)
 
 
+def _zstd_errors() -> tuple[type[BaseException], ...]:
+    """The exception types the installed zstd bindings raise (none when only the command is there)."""
+    found: list[type[BaseException]] = []
+    try:
+        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14
+
+        found.append(zstd.ZstdError)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        import zstandard  # type: ignore[import-not-found]
+
+        found.append(zstandard.ZstdError)
+    except (ImportError, AttributeError):
+        pass
+    return tuple(found)
+
+
+class _DecompressError(Exception):
+    """The decompressor (not the tar reader) failed: raised through tarfile untouched, reported by name."""
+
+
 # -- tar members ----------------------------------------------------------------------------------
+
+
+_EXTENSIONS = {
+    tarfile.XHDTYPE: "pax extended header",
+    tarfile.SOLARIS_XHDTYPE: "Solaris extended header",
+    tarfile.XGLTYPE: "pax global header",
+    tarfile.GNUTYPE_LONGNAME: "GNU long-name header",
+    tarfile.GNUTYPE_LONGLINK: "GNU long-link header",
+}
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses header extensions tarfile would read whole into memory when they are huge.
+
+    Raising ``HeaderError`` here ends the read with a ``TarError`` the layer reader reports in one line.
+    """
+
+    def _proc_member(self, tarfile_):
+        kind = _EXTENSIONS.get(self.type)
+        if kind is None:
+            tarfile_._hpc_chain = 0  # a real member ends the chain of extensions before it
+            return super()._proc_member(tarfile_)
+        if self.size > EXTENSION_LIMIT:
+            raise tarfile.HeaderError(f"a {kind} of {self.size} bytes at offset {self.offset}: more than the "
+                                      f"{EXTENSION_LIMIT} bytes the probe reads (corrupt or hostile archive)")
+        chain = getattr(tarfile_, "_hpc_chain", 0) + 1
+        tarfile_._hpc_chain = chain
+        if chain > EXTENSION_CHAIN:
+            raise tarfile.HeaderError(f"more than {EXTENSION_CHAIN} tar extension headers in a row at offset "
+                                      f"{self.offset} (corrupt or hostile archive)")
+        if self.type == tarfile.XGLTYPE:
+            total = getattr(tarfile_, "_hpc_global", 0) + self.size
+            tarfile_._hpc_global = total
+            if total > EXTENSION_LIMIT:
+                raise tarfile.HeaderError(f"pax global headers add up to more than {EXTENSION_LIMIT} bytes at "
+                                          f"offset {self.offset} (corrupt or hostile archive)")
+        return super()._proc_member(tarfile_)
+
+    def _proc_sparse(self, tarfile_):
+        """Old GNU sparse headers: as tarfile reads them, with a bound on the extension blocks."""
+        structs, isextended, origsize = self._sparse_structs
+        del self._sparse_structs
+        while isextended:
+            if len(structs) > SPARSE_LIMIT:
+                raise tarfile.HeaderError(f"a GNU sparse file of more than {SPARSE_LIMIT} regions at offset "
+                                          f"{self.offset} (corrupt or hostile archive)")
+            buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
+            if len(buf) < tarfile.BLOCKSIZE:
+                raise tarfile.HeaderError("truncated GNU sparse header")
+            pos = 0
+            for _ in range(21):
+                try:
+                    offset = tarfile.nti(buf[pos:pos + 12])
+                    numbytes = tarfile.nti(buf[pos + 12:pos + 24])
+                except ValueError:
+                    break
+                if offset and numbytes:
+                    structs.append((offset, numbytes))
+                pos += 24
+            isextended = bool(buf[504])
+        self.sparse = structs
+        self.offset_data = tarfile_.fileobj.tell()
+        tarfile_.offset = self.offset_data + self._block(self.size)
+        self.size = origsize
+        return self
+
+    def _proc_gnusparse_10(self, member, pax_headers, tarfile_):
+        """GNU sparse 1.0 maps (at the start of the member's data): bounded in regions and line length."""
+        def line(buf: bytes) -> tuple[bytes, bytes]:
+            while b"\n" not in buf:
+                if len(buf) > 64:
+                    raise tarfile.HeaderError(f"a GNU sparse map line of more than 64 bytes at offset {self.offset}")
+                more = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
+                if not more:
+                    raise tarfile.HeaderError("truncated GNU sparse map")
+                buf += more
+            head, _, rest = buf.partition(b"\n")
+            return head, rest
+
+        text, buf = line(b"")
+        try:
+            fields = int(text)
+            if not 0 <= fields <= SPARSE_LIMIT:
+                raise ValueError
+            numbers = []
+            while len(numbers) < fields * 2:
+                text, buf = line(buf)
+                numbers.append(int(text))
+        except ValueError:
+            raise tarfile.HeaderError(f"a GNU sparse map at offset {self.offset} that is not numbers, or of more "
+                                      f"than {SPARSE_LIMIT} regions (corrupt or hostile archive)") from None
+        member.offset_data = tarfile_.fileobj.tell()
+        member.sparse = list(zip(numbers[::2], numbers[1::2], strict=False))
+
 
 
 def normalise(name: str) -> str | None:
@@ -373,8 +502,12 @@ def apply_layer(
     scratch: Path,
     counter: Callable[[], int],
     where: str = "",
+    max_tar_bytes: int = MAX_TAR_BYTES,
 ) -> LayerStats:
-    """Read the layer blob ``raw`` (as stored: compressed or not) and apply it as layer number ``index``."""
+    """Read the layer blob ``raw`` (as stored: compressed or not) and apply it as layer number ``index``.
+
+    ``max_tar_bytes`` caps the decompressed size of the layer (a zip bomb is refused, not read to its end).
+    """
     stats = LayerStats(digest)
     prefix = f"{where}: " if where else ""
     source = _Hashing(raw, digest)
@@ -390,11 +523,12 @@ def apply_layer(
                              "`pip install zstandard` to read it")
     else:
         stream = source
-    counted = _Counting(stream)
+    counted = _Counting(stream, stats.compression, max_tar_bytes)
     applier = _Applier(tree, index, wanted, scratch, stats, counter)
     try:
         try:
-            tar = tarfile.open(fileobj=counted, mode="r|", bufsize=TAR_BUFFER)  # noqa: SIM115 - closed below
+            tar = tarfile.open(fileobj=counted, mode="r|", bufsize=TAR_BUFFER,  # noqa: SIM115 - closed below
+                               tarinfo=_BoundedTarInfo)
         except tarfile.ReadError as exc:
             if counted.count == 0 or "invalid header" in str(exc) or "empty file" in str(exc):
                 raise LayerError(f"{prefix}layer {digest} is not a tar archive "
@@ -411,7 +545,12 @@ def apply_layer(
         _check_end(counted.count, end, applier, f"{prefix}layer {digest}")
     except LayerError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
+    except _DecompressError as exc:
+        raise LayerError(f"{prefix}layer {digest}: {exc}") from None
+    except RecursionError:
+        raise LayerError(f"{prefix}layer {digest}: tar headers nested too deeply "
+                         "(corrupt or hostile archive)") from None
+    except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError, *_zstd_errors()) as exc:
         raise LayerError(f"{prefix}layer {digest}: {_describe(exc)}") from None
     finally:
         close = getattr(stream, "close", None)
@@ -438,11 +577,24 @@ def _check_end(size: int, end: int, applier: _Applier, where: str) -> None:
 
 
 class _Counting:
-    def __init__(self, stream):
+    """What tarfile reads: counted, capped at ``limit`` bytes, decompressor failures named as such."""
+
+    def __init__(self, stream, compression: str = "tar", limit: int = MAX_TAR_BYTES):
         self._stream = stream
+        self._compression = compression
+        self._limit = limit
+        self._errors: tuple[type[BaseException], ...] = (
+            (zlib.error, EOFError, *_zstd_errors()) if compression != "tar" else ())
         self.count = 0
 
     def read(self, size: int = -1) -> bytes:
-        data = self._stream.read(size)
+        try:
+            data = self._stream.read(size)
+        except self._errors as exc:
+            raise _DecompressError(f"{self._compression} decompression failed: truncated or corrupt "
+                                   f"{self._compression} data ({str(exc).strip() or type(exc).__name__})") from None
         self.count += len(data)
+        if self.count > self._limit:
+            raise _DecompressError(f"more than {self._limit} bytes of tar once decompressed (the probe's limit "
+                                   "per layer): refused")
         return data

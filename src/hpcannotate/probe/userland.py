@@ -44,6 +44,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..versions import version_key
 from . import libraries, packages
 from .model import Finding, Index, Userland, abs_path
 from .tree import FILE, ImageTree, join, parent_of, split
@@ -188,10 +189,6 @@ def _which(tree: ImageTree, dirs: list[str], name: str) -> str | None:
     return None
 
 
-def _version_key(text: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", text))
-
-
 # -- rules -----------------------------------------------------------------------------------------
 
 
@@ -276,7 +273,7 @@ def _python(tree: ImageTree, index: Index, dirs: list[str], out: Userland) -> No
         for name in tree.list_dir("/".join(split(directory))):
             match = re.fullmatch(r"python(3\.\d+)", name)
             if match and tree.is_file(join("/".join(split(directory)), name)):
-                versions.append((_version_key(match.group(1)), match.group(1), join(directory, name)))
+                versions.append((version_key(match.group(1)), match.group(1), join(directory, name)))
     if versions:
         _, version, path = max(versions)
         out.add("python.version", version, path, None, "the newest python3.X on PATH")
@@ -285,7 +282,7 @@ def _python(tree: ImageTree, index: Index, dirs: list[str], out: Userland) -> No
     for path, _ in index.existing(r"libpython3\.\d+[a-z]*\.so(\.\d+)*"):
         match = re.match(r"libpython(3\.\d+)", path.rpartition("/")[2])
         if match:
-            libs.append((_version_key(match.group(1)), match.group(1), path))
+            libs.append((version_key(match.group(1)), match.group(1), path))
     if libs:
         _, version, path = max(libs)
         out.add("python.version", version, abs_path(path), None, "libpython3.X (no python3 on PATH)")
