@@ -1,9 +1,13 @@
 """The base image's own annotations, carried into the new image as its lowest layer (seed 001).
 
 "The base image might provide some basic annotations": read them (manifest
-annotations and config labels, ``org.supercontainers.*`` only, since the OCI
-keys of a base describe the base, not the new image) from the builder's store,
-with provenance ``base image``.
+annotations and config labels) from the builder's store, with provenance
+``base image``. Only what still holds for an image built on top is inherited:
+the user land (os, libc, shells, python, tools, PATH), MPI, interconnect, GPU
+runtime, compiler and host requirements. The OCI keys, docs, app, build recipe
+and CPU target of a base describe the base (an annotated application image
+used as a base is not the new application) and are left out, as are keys the
+catalogue does not know.
 """
 
 from __future__ import annotations
@@ -12,12 +16,33 @@ import json
 import subprocess
 
 from .annotations import Annotations
-from .catalogue import SUPERCONTAINERS_PREFIX
+from .catalogue import SUPERCONTAINERS_PREFIX, catalogue
+from .errors import HpcAnnotateError
 from .provenance import Layer, Provenance
+
+# Catalogue groups that describe the user land a derived image keeps.
+INHERITED_GROUPS = frozenset({"system", "mpi", "interconnect", "host"})
+# ``extension`` and ``hardware`` keys (short form) that do too; the rest of those groups
+# (app.*, docs.build.*, build.recipe.format, platform.features, container.entrypoint.profile,
+# hardware.cpu.*) are about the image that was built, not its contents' foundations.
+INHERITED_PREFIXES = ("os.", "compiler.", "nccl.", "ucx.", "libfabric.", "hardware.gpu.")
+
+
+def inheritable(key: str) -> bool:
+    """Whether a base image's value for ``key`` also describes an image built FROM it."""
+    found = catalogue().resolve(key)
+    if found is None:
+        return False
+    spec = found[0]
+    short = spec.key.removeprefix(SUPERCONTAINERS_PREFIX)
+    if not spec.key.startswith(SUPERCONTAINERS_PREFIX):
+        return False
+    return spec.group in INHERITED_GROUPS or short.startswith(INHERITED_PREFIXES)
 
 
 def _ours(values: dict | None) -> dict[str, str]:
-    return {k: v for k, v in (values or {}).items() if isinstance(v, str) and k.startswith(SUPERCONTAINERS_PREFIX)}
+    return {k: v for k, v in (values or {}).items()
+            if isinstance(k, str) and isinstance(v, str) and k.startswith(SUPERCONTAINERS_PREFIX) and inheritable(k)}
 
 
 def from_values(ref: str, manifest_annotations: dict | None, labels: dict | None, where: str) -> Annotations | None:
@@ -29,11 +54,24 @@ def from_values(ref: str, manifest_annotations: dict | None, labels: dict | None
 
 
 def from_buildah(ref: str, global_args: list[str]) -> Annotations | None:
-    """The base as the buildah store holds it (what the build will use)."""
-    proc = subprocess.run([*global_args, "inspect", "--type", "image", ref], capture_output=True, text=True,
-                          check=False, timeout=60)
+    """The base as the buildah store holds it (what the build will use); None when it is not there."""
+    try:
+        proc = subprocess.run([*global_args, "inspect", "--type", "image", ref], capture_output=True, text=True,
+                              check=False, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise HpcAnnotateError(f"base image {ref}: `buildah inspect` did not answer in 60 s") from None
+    except OSError as exc:
+        raise HpcAnnotateError(f"base image {ref}: cannot run buildah inspect: {exc.strerror or exc}") from None
     if proc.returncode != 0:
         return None
-    data = json.loads(proc.stdout)
-    labels = (data.get("OCIv1") or {}).get("config", {}).get("Labels")
-    return from_values(ref, data.get("ImageAnnotations"), labels, "read from the buildah store")
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise HpcAnnotateError(f"base image {ref}: buildah inspect printed no JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise HpcAnnotateError(f"base image {ref}: buildah inspect printed {type(data).__name__}, not an object")
+    config = (data.get("OCIv1") or {}).get("config") or {}
+    labels = config.get("Labels") if isinstance(config, dict) else None
+    annotations = data.get("ImageAnnotations")
+    return from_values(ref, annotations if isinstance(annotations, dict) else None,
+                       labels if isinstance(labels, dict) else None, "read from the buildah store")

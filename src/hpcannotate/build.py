@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,11 +81,22 @@ class BuildReport:
 
 @dataclass
 class Destination:
-    """Where the images and the index go: an OCI layout (default) or a registry repository."""
+    """Where the images and the index go: an OCI layout (default) or a registry repository.
 
-    store: ImageStore
+    The store is opened on first use: a plan (``--dry-run``) names the destination without
+    creating the layout or talking to the registry.
+    """
+
     index_tag: str
     prefix: str  # the reference a builder writes to, without the tag: "oci:PATH" or "registry/repo"
+    opener: Callable[[], ImageStore] = field(repr=False, default=None)  # type: ignore[assignment]
+    _store: ImageStore | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> ImageStore:
+        if self._store is None:
+            self._store = self.opener()
+        return self._store
 
     def target_tag(self, target: str) -> str:
         return f"{self.index_tag}-{target}"
@@ -92,18 +104,74 @@ class Destination:
     def target_ref(self, target: str) -> str:
         return f"{self.prefix}:{self.target_tag(target)}"
 
+    def index_ref(self) -> str:
+        return f"{self.prefix}:{self.index_tag}"
+
 
 def layout_destination(path: Path, tag: str) -> Destination:
-    layout = OciLayout.create(path)
-    return Destination(LayoutStore(layout), tag, f"oci:{layout.path}")
+    path = Path(path)
+    return Destination(tag, f"oci:{path}", lambda: LayoutStore(OciLayout.create(path)))
 
 
 def registry_destination(ref: str, options: BuildOptions) -> Destination:
+    from .registry.reference import parse_reference
     from .registry.store import RegistryStore
 
-    store = RegistryStore.for_reference(ref, tls_verify=options.tls_verify, authfile=options.authfile)
-    tag = store.reference.tag or "latest"
-    return Destination(store, tag, f"{store.reference.registry}/{store.reference.repository}")
+    reference = parse_reference(ref)
+    tag = reference.tag or "latest"
+    return Destination(tag, f"{reference.registry}/{reference.repository}",
+                       lambda: RegistryStore.for_reference(ref, tls_verify=options.tls_verify,
+                                                           authfile=options.authfile))
+
+
+def plan_destination(recipe_dir: RecipeDir, push: str | None, output: str | None, workdir: Path,
+                     options: BuildOptions) -> Destination:
+    """``--push REF``, ``--output oci:PATH`` or the default layout ``WORKDIR/<app>/oci``."""
+    if push and output:
+        raise InputError("--push and --output are exclusive: one destination per build")
+    if push:
+        return registry_destination(push, options)
+    tag = recipe_dir.version or "latest"
+    if output is not None:
+        path = output.removeprefix("oci:")
+        if not path:
+            raise InputError(f"--output {output!r}: expected oci:PATH (an OCI image layout directory)")
+        return layout_destination(Path(path), tag)
+    return layout_destination(workdir / recipe_dir.name / "oci", tag)
+
+
+@dataclass
+class TargetPlan:
+    """One target, rendered and ready: the exact builder command and where it writes."""
+
+    target: str
+    platform: str
+    reference: str
+    context: RenderedContext
+    log: Path
+    argv: list[str]
+
+    def to_json(self) -> dict:
+        return {"target": self.target, "platform": self.platform, "reference": self.reference,
+                "context": str(self.context.directory), "log": str(self.log), "argv": self.argv}
+
+
+@dataclass
+class BuildPlan:
+    """Everything ``build`` will do, decided before the first (long) build: ``--dry-run`` prints it."""
+
+    recipe_dir: RecipeDir
+    variant: str
+    builder: Builder
+    destination: Destination
+    targets: list[TargetPlan]
+    warnings: list[str] = field(default_factory=list)
+    available: bool = True
+
+    def to_json(self) -> dict:
+        return {"app": self.recipe_dir.name, "variant": self.variant, "backend": self.builder.name,
+                "backend_available": self.available, "index": self.destination.index_ref(),
+                "targets": [t.to_json() for t in self.targets], "warnings": self.warnings}
 
 
 def base_images(dockerfile: str) -> list[str]:
@@ -143,15 +211,19 @@ def ensure_base(ref: str, builder: Builder, allow_make: bool) -> None:
     load_into_buildah(make_base(ref), ref, builder.global_args())
 
 
-def base_reader(builder: Builder, allow_make: bool):
-    """Reads the final stage's base annotations, making the base first if need be (buildah only)."""
+def base_reader(builder: Builder, allow_make: bool, make: bool = True):
+    """Reads the final stage's base annotations, making the base first if need be (buildah only).
+
+    With ``make=False`` (a dry run) a base that is not in the store is not made: no annotations.
+    """
     from .baseannotations import from_buildah
     from .builders.buildah import BuildahBuilder
 
     def read(ref: str):
-        if not isinstance(builder, BuildahBuilder):
+        if not isinstance(builder, BuildahBuilder) or not builder.available():
             return None
-        ensure_base(ref, builder, allow_make)
+        if make:
+            ensure_base(ref, builder, allow_make)
         return from_buildah(ref, builder.global_args())
 
     return read
@@ -213,8 +285,6 @@ def verify(store: ImageStore, index_ref: str, expected: dict[str, dict[str, str]
         if missing:
             raise HpcAnnotateError(f"{store.describe(index_ref)}: target {target}: annotation {missing[0]} "
                                    f"did not arrive intact ({len(missing)} in all)")
-        import json
-
         labels = json.loads(store.get_blob(manifest["config"]["digest"])).get("config", {}).get("Labels") or {}
         # labels are the recipe's values; post-build (probe) values live in the manifest only
         wrong = [k for k, v in want.items() if k.startswith(P) and k in labels and labels.get(k) != v
@@ -222,6 +292,54 @@ def verify(store: ImageStore, index_ref: str, expected: dict[str, dict[str, str]
         if wrong:
             raise HpcAnnotateError(f"{store.describe(index_ref)}: target {target}: label {wrong[0]} is not in the "
                                    "image config")
+
+
+def plan(
+    path: str | Path,
+    *,
+    variant: str | None = None,
+    targets: list[str] | None = None,
+    backend: str = "auto",
+    push: str | None = None,
+    output: str | None = None,
+    workdir: Path = Path("build"),
+    options: BuildOptions | None = None,
+    allow_make_base: bool = True,
+    dry_run: bool = False,
+) -> BuildPlan:
+    """Check the inputs, choose the builder and destination, and render every target.
+
+    All targets are rendered and validated before anything is built, so a bad target
+    fails in seconds, not after the builds of the ones before it. ``dry_run`` makes no
+    base image and opens no store; an unavailable explicit backend is then reported, not refused.
+    """
+    options = options or BuildOptions()
+    recipe_dir = load_recipe_dir(path)
+    chosen = recipe_dir.variant(variant)
+    from .targets import is_target
+
+    wanted = list(targets or chosen.targets)
+    for target in wanted:
+        if not is_target(target):
+            raise InputError(f"--target {target!r}: not an archspec CPU target")
+    destination = plan_destination(recipe_dir, push, output, workdir, options)
+    builder = select_builder(backend, options)
+    available = builder.available()
+    if not available and not dry_run:
+        raise HpcAnnotateError(f"the {builder.name} backend is not available on this machine")
+    work = workdir / recipe_dir.name / chosen.name
+    result = BuildPlan(recipe_dir, chosen.name, builder, destination, [], available=available)
+    reader = base_reader(builder, allow_make_base, make=not dry_run)
+    for target in wanted:
+        console.progress(f"[{target}] rendering {chosen.format} recipe")
+        context = render_variant(recipe_dir, chosen.name, target, work / target / "context", base_reader=reader)
+        warn_all(context)
+        result.warnings.extend(context.warnings)
+        platform = platform_for(family_of(target))
+        reference = destination.target_ref(target)
+        result.targets.append(TargetPlan(target, platform, reference, context, work / target / "build.log",
+                                         builder.build_argv(context, reference, platform)))
+    return result
 
 
 def build(
@@ -239,37 +357,26 @@ def build(
 ) -> BuildReport:
     """Build every target of a recipe directory's variant and publish an annotated index."""
     options = options or BuildOptions()
-    recipe_dir = load_recipe_dir(path)
-    chosen = recipe_dir.variant(variant)
-    builder = select_builder(backend, options)
-    if not builder.available():
-        raise HpcAnnotateError(f"the {builder.name} backend is not available on this machine")
-    tag = recipe_dir.version or "latest"
-    work = workdir / recipe_dir.name / chosen.name
-    if push and output:
-        raise InputError("--push and --output are exclusive: one destination per build")
-    if push:
-        destination = registry_destination(push, options)
-    else:
-        layout_path = Path(output.removeprefix("oci:")) if output else workdir / recipe_dir.name / "oci"
-        destination = layout_destination(layout_path, tag)
-    report = BuildReport(recipe_dir.name, chosen.name, "", "")
+    the_plan = plan(path, variant=variant, targets=targets, backend=backend, push=push, output=output,
+                    workdir=workdir, options=options, allow_make_base=allow_make_base)
+    return execute(the_plan, options, allow_make_base=allow_make_base, probe=probe)
+
+
+def execute(the_plan: BuildPlan, options: BuildOptions, *, allow_make_base: bool = True,
+            probe: bool = True) -> BuildReport:
+    """Build the planned targets, annotate and index them, and verify what arrived."""
+    recipe_dir, builder, destination = the_plan.recipe_dir, the_plan.builder, the_plan.destination
+    destination.store  # noqa: B018 - open it (create the layout, read credentials) before the first build
+    report = BuildReport(recipe_dir.name, the_plan.variant, "", "", warnings=list(the_plan.warnings))
     expected: dict[str, dict[str, str]] = {}
     probed: dict[str, set[str]] = {}
     entries = []
-    for target in targets or list(chosen.targets):
-        console.progress(f"[{target}] rendering {chosen.format} recipe")
-        context = render_variant(recipe_dir, chosen.name, target, work / target / "context",
-                                 base_reader=base_reader(builder, allow_make_base))
-        warn_all(context)
-        report.warnings.extend(context.warnings)
-        platform = platform_for(family_of(target))
+    for step in the_plan.targets:
+        target, context, reference = step.target, step.context, step.reference
         for ref in base_images(context.dockerfile.read_text()):
             ensure_base(ref, builder, allow_make_base)
-        reference = destination.target_ref(target)
-        log = work / target / "build.log"
-        console.progress(f"[{target}] building {reference} with {builder.name} (log: {log})")
-        builder.build(context, reference, platform, log)
+        console.progress(f"[{target}] building {reference} with {builder.name} (log: {step.log})")
+        builder.build(context, reference, step.platform, step.log)
         final = context.annotations
         if probe:
             console.progress(f"[{target}] probing {reference}")
@@ -277,10 +384,11 @@ def build(
             report.conflicts.extend(f"{target}: {c}" for c in conflicts)
         manifest = write_post_build(destination.store, destination.target_tag(target), final)
         values = {k: v for k, v in final.to_oci().items() if k != OCI_PREFIX + "ref.name"}
-        entries.append((manifest, platform, descriptor_annotations(values)))
+        entries.append((manifest, step.platform, descriptor_annotations(values)))
         expected[target] = values
         probed[target] = {e.key for e in final.entries() if e.provenance.layer == Layer.PROBE}
-        report.targets.append(TargetResult(target, platform, reference, manifest.digest, values, context.directory))
+        report.targets.append(TargetResult(target, step.platform, reference, manifest.digest, values,
+                                           context.directory))
     index_raw = build_index(entries, _index_annotations(recipe_dir, report))
     report.digest = destination.store.put_manifest(index_raw, OCI_INDEX, destination.index_tag)
     report.reference = destination.store.describe(destination.index_tag)

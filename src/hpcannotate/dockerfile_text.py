@@ -51,3 +51,14 @@ def label_pair(key: str, value: str) -> str:
 def exec_form(argv: list[str]) -> str:
     """An exec-form instruction argument (``["a", "b"]``): JSON, which every parser reads."""
     return json.dumps(argv, ensure_ascii=False)
+
+
+def comment(value: object) -> str:
+    """``value`` for the inside of a ``#`` comment (Dockerfile or shell): line breaks become visible escapes.
+
+    A comment ends at the line break, so a value holding one would start a new
+    instruction (``v\\nRUN ...``); escaped, it stays text on the comment's line.
+    """
+    text = str(value)
+    return "".join(f"\\x{ord(c):02x}" if c in LINE_BREAKS and ord(c) < 0x100 else
+                   f"\\u{ord(c):04x}" if c in LINE_BREAKS else c for c in text)

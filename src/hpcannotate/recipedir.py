@@ -10,6 +10,7 @@ and the key.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,10 @@ from .inputs import load_structured
 CONFIG_NAME = "hpcannotate.yaml"
 DEFAULT_SHELL = "/bin/bash"
 DEFAULT_TARGETS = ("x86_64",)
+# The schema's patterns, matched in full here: JSON Schema's ``$`` lets a trailing line break through
+# (Python's re.search), and these names land in Dockerfile comments and in build directories.
+APP_NAME = re.compile(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*")
+VARIANT_NAME = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,17 @@ def _recipe_path(directory: Path, config: Path, variant: str, fmt: str, name: st
     raise InputError(f"{config}: variants.{variant}.recipe: {name} does not exist")
 
 
+def _check_names(data: dict, config: Path) -> None:
+    if not APP_NAME.fullmatch(data["name"]):
+        raise InputError(f"{config}: name: {data['name']!r} is not an image name (lower-case letters, digits, "
+                         "and . _ - / between them)")
+    for name in (*data["variants"], data["default"]):
+        if not VARIANT_NAME.fullmatch(name):
+            where = "default" if name == data["default"] else "variants"
+            raise InputError(f"{config}: {where}: {name!r} is not a variant name (letters, digits, and . _ - "
+                             "between them)")
+
+
 def load_recipe_dir(path: str | Path) -> RecipeDir:
     """Read and check a recipe directory (or its hpcannotate.yaml)."""
     path = Path(path)
@@ -131,6 +147,7 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
     if not isinstance(data, dict):
         raise InputError(f"{config}: expected a mapping at the top level")
     _check_schema(data, config)
+    _check_names(data, config)
     from . import targets as cpu
 
     variants = {}

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,8 @@ from .adapters.base import Inference, InferOptions, apply_target
 from .annotations import Annotations
 from .catalogue import OCI_PREFIX
 from .catalogue import SUPERCONTAINERS_PREFIX as P
-from .dockerfile_text import label_pair, quote, representable
+from .containerfile import parse as parse_dockerfile
+from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
 from .infer import infer
 from .isolation import DEFAULT_TIMEOUT, run_isolated
@@ -42,6 +46,11 @@ RECIPE_DOC_KEY = {
     "easybuild": P + "docs.build.easyconfig",
 }
 DOCKERFILE_DOC_KEY = P + "docs.build.dockerfile"
+
+# A directory holding this file was written by render_variant: the only kind it replaces.
+MARKER = ".hpcannotate-context"
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 
 
 @dataclass
@@ -106,9 +115,7 @@ def _dockerfile_body(variant: Variant, target: str, context: Path, timeout: floa
     if fmt == "spack":
         env_dir = context / "spack-env"
         env_dir.mkdir()
-        for path in variant.recipe.parent.iterdir():
-            if path.is_file() and path.suffix in (".yaml", ".yml", ".lock") and path.name != "hpcannotate.yaml":
-                shutil.copy2(path, env_dir / ("spack.yaml" if path == variant.recipe else path.name))
+        _copy_spack_env(variant.recipe, env_dir)
         text = render_template(
             "spack.Dockerfile.j2",
             build_base=_check_reference(variant.build_base or DEFAULT_SPACK_BUILD_BASE, "build_base"),
@@ -132,6 +139,51 @@ def _dockerfile_body(variant: Variant, target: str, context: Path, timeout: floa
         name, _, rest = variant.recipe.stem.partition("-")
         return text, EnvSpec(path=(f"/opt/easybuild/software/{name}/{rest}/bin",))
     raise InputError(f"variants.{variant.name}.format: {fmt!r} cannot be rendered")
+
+
+def _copy_spack_env(recipe: Path, env_dir: Path) -> None:
+    """The recipe as ``spack.yaml``, its own lock file (``<stem>.lock``) as ``spack.lock``, and the
+    relative ``include:`` files it names (inside the recipe directory), at their relative paths.
+    Nothing else: a sibling ``spack.yaml`` of another recipe must not replace this one."""
+    shutil.copy2(recipe, env_dir / "spack.yaml")
+    lock = recipe.with_suffix(".lock")
+    if lock.is_file():
+        shutil.copy2(lock, env_dir / "spack.lock")
+    for include in _spack_includes(recipe):
+        relative = include.relative_to(recipe.parent)
+        if relative.parts[0] in ("spack.yaml", "spack.lock"):
+            raise InputError(f"{recipe}: include: {relative} would replace the environment's own "
+                             f"{relative.parts[0]} in the build context; rename it")
+        dest = env_dir / relative
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if include.is_dir():
+            shutil.copytree(include, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(include, dest)
+
+
+def _spack_includes(recipe: Path) -> list[Path]:
+    """Existing relative ``include:`` paths of a Spack environment that stay inside its directory."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{recipe}: cannot read the Spack environment: {exc}") from None
+    entries = data.get("spack", {}).get("include") if isinstance(data, dict) and isinstance(
+        data.get("spack"), dict) else None
+    if isinstance(entries, str):
+        entries = [entries]
+    found = []
+    base = recipe.parent.resolve()
+    for entry in entries if isinstance(entries, list) else []:
+        raw = entry.get("path") if isinstance(entry, dict) else entry
+        if not isinstance(raw, str) or not raw.strip() or Path(raw).is_absolute() or "$" in raw or "://" in raw:
+            continue
+        target = (recipe.parent / raw).resolve()
+        if target.is_relative_to(base) and target != base and target.exists():
+            found.append(recipe.parent / target.relative_to(base))
+    return found
 
 
 def easybuild_optarch(target: str) -> str:
@@ -171,15 +223,28 @@ def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
             std[P + f"docs.{kind}.base64"] = b64(doc.read_bytes())
         elif kind == "build":
             std[P + "docs.build.quickstart.base64"] = b64(doc.read_bytes())
-    if variant.format in RECIPE_DOC_KEY:
-        std[RECIPE_DOC_KEY[variant.format]] = b64(variant.recipe.read_bytes())
     return Annotations.from_mapping(std, prov).merge(declared)
 
 
-def _env_lines(env: EnvSpec) -> list[str]:
-    """ENV instructions equal to what the profile sets; ``${VAR:+:${VAR}}`` keeps the base image's value."""
+def _recipe_doc(variant: Variant, inference: Inference) -> Annotations:
+    """The recipe itself, embedded, where the format's adapter has not already done so (Spack, EasyBuild do)."""
+    key = RECIPE_DOC_KEY.get(variant.format)
+    if key is None or key in inference.annotations:
+        return Annotations()
+    prov = Provenance(Layer.RECIPE, str(variant.recipe), note="the recipe file, base64")
+    return Annotations.from_mapping({key: b64(variant.recipe.read_bytes())}, prov)
+
+
+def _env_lines(env: EnvSpec, present: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """ENV instructions equal to what the profile sets; ``${VAR:+:${VAR}}`` keeps the base image's value.
+
+    ``present`` holds the directories the recipe's own final stage already put in PATH /
+    LD_LIBRARY_PATH with ENV (hpccm's ``ENV PATH=/usr/local/gromacs/bin:$PATH``): not added twice.
+    """
+    present = present or {}
     lines = []
     for var, dirs in (("PATH", env.path), ("LD_LIBRARY_PATH", env.ld_library_path)):
+        dirs = tuple(d for d in dirs if d not in present.get(var, ()))
         if dirs:
             lines.append(f"{var}={quote(':'.join(dirs))[:-1]}${{{var}:+:${{{var}}}}}\"")
     lines.extend(f"{key}={quote(value)}" for key, value in env.vars.items())
@@ -188,7 +253,7 @@ def _env_lines(env: EnvSpec) -> list[str]:
 
 def _check_env(env: EnvSpec, config: Path) -> None:
     for name in env.vars:
-        if not name.replace("_", "a").isalnum() or name[0].isdigit():
+        if not ENV_NAME.fullmatch(name):
             raise InputError(f"{config}: env.vars: {name!r} is not a variable name")
     for value in (*env.path, *env.ld_library_path, *env.vars.values()):
         if not representable(value):
@@ -196,6 +261,26 @@ def _check_env(env: EnvSpec, config: Path) -> None:
     for directory in (*env.path, *env.ld_library_path):
         if not directory.startswith("/") or ":" in directory:
             raise InputError(f"{config}: env: {directory!r} is not an absolute directory")
+
+
+def _final_env_dirs(body: str, where: str) -> dict[str, tuple[str, ...]]:
+    """Directories the final stage's ENV instructions put in PATH and LD_LIBRARY_PATH."""
+    from .containerfile import parse_pairs
+
+    try:
+        stage = parse_dockerfile(body, where).final
+    except (InputError, ValueError, IndexError):
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    for instruction in stage.all("ENV"):
+        try:
+            pairs = parse_pairs(instruction)
+        except (InputError, ValueError):
+            continue
+        for key, value in pairs:
+            if key in ("PATH", "LD_LIBRARY_PATH"):
+                found[key] = found.get(key, ()) + tuple(d for d in value.split(":") if d.startswith("/"))
+    return found
 
 
 def final_base(dockerfile: str) -> str | None:
@@ -223,6 +308,49 @@ def check_size(annotations: dict[str, str], where: str) -> list[str]:
     return []
 
 
+def check_output_dir(out_dir: Path) -> None:
+    """Refuse an output directory render_variant must not replace: a file, or a directory with
+    content that an earlier render did not write (``-o .`` must never empty the working directory)."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise InputError(f"{out_dir}: not a directory; give -o a directory for the build context")
+    if out_dir.is_dir() and not _rendered_here(out_dir) and any(out_dir.iterdir()):
+        raise InputError(f"{out_dir}: is not empty and was not written by hpcannotate render (no {MARKER}); "
+                         "refusing to replace it: render -o (or build --workdir) needs a new or empty directory")
+    for parent in out_dir.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"{out_dir}: {parent} is not a directory")
+
+
+# What a context holds; a directory of exactly these, with the entrypoint, is one an older
+# hpcannotate (before the marker) rendered.
+_CONTEXT_ENTRIES = frozenset({MARKER, "Dockerfile", "annotations.json", "hpcannotate", "spack-env", "easyconfig"})
+
+
+def _rendered_here(directory: Path) -> bool:
+    if (directory / MARKER).is_file():
+        return True
+    names = {p.name for p in directory.iterdir()}
+    return (names <= _CONTEXT_ENTRIES and (directory / "Dockerfile").is_file()
+            and (directory / "hpcannotate" / "entrypoint.sh").is_file())
+
+
+def _replace_dir(new: Path, out_dir: Path) -> None:
+    """Put the finished ``new`` at ``out_dir``: renames only, the old context removed after the swap."""
+    check_output_dir(out_dir)
+    if not out_dir.exists():
+        os.replace(new, out_dir)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+    os.replace(out_dir, old / "context")
+    try:
+        os.replace(new, out_dir)
+    except OSError:
+        os.replace(old / "context", out_dir)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def render_variant(
     recipe_dir: RecipeDir,
     variant_name: str | None,
@@ -232,20 +360,48 @@ def render_variant(
     timeout: float = DEFAULT_TIMEOUT,
     base_reader: Callable[[str], Annotations | None] | None = None,
 ) -> RenderedContext:
-    """Write the build context for one variant and target into ``out_dir`` (replaced if it exists).
+    """Write the build context for one variant and target into ``out_dir``.
+
+    The context is written into a new sibling directory and renamed into place
+    when complete: a failure leaves ``out_dir`` as it was. An existing ``out_dir``
+    is replaced only if it is empty or an earlier render wrote it (``MARKER``).
 
     ``base_reader`` returns the annotations of the final stage's base image (layer
     ``base image``): the lowest layer, which the recipe's values override visibly.
     """
     variant = recipe_dir.variant(variant_name)
     _check_env(variant.env, recipe_dir.config)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    (out_dir / "hpcannotate").mkdir(parents=True)
+    from .targets import is_target
+
+    if not is_target(target):
+        raise InputError(f"--target {target!r}: not an archspec CPU target")
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.new-", dir=out_dir.parent))
+    except OSError as exc:
+        raise InputError(f"{out_dir}: cannot write the build context there: {exc.strerror or exc}") from None
+    try:
+        context = _render_into(recipe_dir, variant, target, work, out_dir, timeout, base_reader)
+        work.chmod(0o755)  # mkdtemp makes it 0700
+        _replace_dir(work, out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return context
+
+
+def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Path, out_dir: Path,
+                 timeout: float, base_reader: Callable[[str], Annotations | None] | None) -> RenderedContext:
+    """Write the context files into ``work``; the context describes them at ``out_dir``, where they end up."""
+    (work / "hpcannotate").mkdir(parents=True)
+    (work / MARKER).write_text("written by hpcannotate render; `render -o` replaces this directory\n",
+                               encoding="utf-8")
     inference = _inference(variant, target, timeout)
-    body, format_env = _dockerfile_body(variant, target, out_dir, timeout)
+    body, format_env = _dockerfile_body(variant, target, work, timeout)
     env = format_env.merged(variant.env)
-    annotations = inference.annotations.merge(_declared(recipe_dir, variant))
+    annotations = inference.annotations.merge(_recipe_doc(variant, inference)).merge(_declared(recipe_dir, variant))
     base = final_base(body)
     inherited = base_reader(base) if base_reader and base else None
     if inherited is not None:
@@ -263,7 +419,6 @@ def render_variant(
 
     labels = annotations.to_labels()
     in_file = {k: v for k, v in labels.items() if _in_dockerfile(k, v)}
-    cmd = json.dumps([variant.shell, "-l"])
     dockerfile = render_template(
         "Dockerfile.j2",
         recipe=str(variant.recipe.relative_to(recipe_dir.path) if variant.recipe.is_relative_to(recipe_dir.path)
@@ -272,11 +427,11 @@ def render_variant(
         target=target,
         body=body.rstrip(),
         usage=bool(variant.usage),
-        env_lines=_env_lines(env),
+        env_lines=_env_lines(env, _final_env_dirs(body, str(variant.recipe))),
         label_lines=[label_pair(k, v) for k, v in in_file.items()],
-        cmd=cmd,
+        cmd=exec_form([variant.shell, "-l"]),
     )
-    (out_dir / "Dockerfile").write_text(dockerfile, encoding="utf-8")
+    (work / "Dockerfile").write_text(dockerfile, encoding="utf-8")
     profile = render_template(
         "profile.sh.j2",
         name=recipe_dir.name,
@@ -287,18 +442,18 @@ def render_variant(
         vars=list(env.vars.items()),
         usage=bool(variant.usage),
     )
-    (out_dir / "hpcannotate" / "profile.sh").write_text(profile, encoding="utf-8")
-    entrypoint = out_dir / "hpcannotate" / "entrypoint.sh"
+    (work / "hpcannotate" / "profile.sh").write_text(profile, encoding="utf-8")
+    entrypoint = work / "hpcannotate" / "entrypoint.sh"
     shutil.copyfile(templates_dir() / "entrypoint.sh", entrypoint)
     entrypoint.chmod(0o755)
     if variant.usage:
-        (out_dir / "hpcannotate" / "usage.txt").write_text(variant.usage.rstrip() + "\n", encoding="utf-8")
+        (work / "hpcannotate" / "usage.txt").write_text(variant.usage.rstrip() + "\n", encoding="utf-8")
 
     annotations.set(DOCKERFILE_DOC_KEY, b64(dockerfile),
                     Provenance(Layer.RECIPE, str(out_dir / "Dockerfile"), note="the rendered Dockerfile"))
     warnings = list(inference.warnings) + check_size(annotations.to_oci(), f"{recipe_dir.name}:{target}")
     context = RenderedContext(out_dir, recipe_dir, variant, target, annotations, in_file, warnings)
-    (out_dir / "annotations.json").write_text(json.dumps(annotations.to_json(), indent=2) + "\n", encoding="utf-8")
+    (work / "annotations.json").write_text(json.dumps(annotations.to_json(), indent=2) + "\n", encoding="utf-8")
     return context
 
 

@@ -30,7 +30,7 @@ def jinja_env():
 
     import jinja2
 
-    from .dockerfile_text import exec_form, quote
+    from .dockerfile_text import comment, exec_form, quote
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
@@ -44,6 +44,7 @@ def jinja_env():
     env.filters["shquote"] = shlex.quote
     env.filters["dquote"] = quote
     env.filters["exec_form"] = exec_form
+    env.filters["comment"] = comment  # values inside `#` comments: a line break cannot end the comment
     return env
 
 

@@ -7,14 +7,18 @@ for real where the tool exists.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import HpcAnnotateError
-from ..render import RenderedContext
+
+if TYPE_CHECKING:
+    from ..render import RenderedContext
 
 
 @dataclass
@@ -41,11 +45,20 @@ def platform_for(target_family: str) -> str:
     return f"linux/{arch.get(target_family, target_family)}"
 
 
+LOGGED_ARG_MAX = 200
+
+
+def loggable(argv: list[str]) -> str:
+    """The command as a shell would read it, long arguments (base64 docs in --label) shortened."""
+    return shlex.join(a if len(a) <= LOGGED_ARG_MAX else f"{a[:LOGGED_ARG_MAX - 40]}...[{len(a)} characters]"
+                      for a in argv)
+
+
 def run_logged(argv: list[str], log: Path, what: str, stream: bool = False, env: dict | None = None) -> None:
     """Run a builder command, its output in ``log`` (and on stderr with ``stream``); one-line error on failure."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as fh:
-        fh.write(("$ " + " ".join(argv) + "\n").encode())
+        fh.write(("$ " + loggable(argv) + "\n").encode())
         fh.flush()
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         assert proc.stdout is not None

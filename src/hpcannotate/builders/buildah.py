@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..render import RenderedContext
 from .base import Builder, BuildResult, run_logged
+
+if TYPE_CHECKING:
+    from ..render import RenderedContext
 
 # Annotations that only make sense on an OCI layout's index entry, not on the image manifest.
 LAYOUT_ONLY = ("org.opencontainers.image.ref.name",)

@@ -12,11 +12,14 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import HpcAnnotateError
-from ..render import RenderedContext
 from .base import Builder, BuildResult, run_logged
 from .buildah import LAYOUT_ONLY
+
+if TYPE_CHECKING:
+    from ..render import RenderedContext
 
 
 class BuildxBuilder(Builder):

@@ -89,7 +89,8 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
                            authfile=authfile, tls_verify=tls_verify, stream_log=stream_log)
     if dry_run:
-        _dry_run(directory, variant, list(targets), backend, options, workdir, as_json)
+        _dry_run(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
+                 output=output, workdir=workdir, options=options, allow_make_base=make_base, as_json=as_json)
         return
     from ..build import build
 
@@ -110,31 +111,24 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
         console.table(rows, indent=4)
 
 
-def _dry_run(directory, variant, targets, backend, options, workdir, as_json) -> None:
-    from ..builders import select_builder
-    from ..builders.base import platform_for
-    from ..recipedir import load_recipe_dir
-    from ..render import render_variant
-    from ..targets import family_of
-
-    recipe_dir = load_recipe_dir(directory)
-    chosen = recipe_dir.variant(variant)
-    builder = select_builder("buildah" if backend == "auto" else backend, options)
-    plans = []
-    for target in targets or chosen.targets:
-        context = render_variant(recipe_dir, chosen.name, target, workdir / recipe_dir.name / chosen.name / target
-                                 / "context")
-        destination = f"oci:{workdir / recipe_dir.name / 'oci'}:{recipe_dir.version or 'latest'}-{target}"
-        plans.append({"target": target, "context": str(context.directory),
-                      "argv": builder.build_argv(context, destination, platform_for(family_of(target)))})
-    if as_json:
-        console.emit_json(plans)
-        return
+def _dry_run(directory, *, as_json: bool, **kwargs) -> None:
+    """The plan ``build`` would carry out (same builder, destination and argv), built nothing."""
     import shlex
 
-    for plan in plans:
-        console.heading(f"{plan['target']}: {plan['context']}")
-        click.echo("  " + shlex.join(console.shorten(a, 120) for a in plan["argv"]))
+    from ..build import plan
+
+    the_plan = plan(directory, dry_run=True, **kwargs)
+    if not the_plan.available:
+        console.warn(f"the {the_plan.builder.name} backend is not available on this machine: "
+                     "`build` would stop here")
+    if as_json:
+        console.emit_json(the_plan.to_json())
+        return
+    console.heading(f"{the_plan.recipe_dir.name} ({the_plan.variant}) with {the_plan.builder.name}, "
+                    f"index {the_plan.destination.index_ref()}")
+    for step in the_plan.targets:
+        console.heading(f"{step.target}: {step.context.directory}")
+        click.echo("  " + shlex.join(console.shorten(a, 120) for a in step.argv))
 
 
 @click.command("base")
