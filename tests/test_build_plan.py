@@ -102,3 +102,14 @@ def test_unknown_target_is_refused_before_rendering(tmp_path, fake_builder):
         plan(HELLO, targets=["x86_64", "zen-3"], workdir=tmp_path, dry_run=True)
     assert not (tmp_path / "hello").exists()
 
+
+
+def test_plain_http_reaches_the_client_of_a_push_destination():
+    """--plain-http must reach the registry client build uses for the index (not only the builder)."""
+    from hpcannotate.build import registry_destination
+    from hpcannotate.builders import BuildOptions
+
+    plain = registry_destination("registry.example.org:5000/hpc/app:1", BuildOptions(plain_http=True))
+    assert plain.store.client.base_url("registry.example.org:5000") == "http://registry.example.org:5000"
+    default = registry_destination("registry.example.org:5000/hpc/app:1", BuildOptions())
+    assert default.store.client.base_url("registry.example.org:5000") == "https://registry.example.org:5000"

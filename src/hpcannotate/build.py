@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import console
 from .annotations import Annotations
@@ -25,13 +26,14 @@ from .catalogue import OCI_PREFIX
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .errors import HpcAnnotateError, InputError
 from .oci.index import build_index, descriptor_annotations
-from .oci.layout import OciLayout
 from .oci.media import OCI_INDEX
-from .oci.store import ImageStore, LayoutStore
 from .provenance import Layer
 from .recipedir import RecipeDir, load_recipe_dir
 from .render import RenderedContext, render_variant, warn_all
 from .targets import family_of
+
+if TYPE_CHECKING:
+    from .registry.repository import ImageRepository
 
 FROM_RE = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.I | re.M)
 
@@ -89,11 +91,11 @@ class Destination:
 
     index_tag: str
     prefix: str  # the reference a builder writes to, without the tag: "oci:PATH" or "registry/repo"
-    opener: Callable[[], ImageStore] = field(repr=False, default=None)  # type: ignore[assignment]
-    _store: ImageStore | None = field(default=None, repr=False)
+    opener: Callable[[], ImageRepository] = field(repr=False, default=None)  # type: ignore[assignment]
+    _store: ImageRepository | None = field(default=None, repr=False)
 
     @property
-    def store(self) -> ImageStore:
+    def store(self) -> ImageRepository:
         if self._store is None:
             self._store = self.opener()
         return self._store
@@ -109,19 +111,21 @@ class Destination:
 
 
 def layout_destination(path: Path, tag: str) -> Destination:
+    from .registry.repository import open_repository
+
     path = Path(path)
-    return Destination(tag, f"oci:{path}", lambda: LayoutStore(OciLayout.create(path)))
+    return Destination(tag, f"oci:{path}", lambda: open_repository(f"oci:{path}", create=True))
 
 
 def registry_destination(ref: str, options: BuildOptions) -> Destination:
     from .registry.reference import parse_reference
-    from .registry.store import RegistryStore
+    from .registry.repository import open_repository
 
     reference = parse_reference(ref)
     tag = reference.tag or "latest"
     return Destination(tag, f"{reference.registry}/{reference.repository}",
-                       lambda: RegistryStore.for_reference(ref, tls_verify=options.tls_verify,
-                                                           authfile=options.authfile))
+                       lambda: open_repository(reference, authfile=options.authfile, tls_verify=options.tls_verify,
+                                               plain_http=options.plain_http))
 
 
 def plan_destination(recipe_dir: RecipeDir, push: str | None, output: str | None, workdir: Path,
@@ -251,12 +255,12 @@ def probe_target(reference: str, context: RenderedContext, options: BuildOptions
     return merged, conflicts
 
 
-def write_post_build(store: ImageStore, tag: str, annotations: Annotations):
+def write_post_build(store: ImageRepository, tag: str, annotations: Annotations):
     """Post-build annotations (probe values; dropping the empty ``base.digest`` buildah writes for
     FROM scratch) written into the manifest in place: same config and layers, no blob upload."""
     from .oci.media import canonical_json
 
-    manifest = store.get_manifest(tag)
+    manifest = store.get(tag)
     data = manifest.json()
     current = data.get("annotations") or {}
     wanted = {k: v for k, v in current.items() if v != ""}
@@ -264,28 +268,28 @@ def write_post_build(store: ImageStore, tag: str, annotations: Annotations):
     if wanted == current:
         return manifest
     data["annotations"] = dict(sorted(wanted.items()))
-    store.put_manifest(canonical_json(data), manifest.media_type, tag)
-    return store.get_manifest(tag)
+    store.put(canonical_json(data), manifest.media_type, tag)
+    return store.get(tag)
 
 
-def verify(store: ImageStore, index_ref: str, expected: dict[str, dict[str, str]],
+def verify(store: ImageRepository, index_ref: str, expected: dict[str, dict[str, str]],
            probed: dict[str, set[str]] | None = None) -> None:
     """Read the index and each image back and check every annotation and label arrived exactly."""
     probed = probed or {}
-    index = store.get_manifest(index_ref).json()
+    index = store.get(index_ref).json()
     by_digest = {d["digest"]: d for d in index.get("manifests", [])}
     for target, want in expected.items():
         desc = next((d for d in by_digest.values()
                      if d.get("annotations", {}).get(P + "hardware.cpu.optimized.version") == target), None)
         if desc is None:
             raise HpcAnnotateError(f"{store.describe(index_ref)}: the index has no entry for target {target}")
-        manifest = store.get_manifest(desc["digest"]).json()
+        manifest = store.get(desc["digest"]).json()
         got = manifest.get("annotations", {})
         missing = [k for k, v in want.items() if got.get(k) != v]
         if missing:
             raise HpcAnnotateError(f"{store.describe(index_ref)}: target {target}: annotation {missing[0]} "
                                    f"did not arrive intact ({len(missing)} in all)")
-        labels = json.loads(store.get_blob(manifest["config"]["digest"])).get("config", {}).get("Labels") or {}
+        labels = json.loads(store.config(manifest["config"]["digest"])).get("config", {}).get("Labels") or {}
         # labels are the recipe's values; post-build (probe) values live in the manifest only
         wrong = [k for k, v in want.items() if k.startswith(P) and k in labels and labels.get(k) != v
                  and k not in probed.get(target, ())]
@@ -390,7 +394,7 @@ def execute(the_plan: BuildPlan, options: BuildOptions, *, allow_make_base: bool
         report.targets.append(TargetResult(target, step.platform, reference, manifest.digest, values,
                                            context.directory))
     index_raw = build_index(entries, _index_annotations(recipe_dir, report))
-    report.digest = destination.store.put_manifest(index_raw, OCI_INDEX, destination.index_tag)
+    report.digest = destination.store.put(index_raw, OCI_INDEX, destination.index_tag)
     report.reference = destination.store.describe(destination.index_tag)
     console.progress(f"verifying annotations in {report.reference}")
     verify(destination.store, destination.index_tag, expected, probed)

@@ -29,6 +29,7 @@ class BuildOptions:
     builder: str | None = None  # buildx --builder (remote BuildKit)
     authfile: Path | None = None  # registry credentials file for the builder (containers auth.json format)
     tls_verify: bool = True
+    plain_http: bool | None = None  # for the registry hpcannotate itself talks to (push, probe, base annotations)
     stream_log: bool = False
     build_contexts: dict[str, str] = field(default_factory=dict)  # buildx named contexts (local base images)
 

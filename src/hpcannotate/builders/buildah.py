@@ -60,7 +60,8 @@ class BuildahBuilder(Builder):
 
         args = []
         # plain HTTP for loopback registries, as crane and hpcannotate's own client do
-        if not self.options.tls_verify or is_loopback(parse_reference(destination).registry):
+        if (not self.options.tls_verify or self.options.plain_http
+                or is_loopback(parse_reference(destination).registry)):
             args.append("--tls-verify=false")
         if self.options.authfile:
             args += ["--authfile", str(self.options.authfile)]

@@ -8,6 +8,7 @@ import click
 
 from .. import console
 from ..isolation import DEFAULT_TIMEOUT
+from .registry_cmds import registry_options
 
 
 @click.command("render")
@@ -63,9 +64,7 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
 @click.option("--root", type=click.Path(path_type=Path), help="buildah --root: a private image store.")
 @click.option("--runroot", type=click.Path(path_type=Path), help="buildah --runroot.")
 @click.option("--storage-driver", help="buildah --storage-driver (vfs where overlay is unavailable).")
-@click.option("--authfile", type=click.Path(path_type=Path), help="Registry credentials (containers auth.json).")
-@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True,
-              help="Verify TLS for registries (plain HTTP is used for loopback registries anyway).")
+@registry_options
 @click.option("--make-base/--no-make-base", default=True, show_default=True,
               help="Make missing debian/busybox bases locally (debootstrap, busybox-static).")
 @click.option("--probe/--no-probe", default=True, show_default=True,
@@ -75,7 +74,8 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
 @click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, root, runroot,
-              storage_driver, authfile, tls_verify, make_base, probe, workdir, dry_run, stream_log, as_json) -> None:
+              storage_driver, authfile, tls_verify, plain_http, make_base, probe, workdir, dry_run, stream_log,
+              as_json) -> None:
     """Build one annotated image per CPU target and an annotated index over them.
 
     \b
@@ -87,7 +87,8 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
     from ..builders import BuildOptions
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
-                           authfile=authfile, tls_verify=tls_verify, stream_log=stream_log)
+                           authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None,
+                           stream_log=stream_log)
     if dry_run:
         _dry_run(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
                  output=output, workdir=workdir, options=options, allow_make_base=make_base, as_json=as_json)

@@ -8,6 +8,7 @@ import click
 
 from .. import console
 from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK
+from .registry_cmds import registry_options
 
 
 @click.command("probe")
@@ -27,14 +28,12 @@ from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK
 @click.option("--root", type=click.Path(path_type=Path), help="buildah --root, for containers-storage:NAME.")
 @click.option("--runroot", type=click.Path(path_type=Path), help="buildah --runroot.")
 @click.option("--storage-driver", help="buildah --storage-driver.")
-@click.option("--authfile", type=click.Path(path_type=Path), help="Registry credentials (containers auth.json).")
-@click.option("--tls-verify/--no-tls-verify", default=True, show_default=True,
-              help="Verify TLS for registries (plain HTTP is used for loopback registries anyway).")
+@registry_options
 @click.option("--explain", is_flag=True, help="Show the rule behind each value and why other keys are missing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 @click.pass_context
 def probe_cmd(ctx: click.Context, reference: str, recipe, variant, target, check_labels, strict, platform, cache,
-              keep, root, runroot, storage_driver, authfile, tls_verify, explain, as_json) -> None:
+              keep, root, runroot, storage_driver, authfile, tls_verify, plain_http, explain, as_json) -> None:
     """Read an image's file system from its layers and infer its system annotations.
 
     REFERENCE is oci:PATH[:tag], a registry image (registry/repo:tag), or
@@ -54,7 +53,7 @@ def probe_cmd(ctx: click.Context, reference: str, recipe, variant, target, check
     from ..probe.claims import image_claims, recipe_claims
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, authfile=authfile,
-                           tls_verify=tls_verify)
+                           tls_verify=tls_verify, plain_http=plain_http or None)
     result = probe_image(reference, store_options=options, cache=cache, platform=platform, keep=keep)
     for warning in result.warnings:
         console.warn(warning)

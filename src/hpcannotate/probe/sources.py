@@ -31,9 +31,10 @@ from typing import BinaryIO
 from ..errors import HpcAnnotateError, InputError
 from ..oci.layout import OciLayout
 from ..oci.media import INDEX_TYPES, sha256_digest
-from ..oci.store import ImageStore, LayoutStore, Manifest
+from ..oci.store import Manifest
 from ..registry.platform import choose_image, parse_platform
-from ..registry.repository import manifest_json
+from ..registry.reference import parse_reference
+from ..registry.repository import ImageRepository, LayoutRepository, RegistryRepository, manifest_json
 from .layers import CHUNK, LayerError
 
 STORAGE_PREFIX = "containers-storage:"
@@ -109,11 +110,11 @@ def _is_index(manifest: Manifest, body: dict) -> bool:
         "manifests" in body and "layers" not in body)
 
 
-def resolve_manifest(store: ImageStore, ref: str, platform: str) -> tuple[Manifest, dict]:
+def resolve_manifest(store: ImageRepository, ref: str, platform: str) -> tuple[Manifest, dict]:
     """The image manifest ``ref`` names, through indexes; returns it and its parsed body."""
     where = store.describe(ref)
     wanted = parse_platform(platform)
-    manifest = store.get_manifest(ref)
+    manifest = store.get(ref)
     for _ in range(NESTING):
         body = manifest_json(manifest, where)
         if not _is_index(manifest, body):
@@ -121,7 +122,7 @@ def resolve_manifest(store: ImageStore, ref: str, platform: str) -> tuple[Manife
                 raise InputError(f"{where}: manifest {manifest.digest} has no config or layers (not an image)")
             return manifest, body
         chosen = choose_image(body, wanted, where, take_lone=True)
-        manifest = store.get_manifest(chosen["digest"])
+        manifest = store.get(chosen["digest"])
         where = store.describe(chosen["digest"])
     raise InputError(f"{where}: indexes nested more than {NESTING} deep")
 
@@ -140,7 +141,7 @@ def _config(raw: bytes, where: str) -> dict:
 class LayoutSource(ImageSource):
     def __init__(self, path: Path, ref: str | None, platform: str, shown: str | None = None):
         layout = OciLayout.open(path)
-        store = LayoutStore(layout)
+        store = LayoutRepository(layout, parse_reference(f"oci:{layout.path}"))
         if ref is None:
             ref = layout.find(None)["digest"]
         super().__init__(shown or store.describe(ref))
@@ -240,14 +241,12 @@ class _Tee:
 class RegistrySource(ImageSource):
     def __init__(self, ref: str, platform: str, cache: Path, options: object | None = None):
         from ..registry.client import RegistryClient
-        from ..registry.reference import parse_reference
-        from ..registry.store import RegistryStore
 
         reference = parse_reference(ref)
         self.client = RegistryClient(authfile=getattr(options, "authfile", None),
                                      insecure=not getattr(options, "tls_verify", True),
                                      plain_http=getattr(options, "plain_http", None))
-        self.store = RegistryStore(self.client, reference)
+        self.store = RegistryRepository(self.client, reference)
         self.cache = BlobCache(cache)
         super().__init__(str(reference))
         try:
@@ -269,7 +268,7 @@ class RegistrySource(ImageSource):
                 self.stats.blobs_from_cache += 1
                 return data
             self.cache.discard(digest)
-        data = self.store.get_blob(digest)
+        data = self.store.config(digest)
         self.stats.blobs_fetched += 1
         self.stats.bytes_fetched += len(data)
         self.cache.put(digest, data)
@@ -352,8 +351,6 @@ class BuildahSource(LayoutSource):
 
 def open_source(ref: str, *, platform: str, cache: Path, options: object | None = None) -> ImageSource:
     """The source a reference names: ``oci:PATH[:tag]``, ``containers-storage:NAME`` or a registry image."""
-    from ..registry.reference import parse_reference
-
     if ref.startswith(STORAGE_PREFIX):
         return BuildahSource(ref[len(STORAGE_PREFIX):], platform, options, cache / "scratch")
     parsed = parse_reference(ref)

@@ -1,14 +1,11 @@
 """One repository's manifests and configs, in a registry or in an OCI image layout on disk.
 
-``inspect``, ``annotate`` and ``collection`` read and write manifests by tag or digest, ask
-where a tag points now (to notice another writer), and read image configs; they never touch
-layers. This module gives them those few operations over ``RegistryClient`` (a registry
-repository) and ``OciLayout`` (a directory), so "no registry" is never a special case.
-
-Why not ``oci.store.ImageStore`` alone: retrofits need "where does this tag point now" (a
-HEAD, not a GET) and "does this child exist", and a layout write must keep what the old
-``index.json`` entry carried (its platform and other annotations), which ``LayoutStore``
-replaces.
+``build`` (its index), ``probe``, ``inspect``, ``annotate`` and ``collection`` read and write
+manifests by tag or digest, ask where a tag points now (to notice another writer), and read
+image configs; layers go through the client or the layout directly. This module gives them
+those few operations over ``RegistryClient`` (a registry repository) and ``OciLayout`` (a
+directory), so "no registry" is never a special case. A layout write keeps what the old
+``index.json`` entry carried (its platform and other annotations).
 """
 
 from __future__ import annotations
