@@ -59,7 +59,8 @@ def probe_cmd(ctx: click.Context, reference: str, recipe, variant, target, check
         console.warn(warning)
     conflicts = []
     if recipe is not None:
-        target = target or result.labels.get("org.supercontainers.hardware.cpu.optimized.version")
+        key = "org.supercontainers.hardware.cpu.optimized.version"  # hpcannotate writes it as an annotation
+        target = target or result.image_annotations.get(key) or result.labels.get(key)
         conflicts += cross_check(recipe_claims(recipe, variant=variant, target=target), result)
     if check_labels:
         conflicts += cross_check(image_claims(result.image_annotations, result.labels, result.reference), result)
