@@ -138,3 +138,20 @@ def load_annotation_mapping(path: str | Path) -> dict[str, str]:
             raise InputError(f"{source}: {key}: a {kind} is not an annotation value (expected a string)")
         result[key] = value
     return result
+
+
+def parse_assignments(pairs, option: str) -> dict[str, str]:
+    """``KEY=VALUE`` arguments (the value may hold ``=``) into a mapping, for ``--set`` and ``--userarg``.
+
+    A key given twice with different values is an error naming both (the same value twice is harmless).
+    """
+    result: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{option} {pair!r}: expected KEY=VALUE")
+        key = key.strip()
+        if key in result and result[key] != value:
+            raise InputError(f"{option} {key}: given twice ({key}={result[key]} and {key}={value}); give it once")
+        result[key] = value
+    return result

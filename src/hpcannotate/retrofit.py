@@ -65,20 +65,6 @@ class ConcurrentUpdateError(RetrofitError):
 # -- what to change ----------------------------------------------------------------------------------
 
 
-def parse_assignments(pairs: Iterable[str], option: str = "--set") -> dict[str, str]:
-    """``KEY=VALUE`` strings (the value may hold ``=``) into a mapping; a key given twice is an error."""
-    result: dict[str, str] = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key.strip():
-            raise InputError(f"{option} {pair!r}: expected KEY=VALUE")
-        key = key.strip()
-        if key in result and result[key] != value:
-            raise InputError(f"{option} {key}: given twice with different values")
-        result[key] = value
-    return result
-
-
 def load_from(path: str | Path) -> tuple[dict[str, str], Provenance, list[str]]:
     """Annotations from ``--from``: a YAML/JSON mapping, or a build recipe (inferred with ``infer``)."""
     from .adapters import detect_format

@@ -8,22 +8,8 @@ from pathlib import Path
 import click
 
 from .. import console
-from ..errors import InputError
+from ..inputs import parse_assignments
 from ..isolation import DEFAULT_TIMEOUT
-
-
-def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
-    """``k=v`` arguments into a dict; a pair without ``=``, or a key given twice, is a usage error."""
-    result: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"{option} {pair!r}: expected KEY=VALUE")
-        key = key.strip()
-        if key in result:
-            raise InputError(f"{option} {key}: given twice ({key}={result[key]} and {key}={value}); give it once")
-        result[key] = value
-    return result
 
 
 def _finite(value: float) -> float:
@@ -58,7 +44,7 @@ def infer_cmd(path: Path, target, fmt, userarg, robot_path, timeout, concretize,
 
     options = InferOptions(
         target=target,
-        userargs=parse_pairs(userarg, "--userarg"),
+        userargs=parse_assignments(userarg, "--userarg"),
         robot_paths=tuple(robot_path),
         timeout=timeout,
         concretize=concretize,

@@ -133,9 +133,10 @@ def annotate_cmd(ref: str, assignments, removals, from_path, platforms, descript
       hpcannotate annotate oci:build/app/oci:1.0 --unset org.supercontainers.tools.includes
     """
     from ..errors import HpcAnnotateError
-    from ..retrofit import annotate, make_change, parse_assignments
+    from ..inputs import parse_assignments
+    from ..retrofit import annotate, make_change
 
-    change, warnings = make_change(parse_assignments(assignments), removals, from_path)
+    change, warnings = make_change(parse_assignments(assignments, "--set"), removals, from_path)
     result = annotate(ref, change=change, platforms=platforms, descriptor=descriptor, convert_to_oci=convert_to_oci,
                       dry_run=dry_run, backend=backend, **_transport(authfile, tls_verify, plain_http))
     result.warnings[:0] = warnings
