@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .adapters import ADAPTERS, adapter
+from .adapters import ADAPTERS, adapter, detect_format
 from .adapters.base import Inference, InferOptions
 from .errors import InputError
 
@@ -18,12 +18,10 @@ RECIPE_DIR_CONFIG = "hpcannotate.yaml"
 def _candidates(directory: Path, only: str | None) -> dict[str, list[Path]]:
     """Recipe files directly inside ``directory``, by format."""
     found: dict[str, list[Path]] = {}
-    names = [only] if only else list(ADAPTERS)
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        for name in names:
-            if adapter(name).detect(path):
-                found.setdefault(name, []).append(path)
-                break
+        name = detect_format(path, [only] if only else None)
+        if name:
+            found.setdefault(name, []).append(path)
     # a spack.lock beside a spack.yaml is read by the spack adapter with the yaml
     spack = found.get("spack", [])
     if len(spack) > 1 and any(p.name in ("spack.yaml", "spack.yml") for p in spack):
@@ -43,11 +41,9 @@ def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
             raise InputError(f"{path}: no such file or directory")
         path = found
     if path.is_file():
-        if format:
-            return format, path
-        for name in ADAPTERS:
-            if adapter(name).detect(path):
-                return name, path
+        name = format or detect_format(path)
+        if name:
+            return name, path
         raise InputError(f"{path}: not a recognised recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb); use --format")
     if (path / RECIPE_DIR_CONFIG).is_file():
         return _from_recipe_dir(path, format)
