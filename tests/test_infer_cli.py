@@ -96,5 +96,19 @@ def test_a_recipe_directory_is_read_through_its_hpcannotate_yaml(run_cli):
     assert data["provenance"][P + "app.name"]["file"].endswith("spack.yaml")
     r = run_cli("infer", str(recipes / "gromacs"))  # the default variant is a Dockerfile: nothing to read
     assert r.returncode == 2
-    assert "its default variant 'debian' is a dockerfile recipe" in r.stderr
-    assert "--format (easybuild, hpccm, spack)" in r.stderr
+    assert "variant 'debian' is a dockerfile recipe whose annotations are declared in hpcannotate.yaml" in r.stderr
+    assert "pick one with --variant (easybuild, hpccm, hpccm-cuda, spack)" in r.stderr
+    r = run_cli("infer", str(recipes / "gromacs"), "--format", "hpccm")
+    assert r.returncode == 2 and "2 hpccm variants (hpccm, hpccm-cuda)" in r.stderr
+
+
+def test_a_variant_brings_its_userargs_and_target(run_cli):
+    """--variant reads the recipe as build would: the variant's userargs and its first target."""
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    r = run_cli("infer", str(recipes / "gromacs"), "--variant", "hpccm-cuda", "--json")
+    assert r.returncode == 0, r.stderr
+    values = json.loads(r.stdout)["annotations"]
+    assert values[P + "hardware.gpu.nvidia.cuda.version"] == "12.4"  # the variant's cuda userarg reached the recipe
+    assert values[P + "hardware.cpu.optimized.version"] == "x86_64_v3"
+    r = run_cli("infer", str(recipes / "gromacs" / "gromacs.py"), "--variant", "hpccm")
+    assert r.returncode == 2 and "is not a recipe directory" in r.stderr

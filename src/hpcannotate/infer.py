@@ -6,6 +6,7 @@ pipeline calls it too.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from .adapters import ADAPTERS, adapter, detect_format
@@ -46,7 +47,8 @@ def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
             return name, path
         raise InputError(f"{path}: not a recognised recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb); use --format")
     if (path / RECIPE_DIR_CONFIG).is_file():
-        return _from_recipe_dir(path, format)
+        chosen = recipe_dir_variant(path, format)
+        return chosen.format, chosen.recipe
     found = _candidates(path, format)
     if not found:
         what = f"{format} recipe" if format else "recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb)"
@@ -65,28 +67,45 @@ def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
     return name, files[0]
 
 
-def _from_recipe_dir(path: Path, format: str | None) -> tuple[str, Path]:
-    """A recipe directory says which recipe is which: its default variant, or the one of ``format``."""
+def recipe_dir_variant(path: Path, format: str | None = None, variant: str | None = None):
+    """The variant of a recipe directory to read: ``variant`` by name, else the one of ``format``, else
+    the default. Only variants in a recipe format can be read (a Dockerfile variant declares its values)."""
     from .recipedir import load_recipe_dir
 
     recipe_dir = load_recipe_dir(path)
-    if format is None:
-        variant = recipe_dir.variant()
-        if variant.format in ADAPTERS:
-            return variant.format, variant.recipe
-        others = sorted({v.format for v in recipe_dir.variants.values() if v.format in ADAPTERS})
-        hint = f"pick another with --format ({', '.join(others)})" if others else "it has no recipe to read"
-        raise InputError(f"{path}: its default variant {variant.name!r} is a {variant.format} recipe, whose "
-                         f"annotations are declared in {RECIPE_DIR_CONFIG} (see `hpcannotate render "
-                         f"{path} --explain`); {hint}")
-    matching = [v for v in recipe_dir.variants.values() if v.format == format]
-    if len(matching) != 1:
-        what = "no" if not matching else f"{len(matching)}"
-        raise InputError(f"{path}: {what} {format} variants in {RECIPE_DIR_CONFIG}; name the recipe file")
-    return format, matching[0].recipe
+    readable = sorted(v.name for v in recipe_dir.variants.values() if v.format in ADAPTERS)
+    if variant is None and format is not None:
+        matching = [v.name for v in recipe_dir.variants.values() if v.format == format]
+        if len(matching) != 1:
+            what = (f"{len(matching)} {format} variants ({', '.join(matching)})" if matching
+                    else f"no {format} variant")
+            raise InputError(f"{path}: {what} in {RECIPE_DIR_CONFIG}; pick one with --variant")
+        variant = matching[0]
+    chosen = recipe_dir.variant(variant)
+    if chosen.format not in ADAPTERS:
+        hint = f"pick one with --variant ({', '.join(readable)})" if readable else "it has no recipe to read"
+        raise InputError(f"{path}: variant {chosen.name!r} is a {chosen.format} recipe whose annotations are "
+                         f"declared in {RECIPE_DIR_CONFIG}, not inferred; {hint}")
+    if format is not None and chosen.format != format:
+        raise InputError(f"{path}: variant {chosen.name!r} is a {chosen.format} recipe, not {format}")
+    return chosen
 
 
-def infer(path: str | Path, options: InferOptions | None = None, format: str | None = None) -> Inference:
-    """Annotations (layer ``recipe``) inferred from the recipe at ``path``."""
-    name, recipe = resolve_recipe(Path(path), format)
-    return adapter(name).infer(recipe, options or InferOptions())
+def infer(path: str | Path, options: InferOptions | None = None, format: str | None = None,
+          variant: str | None = None) -> Inference:
+    """Annotations (layer ``recipe``) inferred from the recipe at ``path``.
+
+    For a recipe directory with an ``hpcannotate.yaml``, ``variant`` (or ``format``) picks the recipe,
+    and that variant's userargs and first target are the defaults of ``options``, as ``build`` uses them.
+    """
+    path = Path(path)
+    options = options or InferOptions()
+    if path.is_dir() and (path / RECIPE_DIR_CONFIG).is_file():
+        chosen = recipe_dir_variant(path, format, variant)
+        options = replace(options, userargs={**chosen.userargs, **options.userargs},
+                          target=options.target or (chosen.targets[0] if chosen.targets else None))
+        return adapter(chosen.format).infer(chosen.recipe, options)
+    if variant is not None:
+        raise InputError(f"--variant {variant}: {path} is not a recipe directory with an {RECIPE_DIR_CONFIG}")
+    name, recipe = resolve_recipe(path, format)
+    return adapter(name).infer(recipe, options)

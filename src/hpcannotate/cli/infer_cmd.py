@@ -23,6 +23,7 @@ def _finite(value: float) -> float:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--target", help="CPU target the image is built for (archspec name, e.g. zen3, x86_64_v3).")
 @click.option("--format", "fmt", type=click.Choice(["hpccm", "spack", "easybuild"]), help="Recipe format.")
+@click.option("--variant", help="Variant of a recipe directory's hpcannotate.yaml (default: its default variant).")
 @click.option("--userarg", multiple=True, metavar="KEY=VALUE", help="HPCCM USERARG entries (repeatable).")
 @click.option("--robot-path", multiple=True, type=click.Path(path_type=Path), help="Extra easyconfig trees.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
@@ -30,14 +31,15 @@ def _finite(value: float) -> float:
 @click.option("--concretize", is_flag=True, help="Spack: run `spack concretize` first and read spack.lock.")
 @click.option("--explain", is_flag=True, help="Show the source of every value and why keys are missing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def infer_cmd(path: Path, target, fmt, userarg, robot_path, timeout, concretize, explain, as_json) -> None:
+def infer_cmd(path: Path, target, fmt, variant, userarg, robot_path, timeout, concretize, explain, as_json) -> None:
     """Infer annotations from a recipe file or a recipe directory.
 
     \b
     Examples:
       hpcannotate infer recipes/gromacs/gromacs.py --target zen3
-      hpcannotate infer spack.yaml --explain
-      hpcannotate infer GROMACS-2023.3-foss-2023a.eb --target x86_64_v3 --json
+      hpcannotate infer recipes/gromacs/spack.yaml --explain
+      hpcannotate infer recipes/pytorch --variant hpccm-cpu --json
+      hpcannotate infer GROMACS-2023.3-foss-2023a.eb --target x86_64_v3   # looked up in easybuild-easyconfigs
     """
     from ..adapters.base import InferOptions
     from ..infer import infer
@@ -49,7 +51,7 @@ def infer_cmd(path: Path, target, fmt, userarg, robot_path, timeout, concretize,
         timeout=timeout,
         concretize=concretize,
     )
-    inference = infer(path, options, fmt)
+    inference = infer(path, options, fmt, variant)
     for warning in inference.warnings:
         console.warn(warning)
     if as_json:
