@@ -190,6 +190,19 @@ class Annotations(Mapping[str, str]):
         """Only the keys in the catalogue's namespaces (drops other tools' annotations)."""
         return Annotations((e for e in self.entries() if is_managed(e.key)), self._problems)
 
+    def unknown(self) -> dict[str, str]:
+        """Keys in a namespace hpcannotate manages that the catalogue does not know, as the user spelled them.
+
+        They are typos or keys of a newer catalogue: reported by ``validate``, never a canonical key.
+        """
+        specs = catalogue().specs
+        return {e.spelled or e.key: e.value for e in self.entries() if e.key not in specs and is_managed(e.key)}
+
+    def known(self) -> dict[str, str]:
+        """Canonical key -> value, without ``unknown()`` keys (other tools' keys are kept as they are)."""
+        specs = catalogue().specs
+        return {k: v for k, v in self.items() if k in specs or not is_managed(k)}
+
     def to_json(self) -> dict:
         return {
             "annotations": dict(self),

@@ -23,6 +23,7 @@ from .registry.client import RegistryClient
 from .registry.edit import annotations_of
 from .registry.platform import Platform, is_attestation, parse_platform, platform_text
 from .registry.repository import ImageRepository, manifest_json, open_repository
+from .values import same_value
 
 OTHER_GROUPS = ("unknown", "other")  # managed keys the catalogue does not know; other tools' keys
 IMAGE_CONFIGS = (OCI_CONFIG, DOCKER_CONFIG)
@@ -87,10 +88,22 @@ class ImageView:
         return found
 
     def stale_labels(self) -> dict[str, tuple[str, str]]:
-        """Labels that say something else than the manifest annotation (a retrofit cannot change labels)."""
+        """Labels that say something else than the manifest annotation (a retrofit cannot change labels).
+
+        Values are compared as the catalogue reads them: accepted spellings normalised, and a comma
+        list as a set (``bash,sh,dash`` is ``bash,dash,sh``).
+        """
         canonical = {catalogue().canonical(k): v for k, v in self.annotations.items()}
-        return {k: (v, canonical[catalogue().canonical(k)]) for k, v in (self.labels or {}).items()
-                if catalogue().canonical(k) in canonical and canonical[catalogue().canonical(k)] != v}
+        stale = {}
+        for label, value in (self.labels or {}).items():
+            key = catalogue().canonical(label)
+            if key not in canonical:
+                continue
+            spec = catalogue().specs.get(key)
+            same = same_value(spec, value, canonical[key]) if spec is not None else value == canonical[key]
+            if not same:
+                stale[label] = (value, canonical[key])
+        return stale
 
     def to_json(self) -> dict:
         effective = dict(self.effective())

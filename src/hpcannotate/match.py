@@ -18,8 +18,9 @@ Verdicts and scores (the score is the expected share of bare-metal performance, 
   CUDA newer in its minor version than the driver (CUDA minor version compatibility: runs,
   except PTX JIT and the newest APIs); kernel features the image expects and the host lacks.
 - **green** (90-100): near bare metal. The host's own target (100), its closest ancestor
-  (a direct parent in archspec: 95), another ancestor with vector units as wide as the host's
-  (90); and GPU and MPI fit.
+  (a direct parent in archspec: 95), another ancestor (90), each only with vector units more than
+  half as wide as the host's (otherwise the host is *much newer*: orange, even for a direct
+  parent such as ``x86_64_v3`` under ``x86_64_v4``); and GPU and MPI fit.
 - **unknown** (30, between red and orange: it may run, nothing says it will): a mandatory
   annotation is missing, or the CPU target is not an archspec name. A red finding still wins.
 
@@ -164,8 +165,9 @@ def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None) -> l
                             "ancestors in archspec, so its code may use instructions this host lacks (SIGILL)")]
     if image == host:
         return [Reason("cpu", GREEN, 100, f"built for {name}, this host's own target")]
-    if image in host.parents:
-        return [Reason("cpu", GREEN, 95, f"built for {name}, the closest ancestor of this host's {host.name}")]
+    # The vector width decides first: a direct parent in archspec can still lack half the host's
+    # vector width (x86_64_v3 under x86_64_v4, skylake under skylake_avx512), and that image runs
+    # no better there than under icelake or sapphirerapids, whose parents are already 512-bit.
     image_bits, host_bits = simd_width(image), simd_width(host)
     if host_bits >= 2 * image_bits:
         score = 55 if host_bits >= 4 * image_bits else 70
@@ -173,6 +175,8 @@ def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None) -> l
         return [Reason("cpu", ORANGE, score,
                        f"{kind} {name} on a much newer host ({host.name}): runs, but without the host's "
                        f"{host_bits}-bit vector instructions ({name} code uses at most {image_bits}-bit)")]
+    if image in host.parents:
+        return [Reason("cpu", GREEN, 95, f"built for {name}, the closest ancestor of this host's {host.name}")]
     return [Reason("cpu", GREEN, 90, f"built for {name}, an ancestor of this host's {host.name} with vector units "
                                      f"as wide ({image_bits}-bit): near native speed")]
 

@@ -24,12 +24,12 @@ FRAMEWORK = P + "communication.framework"
 MPICH_ABI = frozenset({"mpich", "mvapich2", "intelmpi", "cray-mpich"})
 
 
-def _unknown_key(key: str) -> Problem:
+def _unknown_key(key: str, value: str | None = None) -> Problem:
     short = key.removeprefix(P)
     names = [s for s in catalogue().spellings() if not s.startswith("org.")]
     close = difflib.get_close_matches(short, names, n=1, cutoff=0.75)
     hint = f" (did you mean {catalogue().canonical(close[0])}?)" if close else ""
-    return Problem(key, f"unknown key in a namespace hpcannotate manages{hint}")
+    return Problem(key, f"unknown key in a namespace hpcannotate manages{hint}", value)
 
 
 def _check_mode(values: dict[str, str]) -> list[Problem]:
@@ -97,7 +97,7 @@ def validate(annotations: Annotations) -> list[Problem]:
         spec = specs.get(entry.key)
         if spec is None:
             if is_managed(entry.key):
-                problems.append(_unknown_key(entry.spelled or entry.key))
+                problems.append(_unknown_key(entry.spelled or entry.key, entry.value))
             continue
         reason = check_value(spec, entry.value)
         if reason:

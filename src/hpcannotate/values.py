@@ -52,6 +52,18 @@ def normalise_value(key: KeySpec, value: str) -> str:
     return _normalise_item(key.spec, value)
 
 
+def same_value(key: KeySpec, first: str, second: str) -> bool:
+    """Whether two values of ``key`` say the same: accepted spellings aside and, for a comma list, as sets.
+
+    ``bash,sh,dash`` and ``bash,dash,sh`` name the same shells; the order of a comma list carries no
+    meaning, so comparing the text would call equal values different.
+    """
+    first, second = normalise_value(key, first), normalise_value(key, second)
+    if key.items is None:
+        return first == second
+    return {i.strip() for i in first.split(",") if i.strip()} == {i.strip() for i in second.split(",") if i.strip()}
+
+
 def _check_enum(spec: ValueSpec, value: str) -> str | None:
     if value in spec.values:
         return None

@@ -93,7 +93,8 @@ def validate_cmd(ctx: click.Context, file: str, as_json: bool) -> None:
                 "file": file,
                 "compliant": not problems,
                 "errors": [p.to_dict() for p in problems],
-                "annotations": dict(annotations),
+                "annotations": annotations.known(),
+                "unknown": annotations.unknown(),
             }
         )
     elif problems:

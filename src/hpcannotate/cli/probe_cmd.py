@@ -37,7 +37,9 @@ def probe_cmd(ctx: click.Context, reference: str, recipe, variant, target, check
     """Read an image's file system from its layers and infer its system annotations.
 
     REFERENCE is oci:PATH[:tag], a registry image (registry/repo:tag), or
-    containers-storage:NAME for an image in buildah's store. Only the files the
+    containers-storage:NAME for an image in buildah's store (such as a base that
+    `hpcannotate base` loaded; builds write to a layout or a registry, not to the
+    store). Only the files the
     rules need are extracted; registry layers are cached by digest, so probing
     again downloads nothing. No container runtime is used.
 
@@ -45,8 +47,7 @@ def probe_cmd(ctx: click.Context, reference: str, recipe, variant, target, check
     Examples:
       hpcannotate probe oci:build/gromacs/oci:2022.5-x86_64_v2
       hpcannotate probe registry.example.org/hpc/gromacs:2022.5 --recipe recipes/gromacs --strict
-      hpcannotate probe containers-storage:localhost/gromacs:debian-x86_64_v2 --root build/store/root \\
-          --runroot build/store/runroot --storage-driver vfs --json
+      hpcannotate probe containers-storage:docker.io/library/debian:bookworm --json
     """
     from ..builders import BuildOptions
     from ..probe import cross_check, probe_image

@@ -204,7 +204,7 @@ def collection_apply_cmd(file: Path, push, convert_to_oci: bool, dry_run: bool, 
 
     \b
     Example:
-      hpcannotate collection apply collections/gromacs/mpich/2021.5.yaml --push registry.example.org/metahub
+      hpcannotate collection apply examples/collection.yaml --push registry.example.org/metahub
     """
     from ..collection import apply_collection, load_collection
     from ..errors import HpcAnnotateError

@@ -315,6 +315,20 @@ def buildah_args(options: object | None) -> list[str]:
     return args
 
 
+def push_failure(name: str, stderr: str, stdout: str = "") -> str:
+    """The one line to show when ``buildah push NAME oci:TMP`` fails.
+
+    A missing image is said in the user's terms (buildah's own message names the temporary
+    layout, which means nothing to them); any other failure keeps buildah's last line.
+    """
+    output = stderr.strip() or stdout.strip()
+    if "image not known" in output.lower():
+        return (f"{STORAGE_PREFIX}{name}: no such image in buildah's store "
+                "(--root/--runroot/--storage-driver say which store)")
+    tail = output.splitlines()[-1:] or ["no output"]
+    return f"{STORAGE_PREFIX}{name}: buildah cannot read it from its store: {tail[0]}"
+
+
 class BuildahSource(LayoutSource):
     """An image in buildah's store, pushed uncompressed to a temporary layout and read from there."""
 
@@ -337,8 +351,7 @@ class BuildahSource(LayoutSource):
                 from None
         if proc.returncode != 0:
             self.close()
-            tail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
-            raise InputError(f"{STORAGE_PREFIX}{name}: buildah cannot read it from its store: {tail[0]}")
+            raise InputError(push_failure(name, proc.stderr, proc.stdout))
         try:
             super().__init__(layout, "probe", platform, shown=f"{STORAGE_PREFIX}{name}")
         except BaseException:
