@@ -42,8 +42,8 @@ demo: setup  ## system packages, then build recipes/gromacs (debian variant) and
 	$(BIN)/hpcannotate validate examples/metahub-gromacs-mpich.yaml
 	$(BIN)/hpcannotate infer $(VENV)/easybuild/easyconfigs/g/GROMACS/GROMACS-2023.3-foss-2023a.eb --target zen3
 	$(BIN)/hpcannotate build recipes/gromacs $(STORE)
-	$(BIN)/hpcannotate check oci:build/gromacs/oci:latest
-	-$(BIN)/hpcannotate match oci:build/gromacs/oci:latest
+	$(BIN)/hpcannotate check oci:build/gromacs/oci:2022.5
+	-$(BIN)/hpcannotate match oci:build/gromacs/oci:2022.5
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis

@@ -91,3 +91,15 @@ def test_no_argument_start_is_a_login_shell(gromacs_build, buildah_store):
     assert shell.returncode == 0, shell.stderr
     assert "shell=" in shell.stdout and "bash" in shell.stdout
     assert "/usr/bin/gmx" in shell.stdout
+
+
+def test_the_layout_is_tagged_with_the_debian_version(gromacs_build):
+    """No top-level version in recipes/gromacs: the tags come from the variant's app.version (2022.5), as
+    `inspect oci:build/gromacs/oci:2022.5` in the README and --help expects; the pushed REF keeps its own."""
+    report, layout_report, layout, _ = gromacs_build
+    assert _tag(layout_report) == "2022.5-x86_64_v2"
+    assert layout_report.reference.endswith(":2022.5")
+    assert report.targets[0].reference.endswith("/hpc/gromacs:2022.5-x86_64_v2")
+    tags = {m["annotations"]["org.opencontainers.image.ref.name"]
+            for m in json.loads((layout / "index.json").read_text())["manifests"]}
+    assert {"2022.5", "2022.5-x86_64_v2"} <= tags and "latest" not in tags

@@ -113,3 +113,106 @@ def test_plain_http_reaches_the_client_of_a_push_destination():
     assert plain.store.client.base_url("registry.example.org:5000") == "http://registry.example.org:5000"
     default = registry_destination("registry.example.org:5000/hpc/app:1", BuildOptions())
     assert default.store.client.base_url("registry.example.org:5000") == "https://registry.example.org:5000"
+
+
+GROMACS = Path(__file__).parent.parent / "recipes" / "gromacs"
+
+
+def _versionless_hello(tmp_path: Path, app_version: str | None) -> Path:
+    """hello without a top-level ``version:``; its variant states ``app.version`` instead (as gromacs does)."""
+    recipe = tmp_path / "recipe"
+    shutil.copytree(HELLO, recipe)
+    config = recipe / "hpcannotate.yaml"
+    text = config.read_text().replace('version: "1.0"\n', "", 1)
+    if app_version is not None:
+        text = text.replace("annotations:\n", f'annotations:\n  app.version: "{app_version}"\n', 1)
+    config.write_text(text)
+    return recipe
+
+
+def test_the_tag_is_the_version_the_images_state(tmp_path, fake_builder):
+    recipe = _versionless_hello(tmp_path, "2.5")
+    the_plan = plan(recipe, workdir=tmp_path / "w", dry_run=True)
+    assert the_plan.destination.index_ref() == f"oci:{tmp_path / 'w' / 'hello' / 'oci'}:2.5"
+    assert [t.reference.rsplit(":", 1)[1] for t in the_plan.targets] == ["2.5-x86_64", "2.5-x86_64_v3"]
+    assert the_plan.targets[0].argv[-2].endswith(":2.5-x86_64")
+    # a pushed REF: its own tag wins; without one, the version
+    pushed = plan(recipe, push="registry.example.org/hpc/hello:stable", workdir=tmp_path / "w", dry_run=True)
+    assert pushed.destination.index_ref() == "registry.example.org/hpc/hello:stable"
+    assert pushed.targets[1].reference == "registry.example.org/hpc/hello:stable-x86_64_v3"
+    untagged = plan(recipe, push="registry.example.org:5000/hpc/hello", workdir=tmp_path / "w", dry_run=True)
+    assert untagged.destination.index_ref() == "registry.example.org:5000/hpc/hello:2.5"
+    # no version anywhere: latest, as before
+    none = plan(_versionless_hello(tmp_path / "none", None), workdir=tmp_path / "w", dry_run=True)
+    assert none.destination.index_tag == "latest" and none.warnings == []
+
+
+def test_a_top_level_version_still_names_the_tag(tmp_path, fake_builder):
+    recipe = tmp_path / "recipe"
+    shutil.copytree(HELLO, recipe)
+    config = recipe / "hpcannotate.yaml"
+    config.write_text(config.read_text().replace("annotations:\n", 'annotations:\n  app.version: "9.9"\n', 1))
+    assert plan(recipe, workdir=tmp_path / "w", dry_run=True).destination.index_tag == "1.0"
+
+
+def test_targets_that_disagree_on_the_version_are_tagged_latest():
+    from types import SimpleNamespace
+
+    from hpcannotate.build import image_version
+
+    key = "org.supercontainers.app.version"
+
+    def ctx(target, version):
+        return SimpleNamespace(target=target, annotations={key: version} if version else {})
+
+    assert image_version([ctx("zen3", "2023.3"), ctx("zen4", "2023.3")]) == ("2023.3", None)
+    assert image_version([ctx("zen3", None)]) == (None, None)
+    version, why = image_version([ctx("zen3", "2023.3"), ctx("zen4", "2024.1")])
+    assert version is None and "zen3: 2023.3, zen4: 2024.1" in why and "latest" in why
+    version, why = image_version([ctx("zen3", "1.0+cuda12")])
+    assert version is None and "not an image tag" in why
+
+
+def test_gromacs_debian_is_tagged_with_its_version(tmp_path, fake_builder):
+    """recipes/gromacs has no top-level version: the debian variant declares app.version 2022.5."""
+    the_plan = plan(GROMACS, workdir=tmp_path, dry_run=True)
+    assert the_plan.destination.index_ref() == f"oci:{tmp_path / 'gromacs' / 'oci'}:2022.5"
+    assert [t.reference for t in the_plan.targets] == [f"oci:{tmp_path / 'gromacs' / 'oci'}:2022.5-x86_64_v2"]
+
+
+def test_a_prebuilt_variant_is_not_built_for_another_target(tmp_path, fake_builder, run_cli):
+    """Debian's packages are compiled for x86_64_v2: labelling them x86_64_v3 would be a wrong annotation."""
+    with pytest.raises(InputError, match=r"pins CPU target x86_64_v2 \(format dockerfile: it installs prebuilt "
+                                         r"binaries.*cannot be built for x86_64_v3"):
+        plan(GROMACS, targets=["x86_64_v3"], workdir=tmp_path, dry_run=True)
+    assert not (tmp_path / "gromacs").exists()
+    r = run_cli("build", GROMACS, "--target", "x86_64_v3", "--dry-run", "--workdir", tmp_path)
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith(f"hpcannotate: error: {GROMACS / 'hpcannotate.yaml'}: variant debian: ")
+    assert "prebuilt binaries" in line and "cannot be built for x86_64_v3" in line
+    # its own targets still build, and a recipe that compiles for the target is not held to its list
+    assert [t.target for t in plan(HELLO, targets=["x86_64_v3"], workdir=tmp_path, dry_run=True).targets] == [
+        "x86_64_v3"]
+    from hpcannotate.recipedir import load_recipe_dir
+    from hpcannotate.render import pinned_targets
+
+    gromacs = load_recipe_dir(GROMACS)
+    assert pinned_targets(gromacs.variants["debian"])[0] == ("x86_64_v2",)
+    assert pinned_targets(gromacs.variants["hpccm"]) is None and pinned_targets(gromacs.variants["spack"]) is None
+
+
+def test_cli_dry_run_says_its_commands_are_shortened(tmp_path, run_cli):
+    r = run_cli("build", HELLO, "--backend", "buildah", "--dry-run", "--workdir", tmp_path, "--target", "x86_64")
+    assert r.returncode == 0, r.stderr
+    assert "…" in r.stdout
+    assert r.stdout.strip().splitlines()[-1] == ("long values shortened with '…' and line breaks shown as \\n, so "
+                                                 "these lines cannot be run as they are; --json prints the complete "
+                                                 "argv")
+    full = run_cli("build", HELLO, "--backend", "buildah", "--dry-run", "--json", "--workdir", tmp_path,
+                   "--target", "x86_64")
+    argv = json.loads(full.stdout)["targets"][0]["argv"]
+    assert not any("…" in a for a in argv) and any(len(a) > 120 for a in argv)
+    help_text = " ".join(run_cli("build", "--help").stdout.split())
+    assert "long values shortened (--json: the complete argv)" in help_text
+    assert "exact" not in help_text

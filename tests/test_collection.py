@@ -236,3 +236,11 @@ def test_a_bad_image_in_a_later_application_writes_nothing(images, tmp_path):
     with pytest.raises(HpcAnnotateError, match="no-such-tag"):
         apply_collection(path, push=f"oci:{out}")
     assert not out.exists()
+
+
+def test_export_from_a_layout_keeps_the_application_name(images, tmp_path):
+    """oci:DIR/gromacs/mpich holds the index of gromacs/mpich: its directory alone would say "mpich"."""
+    path = write_collection(tmp_path / "c.yaml", images)
+    apply_collection(path, push=f"oci:{tmp_path / 'out'}")
+    (app,) = export_collection(f"oci:{tmp_path / 'out' / 'gromacs' / 'mpich'}:2021.5")["manifests"]
+    assert (app["name"], app["tag"]) == ("gromacs/mpich", "2021.5")

@@ -35,6 +35,7 @@ from .targets import family_of
 if TYPE_CHECKING:
     from .registry.repository import ImageRepository
 
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # an OCI distribution tag
 FROM_RE = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.I | re.M)
 
 
@@ -117,31 +118,59 @@ def layout_destination(path: Path, tag: str) -> Destination:
     return Destination(tag, f"oci:{path}", lambda: open_repository(f"oci:{path}", create=True))
 
 
-def registry_destination(ref: str, options: BuildOptions) -> Destination:
+def explicit_tag(ref: str) -> bool:
+    """Whether a registry reference names its tag (``reg/app:1.0``), not just the repository (``reg/app``)."""
+    name = ref.strip().removeprefix("docker://").partition("@")[0]
+    return ":" in name.rpartition("/")[2]
+
+
+def registry_destination(ref: str, options: BuildOptions, default_tag: str = "latest") -> Destination:
+    """``--push REF``: REF's own tag, else ``default_tag`` (the version)."""
     from .registry.reference import parse_reference
     from .registry.repository import open_repository
 
     reference = parse_reference(ref)
-    tag = reference.tag or "latest"
+    tag = reference.tag if explicit_tag(ref) and reference.tag else default_tag
     return Destination(tag, f"{reference.registry}/{reference.repository}",
                        lambda: open_repository(reference, authfile=options.authfile, tls_verify=options.tls_verify,
                                                plain_http=options.plain_http))
 
 
 def plan_destination(recipe_dir: RecipeDir, push: str | None, output: str | None, workdir: Path,
-                     options: BuildOptions) -> Destination:
-    """``--push REF``, ``--output oci:PATH`` or the default layout ``WORKDIR/<app>/oci``."""
+                     options: BuildOptions, version: str | None = None) -> Destination:
+    """``--push REF``, ``--output oci:PATH`` or the default layout ``WORKDIR/<app>/oci``.
+
+    The tag is REF's own, else the version: hpcannotate.yaml's ``version:``, else ``version``
+    (what the rendered images say, see ``image_version``), else ``latest``.
+    """
     if push and output:
         raise InputError("--push and --output are exclusive: one destination per build")
+    tag = recipe_dir.version or version or "latest"
     if push:
-        return registry_destination(push, options)
-    tag = recipe_dir.version or "latest"
+        return registry_destination(push, options, tag)
     if output is not None:
         path = output.removeprefix("oci:")
         if not path:
             raise InputError(f"--output {output!r}: expected oci:PATH (an OCI image layout directory)")
         return layout_destination(Path(path), tag)
     return layout_destination(workdir / recipe_dir.name / "oci", tag)
+
+
+def image_version(contexts: list[RenderedContext]) -> tuple[str | None, str | None]:
+    """The version every rendered target states (``app.version``), for the tag; else None and why not."""
+    key = P + "app.version"
+    versions = {c.target: c.annotations.get(key) for c in contexts}
+    found = set(versions.values())
+    if not versions or found == {None}:
+        return None, None
+    if len(found) > 1:
+        listing = ", ".join(f"{t}: {v or 'none'}" for t, v in versions.items())
+        return None, f"the targets state different {key} ({listing}): tagged latest"
+    (version,) = found
+    longest = max(len(t) for t in versions) + 1
+    if not TAG_RE.fullmatch(version) or len(version) + longest > 128:
+        return None, f"{key} {version!r} is not an image tag: tagged latest"
+    return version, None
 
 
 @dataclass
@@ -326,22 +355,33 @@ def plan(
     for target in wanted:
         if not is_target(target):
             raise InputError(f"--target {target!r}: not an archspec CPU target")
-    destination = plan_destination(recipe_dir, push, output, workdir, options)
+    plan_destination(recipe_dir, push, output, workdir, options)  # a bad --push/--output fails before rendering
     builder = select_builder(backend, options)
     available = builder.available()
     if not available and not dry_run:
         raise HpcAnnotateError(f"the {builder.name} backend is not available on this machine")
     work = workdir / recipe_dir.name / chosen.name
-    result = BuildPlan(recipe_dir, chosen.name, builder, destination, [], available=available)
     reader = base_reader(builder, allow_make_base, make=not dry_run)
+    warnings: list[str] = []
+    contexts = []
     for target in wanted:
         console.progress(f"[{target}] rendering {chosen.format} recipe")
         context = render_variant(recipe_dir, chosen.name, target, work / target / "context", base_reader=reader)
         warn_all(context)
-        result.warnings.extend(context.warnings)
-        platform = platform_for(family_of(target))
-        reference = destination.target_ref(target)
-        result.targets.append(TargetPlan(target, platform, reference, context, work / target / "build.log",
+        warnings.extend(context.warnings)
+        contexts.append(context)
+    # every target rendered: the tag is the version they state, when hpcannotate.yaml has none
+    version, why_not = (None, None) if recipe_dir.version else image_version(contexts)
+    if why_not and not (push and explicit_tag(push)):
+        console.warn(why_not)
+        warnings.append(why_not)
+    destination = plan_destination(recipe_dir, push, output, workdir, options, version)
+    result = BuildPlan(recipe_dir, chosen.name, builder, destination, [], warnings, available=available)
+    for context in contexts:
+        platform = platform_for(family_of(context.target))
+        reference = destination.target_ref(context.target)
+        result.targets.append(TargetPlan(context.target, platform, reference, context,
+                                         work / context.target / "build.log",
                                          builder.build_argv(context, reference, platform)))
     return result
 

@@ -476,7 +476,12 @@ def export_collection(
     reference = parse_reference(ref)
     if not found.is_index:
         raise InputError(f"{ref}: is a single image; collection export reads an index")
-    app_name = name or (reference.layout_path.name if reference.layout_path else reference.repository)
+    # A registry repository names the application; a layout's directory name is only its last part
+    # (oci:DIR/gromacs/debian is "debian"), so there the title `apply` wrote says it in full.
+    if reference.layout_path:
+        app_name = name or found.annotations.get(TITLE_KEY) or reference.layout_path.name
+    else:
+        app_name = name or reference.repository
     app: dict = {"name": app_name, "tag": reference.tag or "latest"}
     own = {k: v for k, v in found.annotations.items() if is_managed(k) and not (k == TITLE_KEY and v == app_name)}
     if own:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -45,9 +46,16 @@ class EnvSpec:
 
 @dataclass(frozen=True)
 class Variant:
+    """One variant of a recipe directory.
+
+    ``recipe_name`` is the ``recipe:`` value as written; ``recipe`` is the file it names, found on
+    first use: a variant whose recipe is missing (an easyconfig of an extra that is not installed)
+    is an error only for a command that uses that variant, never for the others.
+    """
+
     name: str
     format: str
-    recipe: Path
+    recipe_name: str
     targets: tuple[str, ...]
     base: str | None
     annotations: dict[str, str]
@@ -56,6 +64,12 @@ class Variant:
     usage: str | None
     shell: str
     build_base: str | None = None
+    config: Path = field(default=Path(CONFIG_NAME), compare=False)
+
+    @cached_property
+    def recipe(self) -> Path:
+        """The recipe file; InputError (naming hpcannotate.yaml and the key) when it does not exist."""
+        return _recipe_path(self.config.parent, self.config, self.name, self.format, self.recipe_name)
 
 
 @dataclass(frozen=True)
@@ -70,10 +84,13 @@ class RecipeDir:
     variants: dict[str, Variant]
 
     def variant(self, name: str | None = None) -> Variant:
+        """The variant to use (default: ``default``), its recipe file found: an error names a missing one."""
         chosen = name or self.default
         if chosen not in self.variants:
             raise InputError(f"{self.config}: no variant {chosen!r} (variants: {', '.join(self.variants)})")
-        return self.variants[chosen]
+        variant = self.variants[chosen]
+        variant.recipe  # noqa: B018 - resolve it now: a missing recipe is reported before any work
+        return variant
 
 
 @functools.cache
@@ -112,17 +129,29 @@ def _env(raw: dict | None) -> EnvSpec:
     return EnvSpec(tuple(raw.get("path", ())), tuple(raw.get("ld_library_path", ())), dict(raw.get("vars", {})))
 
 
+EASYCONFIGS_EXTRA = "pip install 'hpcannotate[easyconfigs]'"
+
+
 def _recipe_path(directory: Path, config: Path, variant: str, fmt: str, name: str) -> Path:
     path = directory / name
     if path.is_file():
         return path
-    if fmt == "easybuild":
+    where = f"{config}: variants.{variant}.recipe"
+    if fmt == "easybuild" and "/" not in name and name.endswith(".eb"):
         from .adapters.easybuild import locate_by_name
+        from .adapters.easybuild_eval import installed_easyconfigs
 
         found = locate_by_name(name)
         if found:
             return found
-    raise InputError(f"{config}: variants.{variant}.recipe: {name} does not exist")
+        if not installed_easyconfigs():
+            raise InputError(f"{where}: {name} is not in {directory}, and a bare easyconfig name is looked up in "
+                             "the easybuild-easyconfigs package, which is not installed; install it with "
+                             f"`{EASYCONFIGS_EXTRA}`")
+        raise InputError(f"{where}: {name} is neither in {directory} nor in the installed easybuild-easyconfigs "
+                         f"package (where a bare easyconfig name is looked up); check the name, or install the "
+                         f"release that has it with `{EASYCONFIGS_EXTRA}`")
+    raise InputError(f"{where}: {name} does not exist")
 
 
 def _check_names(data: dict, config: Path) -> None:
@@ -165,7 +194,7 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
         variants[name] = Variant(
             name=name,
             format=fmt,
-            recipe=_recipe_path(directory, config, name, fmt, raw["recipe"]),
+            recipe_name=raw["recipe"],
             targets=var_targets,
             base=raw.get("base") or data.get("base"),
             annotations={**data.get("annotations", {}), **raw.get("annotations", {})},
@@ -174,6 +203,7 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
             usage=raw.get("usage", data.get("usage")),
             shell=raw.get("shell") or data.get("shell") or DEFAULT_SHELL,
             build_base=raw.get("build_base"),
+            config=config,
         )
     if data["default"] not in variants:
         raise InputError(f"{config}: default: no variant {data['default']!r} (variants: {', '.join(variants)})")

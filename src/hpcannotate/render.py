@@ -375,6 +375,7 @@ def render_variant(
 
     if not is_target(target):
         raise InputError(f"--target {target!r}: not an archspec CPU target")
+    _check_pinned_target(recipe_dir, variant, target)  # before any work; the recipe's own pins after inference
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
     try:
@@ -406,11 +407,7 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
     inherited = base_reader(base) if base_reader and base else None
     if inherited is not None:
         annotations = inherited.merge(annotations)
-    built_for = annotations.get(P + "hardware.cpu.optimized.version")
-    if built_for != target:
-        source = annotations.entry(P + "hardware.cpu.optimized.version").provenance.describe()
-        raise InputError(f"{recipe_dir.config}: variant {variant.name}: the recipe pins CPU target {built_for} "
-                         f"({source}); it cannot be built for {target}")
+    _check_pinned_target(recipe_dir, variant, target, annotations)
     problems = annotations.validate()
     if problems:
         first = problems[0]
@@ -455,6 +452,36 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
     context = RenderedContext(out_dir, recipe_dir, variant, target, annotations, in_file, warnings)
     (work / "annotations.json").write_text(json.dumps(annotations.to_json(), indent=2) + "\n", encoding="utf-8")
     return context
+
+
+def pinned_targets(variant: Variant) -> tuple[tuple[str, ...], str] | None:
+    """The only targets a variant's recipe can be built for, and why, when the recipe decides them.
+
+    A dockerfile variant installs prebuilt binaries (Debian's packages): building it "for" another
+    target compiles nothing, so the image would be labelled for a CPU its binaries do not use.
+    """
+    if variant.format == "dockerfile":
+        return variant.targets, ("format dockerfile: it installs prebuilt binaries, compiled for its `targets:` in "
+                                 "hpcannotate.yaml, not for the target it is built for")
+    return None
+
+
+def _check_pinned_target(recipe_dir: RecipeDir, variant: Variant, target: str,
+                         annotations: Annotations | None = None) -> None:
+    """Refuse a target the recipe cannot be built for: one it pins (a Spack ``target=``, a declared
+    ``hardware.cpu.optimized.version``), or one outside a prebuilt variant's ``targets:``."""
+    pinned = pinned_targets(variant)
+    if pinned is not None and target not in pinned[0]:
+        what = "target" if len(pinned[0]) == 1 else "targets"
+        raise InputError(f"{recipe_dir.config}: variant {variant.name}: the recipe pins CPU {what} "
+                         f"{', '.join(pinned[0])} ({pinned[1]}); it cannot be built for {target}")
+    if annotations is None:
+        return
+    built_for = annotations.get(P + "hardware.cpu.optimized.version")
+    if built_for != target:
+        source = annotations.entry(P + "hardware.cpu.optimized.version").provenance.describe()
+        raise InputError(f"{recipe_dir.config}: variant {variant.name}: the recipe pins CPU target {built_for} "
+                         f"({source}); it cannot be built for {target}")
 
 
 def warn_all(context: RenderedContext) -> None:

@@ -70,7 +70,9 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
 @click.option("--probe/--no-probe", default=True, show_default=True,
               help="After the build, read libc, shells, tools, MPI... from the image's layers and annotate them.")
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("build"), show_default=True)
-@click.option("--dry-run", is_flag=True, help="Render and print the builder commands; build nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Render and print the builder commands, long values shortened (--json: the complete argv); "
+                   "build nothing.")
 @click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, root, runroot,
@@ -112,6 +114,9 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
         console.table(rows, indent=4)
 
 
+DRY_RUN_WIDTH = 120  # a --dry-run argument is shown up to this many characters
+
+
 def _dry_run(directory, *, as_json: bool, **kwargs) -> None:
     """The plan ``build`` would carry out (same builder, destination and argv), built nothing."""
     import shlex
@@ -127,9 +132,15 @@ def _dry_run(directory, *, as_json: bool, **kwargs) -> None:
         return
     console.heading(f"{the_plan.recipe_dir.name} ({the_plan.variant}) with {the_plan.builder.name}, "
                     f"index {the_plan.destination.index_ref()}")
+    shortened = False
     for step in the_plan.targets:
         console.heading(f"{step.target}: {step.context.directory}")
-        click.echo("  " + shlex.join(console.shorten(a, 120) for a in step.argv))
+        shown = [console.shorten(a, DRY_RUN_WIDTH) for a in step.argv]
+        shortened = shortened or shown != step.argv
+        click.echo("  " + shlex.join(shown))
+    if shortened:
+        click.echo("long values shortened with '…' and line breaks shown as \\n, so these lines cannot be run "
+                   "as they are; --json prints the complete argv")
 
 
 @click.command("base")
