@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 from pathlib import Path
@@ -168,3 +169,7 @@ def test_every_example_variant_renders_to_a_valid_dockerfile(tmp_path, app, vari
             labels[key] = value
     for key, value in labels.items():
         assert annotations[key] == value, key
+    for item in structure:  # an exec-form RUN gets no shell and no PATH set up by a SHELL wrapper
+        if item["instruction"] == "RUN" and item["value"].startswith("["):
+            program = json.loads(item["value"])[0]
+            assert program.startswith("/"), f"exec-form RUN of {program!r} relies on PATH"
