@@ -39,8 +39,10 @@ def cache_dir() -> Path:
 
 
 def oci_arch() -> str:
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "riscv64": "riscv64"}.get(machine, machine)
+    """This machine's OCI architecture."""
+    from .registry.platform import oci_arch as to_oci
+
+    return to_oci(platform.machine())
 
 
 def parse_base(ref: str) -> tuple[str, str]:

@@ -42,8 +42,9 @@ class BuildResult:
 
 def platform_for(target_family: str) -> str:
     """The OCI platform of an archspec family."""
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "ppc64le": "ppc64le", "riscv64": "riscv64", "x86": "386"}
-    return f"linux/{arch.get(target_family, target_family)}"
+    from ..registry.platform import oci_arch
+
+    return f"linux/{oci_arch(target_family)}"
 
 
 LOGGED_ARG_MAX = 200

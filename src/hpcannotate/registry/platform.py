@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..oci.layout import REF_NAME
 
+# uname -m and archspec family names -> OCI architectures (ppc64le, riscv64, s390x are the same in both)
 ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "i386": "386",
-                "i686": "386"}
+                "i686": "386", "x86": "386"}
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ATTESTATION_TYPE = "vnd.docker.reference.type"
 TARGET_KEY = "org.supercontainers.hardware.cpu.optimized.version"
@@ -45,6 +46,11 @@ class Platform:
         return self.variant is None or platform.get("variant") == self.variant
 
 
+def oci_arch(name: str) -> str:
+    """The OCI architecture for a ``uname -m`` or archspec family name (``x86_64`` -> ``amd64``)."""
+    return ARCH_ALIASES.get(name.lower(), name.lower())
+
+
 def parse_platform(text: str, where: str = "--platform") -> Platform:
     """``os/arch[/variant]``; one-line error naming ``where`` otherwise."""
     parts = text.strip().split("/") if isinstance(text, str) else []
@@ -52,7 +58,7 @@ def parse_platform(text: str, where: str = "--platform") -> Platform:
         raise InputError(f"{where}: {text!r} is not a platform (expected os/arch or os/arch/variant, "
                          "such as linux/amd64)")
     os_name, arch = parts[0].lower(), parts[1].lower()
-    arch = ARCH_ALIASES.get(arch, arch)
+    arch = oci_arch(arch)
     return Platform(os_name, arch, parts[2] if len(parts) == 3 else None)
 
 
