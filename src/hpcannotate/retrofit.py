@@ -508,7 +508,7 @@ def _verify(repo: ImageRepository, plan: _Plan, new_digest: str, exact: bool = T
         if exact and top.raw != plan.raw:
             problems.append(f"{new_digest}: the stored manifest differs from the one written")
         blobs = None if plan.is_index else plan.blobs if exact else plan.blobs[1:]
-        problems += _expect(repo.describe(new_digest), data, plan.expected, blobs, exact)
+        problems += read_back_problems(repo.describe(new_digest), data, plan.expected, blobs, exact)
         if plan.is_index:
             read_back = {child.digest for child in plan.children}  # fetched below: a GET proves them there
             for desc in data.get("manifests") or []:
@@ -516,14 +516,16 @@ def _verify(repo: ImageRepository, plan: _Plan, new_digest: str, exact: bool = T
                     problems.append(f"the index points at {desc['digest']}, which is missing")
             for child in plan.children:
                 got = manifest_json(repo.get(child.digest), repo.describe(child.digest))
-                problems += _expect(repo.describe(child.digest), got, child.expected, child.blobs)
+                problems += read_back_problems(repo.describe(child.digest), got, child.expected, child.blobs)
     except HpcAnnotateError as exc:
         problems.append(f"could not read the result back: {exc}")
     return problems
 
 
-def _expect(where: str, data: Mapping, expected: Mapping[str, str], blobs: list | None,
-            exact: bool = True) -> list[str]:
+def read_back_problems(where: str, data: Mapping, expected: Mapping[str, str], blobs: list | None,
+                       exact: bool = True) -> list[str]:
+    """How a manifest read back differs from what was written: annotations (values, and keys that
+    should be gone) and, unless ``blobs`` is None, its config and layers."""
     got = annotations_of(data, where)
     problems = [f"{where}: annotation {k} is {got.get(k)!r}, expected {v!r}" for k, v in expected.items()
                 if got.get(k) != v]
