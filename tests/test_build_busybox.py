@@ -111,6 +111,18 @@ def test_runs_with_and_without_the_entrypoint(hello_layout, buildah_store):
     assert entry.stdout.strip() == 'Hello, "world" $USER, Ada'
 
 
+def test_files_the_recipe_copies_from_its_directory_are_in_the_image(buildah_store, busybox_base, tmp_path):
+    files = Path(__file__).parent / "data" / "recipedirs" / "files"
+    build(files, workdir=tmp_path, options=buildah_store.options, backend="buildah", probe=False)
+    layout = tmp_path / "files" / "oci"
+    for path in ("/opt/files/share/greeting.txt", "/opt/files/all/greeting.txt"):
+        got = run_in_image(buildah_store, layout, "1.0-x86_64", ["cat", path])
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == "Greetings from the recipe directory\n"
+    context = tmp_path / "files" / "busybox" / "x86_64" / "context"
+    assert not (context / "notes.txt").exists()  # named by no COPY: not sent to the builder
+
+
 def test_no_argument_start_is_a_login_shell_and_the_profile_sets_path(hello_layout, buildah_store):
     _, layout_dir = hello_layout
     config = image_config(layout_dir, "1.0-x86_64")["config"]

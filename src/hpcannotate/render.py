@@ -141,6 +141,59 @@ def _dockerfile_body(variant: Variant, target: str, context: Path, timeout: floa
     raise InputError(f"variants.{variant.name}.format: {fmt!r} cannot be rendered")
 
 
+RESERVED_IN_CONTEXT = ("Dockerfile", "hpcannotate", "annotations.json", MARKER)
+
+
+def _copy_local_sources(body: str, recipe_dir: Path, context: Path, where: str) -> None:
+    """What the recipe's COPY/ADD instructions take from the build context (``COPY run.sh /opt/``,
+    hpccm's ``copy(src=...)``), copied from the recipe's directory; nothing else goes in.
+
+    Sources must stay inside the recipe directory; URLs and ``--from`` copies need nothing here.
+    """
+    from .containerfile import parse, words
+
+    root = recipe_dir.resolve()
+    for stage in parse(body, where).stages:
+        for instruction in [*stage.all("COPY"), *stage.all("ADD")]:
+            if instruction.flag("from") is not None or instruction.heredocs:
+                continue
+            rest = instruction.split_flags()[1]
+            listed = instruction.exec_form() or [w for w, _ in words(rest, None)]
+            for source in listed[:-1]:  # the last word is the destination
+                if "://" in source or source.startswith("git@") or "$" in source:
+                    continue  # fetched by the builder, or named through a build argument: not resolvable here
+                matches = sorted(root.glob(source.lstrip("/"))) if any(c in source for c in "*?[") else [
+                    root / source.lstrip("/")]
+                for found in matches:
+                    relative = _inside(found, root, where, instruction.line, source)
+                    if relative.parts and relative.parts[0] in RESERVED_IN_CONTEXT:
+                        raise InputError(f"{where}: line {instruction.line}: {source} would replace hpcannotate's "
+                                         f"own {relative.parts[0]} in the build context; rename it")
+                    if not found.exists():
+                        raise InputError(f"{where}: line {instruction.line}: {instruction.keyword} {source}: no "
+                                         f"such file in {recipe_dir}")
+                    dest = context / relative
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    if found.is_dir():
+                        whole = not relative.parts  # `COPY . /app`: not over hpcannotate's own files
+                        shutil.copytree(found, dest, symlinks=True, dirs_exist_ok=True,
+                                        ignore=_top_level_reserved(found) if whole else None)
+                    else:
+                        shutil.copy2(found, dest)
+
+
+def _top_level_reserved(top: Path):
+    """A copytree ``ignore`` that leaves out hpcannotate's own names at the top of ``top`` only."""
+    return lambda directory, names: [n for n in names if n in RESERVED_IN_CONTEXT] if Path(directory) == top else []
+
+
+def _inside(path: Path, root: Path, where: str, line: int, source: str) -> Path:
+    try:
+        return path.resolve().relative_to(root)
+    except ValueError:
+        raise InputError(f"{where}: line {line}: {source} is outside the recipe directory {root}") from None
+
+
 def _copy_spack_env(recipe: Path, env_dir: Path) -> None:
     """The recipe as ``spack.yaml``, its own lock file (``<stem>.lock``) as ``spack.lock``, and the
     relative ``include:`` files it names (inside the recipe directory), at their relative paths.
@@ -413,6 +466,8 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise InputError(f"{recipe_dir.config}: variant {variant.name}, target {target}: {first}{more}")
+    if variant.format in ("dockerfile", "hpccm"):
+        _copy_local_sources(body, variant.recipe.parent, work, str(variant.recipe))
 
     labels = annotations.to_labels()
     in_file = {k: v for k, v in labels.items() if _in_dockerfile(k, v)}
