@@ -121,6 +121,10 @@ def test_files_the_recipe_copies_from_its_directory_are_in_the_image(buildah_sto
         assert got.stdout == "Greetings from the recipe directory\n"
     context = tmp_path / "files" / "busybox" / "x86_64" / "context"
     assert not (context / "notes.txt").exists()  # named by no COPY: not sent to the builder
+    # no `shell:` in its hpcannotate.yaml, and busybox has no bash: the login shell is sh, and it starts
+    assert image_config(layout, "1.0-x86_64")["config"]["Cmd"] == ["/bin/sh", "-l"]
+    started = run_in_image(buildah_store, layout, "1.0-x86_64", ["/bin/sh", "-l", "-c", "echo started"])
+    assert started.returncode == 0 and started.stdout.strip() == "started", started.stderr
 
 
 def test_no_argument_start_is_a_login_shell_and_the_profile_sets_path(hello_layout, buildah_store):

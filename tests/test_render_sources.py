@@ -70,3 +70,20 @@ def test_hpccm_copy_of_a_local_file(tmp_path):
     context = render(directory, tmp_path)
     assert "COPY data.txt /opt/data.txt" in (context / "Dockerfile").read_text()
     assert (context / "data.txt").read_text() == "input deck\n"
+
+
+@pytest.mark.parametrize(("said", "shells", "expected"), [
+    (None, "bash,dash,sh", "/bin/bash"),
+    (None, "sh,ash", "/bin/sh"),  # busybox
+    (None, None, "/bin/bash"),  # nothing known about the base
+    ("/bin/zsh", "sh,ash", "/bin/zsh"),  # the recipe directory's own choice wins
+])
+def test_the_login_shell_follows_the_base_unless_the_recipe_says(said, shells, expected):
+    from dataclasses import replace
+
+    from hpcannotate.annotations import Annotations
+    from hpcannotate.render import login_shell
+
+    variant = replace(load_recipe_dir(FILES).variant(), shell=said)
+    annotations = Annotations.from_mapping({"shell.implementation": shells} if shells else {})
+    assert login_shell(variant, annotations) == expected

@@ -62,7 +62,7 @@ class Variant:
     env: EnvSpec
     userargs: dict[str, str]
     usage: str | None
-    shell: str
+    shell: str | None  # None: not said; the login shell then follows the base image (see render.login_shell)
     build_base: str | None = None
     config: Path = field(default=Path(CONFIG_NAME), compare=False)
 
@@ -201,7 +201,7 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
             env=top_env.merged(_env(raw.get("env"))),
             userargs=dict(raw.get("userargs", {})),
             usage=raw.get("usage", data.get("usage")),
-            shell=raw.get("shell") or data.get("shell") or DEFAULT_SHELL,
+            shell=raw.get("shell") or data.get("shell"),
             build_base=raw.get("build_base"),
             config=config,
         )

@@ -31,7 +31,7 @@ from .infer import infer
 from .isolation import DEFAULT_TIMEOUT, run_isolated
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
-from .recipedir import EnvSpec, RecipeDir, Variant
+from .recipedir import DEFAULT_SHELL, EnvSpec, RecipeDir, Variant
 from .resources import render as render_template
 from .resources import templates_dir
 
@@ -139,6 +139,15 @@ def _dockerfile_body(variant: Variant, target: str, context: Path, timeout: floa
         name, _, rest = variant.recipe.stem.partition("-")
         return text, EnvSpec(path=(f"/opt/easybuild/software/{name}/{rest}/bin",))
     raise InputError(f"variants.{variant.name}.format: {fmt!r} cannot be rendered")
+
+
+def login_shell(variant: Variant, annotations: Annotations) -> str:
+    """The shell of ``CMD``: the variant's ``shell:``; else bash, unless the base image says it has no bash
+    but has sh (busybox, alpine), where a ``/bin/bash`` CMD would fail on every start."""
+    if variant.shell:
+        return variant.shell
+    shells = set(annotations.get(P + "shell.implementation", "").split(","))
+    return "/bin/sh" if "bash" not in shells and shells & {"sh", "ash", "dash"} else DEFAULT_SHELL
 
 
 RESERVED_IN_CONTEXT = ("Dockerfile", "hpcannotate", "annotations.json", MARKER)
@@ -481,7 +490,7 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
         usage=bool(variant.usage),
         env_lines=_env_lines(env, _final_env_dirs(body, str(variant.recipe))),
         label_lines=[label_pair(k, v) for k, v in in_file.items()],
-        cmd=exec_form([variant.shell, "-l"]),
+        cmd=exec_form([login_shell(variant, annotations), "-l"]),
     )
     (work / "Dockerfile").write_text(dockerfile, encoding="utf-8")
     profile = render_template(
