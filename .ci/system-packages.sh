@@ -9,7 +9,17 @@ PACKAGES=(
   apache2-utils       # htpasswd, for the registry with basic auth
   debootstrap         # local debian base images (hpcannotate base debian:bookworm)
   busybox-static      # local busybox base image (FROM scratch)
-  skopeo              # the re-push baseline of bench/retrofit.py
+  skopeo              # the re-push baseline of bench/retrofit.py; a real client of the matrix
+  runc                # the OCI runtime of BuildKit's worker, podman and containerd
+  podman uidmap slirp4netns fuse-overlayfs  # a real client/runtime of the matrix
+  docker.io containerd  # dockerd and ctr: real clients of the matrix
+  umoci               # a real OCI layout client
+  charliecloud charliecloud-builders  # ch-image / ch-run: real HPC runtime
+  bubblewrap          # the sandbox that evaluates untrusted recipes
+  slurm-wlm munge     # a real Slurm (slurmctld, slurmd) for `site --slurm`
+  chromium            # headless checks of the `report` site
+  openssl             # self-signed certificates for the TLS test registry
+  iproute2 ca-certificates
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
