@@ -53,7 +53,9 @@ def run_cli():
 
 
 # ---- real services and images (see tests/fixtures/) ----------------------------
+from .fixtures.buildkit import BuildKit, start_buildkit, stop_buildkit  # noqa: E402
 from .fixtures.images import BuildahStore, load_base, new_store  # noqa: E402
+from .fixtures.realtools import pytest_runtest_makereport  # noqa: E402,F401 - a skipped real_tools test fails CI
 from .fixtures.registry import Registry, start_registry, stop  # noqa: E402
 
 
@@ -91,4 +93,13 @@ def auth_registry(tmp_path_factory):
     stop(proc)
 
 
-__all__ = ["Registry"]
+@pytest.fixture(scope="session")
+def buildkit(tmp_path_factory, registry) -> BuildKit:
+    """buildkitd (root, runc, private root and socket, docker.io -> the test registry) and a remote buildx
+    builder on it in a private DOCKER_CONFIG (see tests/fixtures/buildkit.py)."""
+    kit, proc = start_buildkit(tmp_path_factory.mktemp("buildkit"), registry.host)
+    yield kit
+    stop_buildkit(kit, proc)
+
+
+__all__ = ["BuildKit", "Registry"]

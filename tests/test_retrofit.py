@@ -577,7 +577,8 @@ def test_crane_runner_reads_the_pushed_digest_and_reports_failures(tmp_path):
         run_mutate(mutate_argv("reg.example.org/a:1", {"k": "v"}, executable=str(bad)))
 
 
-@pytest.mark.skipif(shutil.which("crane") is None, reason="crane is not installed (not installable here)")
+@pytest.mark.real_tools
+@pytest.mark.skipif(shutil.which("crane") is None, reason="crane is not installed (bash .ci/install-go-tools.sh)")
 def test_crane_backend_for_real(images):
     ref = images.fresh("single")
     before, _ = images.manifest(ref)

@@ -244,15 +244,26 @@ def ensure_base(ref: str, builder: Builder, allow_make: bool) -> None:
     load_into_buildah(make_base(ref), ref, builder.global_args())
 
 
-def base_reader(builder: Builder, allow_make: bool, make: bool = True):
-    """Reads the final stage's base annotations, making the base first if need be (buildah only).
+def base_reader(builder: Builder, allow_make: bool, make: bool = True, work: Path | None = None):
+    """Reads the final stage's base annotations, making the base first if need be.
 
+    buildah reads them from its store; buildx from the local base's OCI layout, which it also
+    receives as a named build context (``builders.buildx_bases``).
     With ``make=False`` (a dry run) a base that is not in the store is not made: no annotations.
     """
     from .baseannotations import from_buildah
     from .builders.buildah import BuildahBuilder
+    from .builders.buildx import BuildxBuilder
+
+    seen: dict[str, Annotations | None] = {}
 
     def read(ref: str):
+        if isinstance(builder, BuildxBuilder):
+            from .builders.buildx_bases import register
+
+            if ref not in seen:  # once per base: a buildah store export is a copy of the image
+                seen[ref] = register(ref, builder, allow_make=allow_make, make=make, work=work or Path("build"))
+            return seen[ref]
         if not isinstance(builder, BuildahBuilder) or not builder.available():
             return None
         if make:
@@ -359,9 +370,10 @@ def plan(
     builder = select_builder(backend, options)
     available = builder.available()
     if not available and not dry_run:
-        raise HpcAnnotateError(f"the {builder.name} backend is not available on this machine")
+        raise HpcAnnotateError(f"the {builder.name} backend is not available on this machine: "
+                               f"{builder.unavailable_reason()}")
     work = workdir / recipe_dir.name / chosen.name
-    reader = base_reader(builder, allow_make_base, make=not dry_run)
+    reader = base_reader(builder, allow_make_base, make=not dry_run, work=work)
     warnings: list[str] = []
     contexts = []
     for target in wanted:
@@ -370,6 +382,10 @@ def plan(
         warn_all(context)
         warnings.extend(context.warnings)
         contexts.append(context)
+    if builder.name == "buildx":  # every stage's base, not only the final one, goes in as a named context
+        for context in contexts:
+            for ref in base_images(context.dockerfile.read_text()):
+                reader(ref)
     # every target rendered: the tag is the version they state, when hpcannotate.yaml has none
     version, why_not = (None, None) if recipe_dir.version else image_version(contexts)
     if why_not and not (push and explicit_tag(push)):

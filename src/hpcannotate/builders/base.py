@@ -85,6 +85,10 @@ class Builder(ABC):
     def available(self) -> bool:
         """Whether the tool is installed and usable here."""
 
+    def unavailable_reason(self) -> str | None:
+        """What is missing, in words a user can act on (None when ``available()``)."""
+        return None if self.available() else f"{self.name} is not installed"
+
     @abstractmethod
     def build_argv(self, context: RenderedContext, destination: str, platform: str) -> list[str]:
         """The exact command that builds ``context`` into ``destination`` (``oci:PATH:TAG`` or a registry ref)."""
