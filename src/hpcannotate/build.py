@@ -458,11 +458,15 @@ def execute(the_plan: BuildPlan, options: BuildOptions, *, allow_make_base: bool
 
 
 def _index_annotations(recipe_dir: RecipeDir, report: BuildReport) -> dict[str, str]:
+    return index_annotations(recipe_dir.name, [t.annotations for t in report.targets])
+
+
+def index_annotations(title: str, targets: list[dict[str, str]]) -> dict[str, str]:
     """Keys every target shares (application, MPI, ...) also go on the index itself."""
-    per_target = [descriptor_annotations(t.annotations) for t in report.targets]
+    per_target = [descriptor_annotations(values) for values in targets]
     shared = dict(per_target[0]) if per_target else {}
     for other in per_target[1:]:
         shared = {k: v for k, v in shared.items() if other.get(k) == v}
     shared = {k: v for k, v in shared.items() if not k.startswith(P + "hardware.cpu.")}
-    shared[OCI_PREFIX + "title"] = recipe_dir.name
+    shared[OCI_PREFIX + "title"] = title
     return shared

@@ -20,6 +20,18 @@ if TYPE_CHECKING:
 LAYOUT_ONLY = ("org.opencontainers.image.ref.name",)
 
 
+def metadata_args(context: RenderedContext) -> list[str]:
+    """``--annotation k=v`` for every manifest annotation, ``--label k=v`` for the labels the
+    Dockerfile could not carry: one argument each, never pasted into text."""
+    args = []
+    for key, value in context.oci_annotations().items():
+        if key not in LAYOUT_ONLY:
+            args += ["--annotation", f"{key}={value}"]
+    for key, value in context.argv_labels().items():
+        args += ["--label", f"{key}={value}"]
+    return args
+
+
 class BuildahBuilder(Builder):
     name = "buildah"
 
@@ -48,12 +60,7 @@ class BuildahBuilder(Builder):
             argv += ["-t", destination]
         else:
             argv += [*self.registry_args(destination), "-t", "docker://" + destination]
-        for key, value in context.oci_annotations().items():
-            if key not in LAYOUT_ONLY:
-                argv += ["--annotation", f"{key}={value}"]
-        for key, value in context.argv_labels().items():
-            argv += ["--label", f"{key}={value}"]
-        return [*argv, str(context.directory)]
+        return [*argv, *metadata_args(context), str(context.directory)]
 
     def registry_args(self, destination: str) -> list[str]:
         from ..registry.reference import is_loopback, parse_reference

@@ -19,25 +19,47 @@ from .registry_cmds import registry_options
               show_default=True, help="Directory for the build contexts (one per target).")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds for recipe code.")
 @click.option("--explain", is_flag=True, help="Show where every annotation came from and what it overrode.")
+@click.option("--script", type=click.Path(path_type=Path),
+              help="Also write a standalone POSIX sh script that builds every target with buildah and the index.")
+@click.option("--root", type=click.Path(path_type=Path), help="buildah --root to read base images' annotations from.")
+@click.option("--runroot", type=click.Path(path_type=Path), help="buildah --runroot.")
+@click.option("--storage-driver", help="buildah --storage-driver.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, explain: bool, as_json: bool) -> None:
+def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, explain: bool, script: Path | None,
+               root, runroot, storage_driver, as_json: bool) -> None:
     """Write the build context (Dockerfile, profile, entrypoint, annotations.json) without building.
 
+    With --script, the contexts go to one directory per target and the script builds them all
+    with buildah (on a build node without Python); the base image's annotations are read from
+    buildah's store, as `build` does.
+
     \b
-    Example:
+    Examples:
       hpcannotate render recipes/gromacs --variant hpccm --target zen3 -o /tmp/ctx
+      hpcannotate render recipes/gromacs -o build/ctx --script build/ctx/build.sh && sh build/ctx/build.sh
     """
     from ..recipedir import load_recipe_dir
     from ..render import render_variant, warn_all
 
     recipe_dir = load_recipe_dir(directory)
     chosen = recipe_dir.variant(variant)
+    wanted = list(targets or chosen.targets)
+    reader = None
+    if script is not None:
+        from ..build import base_reader
+        from ..builders import BuildOptions
+        from ..builders.buildah import BuildahBuilder
+
+        store = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver)
+        reader = base_reader(BuildahBuilder(store), allow_make=False, make=False)
     results = []
-    for target in targets or chosen.targets:
-        destination = out / target if len(targets or chosen.targets) > 1 else out
-        context = render_variant(recipe_dir, chosen.name, target, destination, timeout=timeout)
+    for target in wanted:
+        destination = out / target if len(wanted) > 1 or script is not None else out
+        context = render_variant(recipe_dir, chosen.name, target, destination, timeout=timeout, base_reader=reader)
         warn_all(context)
         results.append(context)
+    if script is not None:
+        _write_script(script, recipe_dir, chosen.name, results)
     if as_json:
         console.emit_json([
             {"target": c.target, "variant": c.variant.name, "context": str(c.directory),
@@ -51,6 +73,19 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
             from .infer_cmd import print_annotations
 
             print_annotations(c.annotations, explain=True)
+
+
+def _write_script(script: Path, recipe_dir, variant: str, contexts) -> None:
+    from ..build import image_version, index_annotations
+    from ..buildscript import write_script
+
+    version, why_not = (None, None) if recipe_dir.version else image_version(contexts)
+    if why_not:
+        console.warn(why_not)
+    tag = recipe_dir.version or version or "latest"
+    index_values = index_annotations(recipe_dir.name, [c.oci_annotations() for c in contexts])
+    write_script(script, recipe_dir.name, variant, tag, contexts, index_values)
+    console.progress(f"wrote {script}: sh {script} [oci:PATH | docker://REGISTRY/REPOSITORY]")
 
 
 @click.command("build")
