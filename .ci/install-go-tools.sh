@@ -35,11 +35,30 @@ install() {
   go install "$package@$version"
 }
 
+# install_from_module NAME MODULE VERSION: for modules whose go.mod has exclude/replace directives, which
+# `go install pkg@version` refuses: build the command inside the downloaded module (its go.mod and go.sum
+# as the project ships them), stamping the version the way the project's own build does.
+install_from_module() {
+  local name=$1 module=$2 version=$3
+  if [ -x "$bin/$name" ] && "$bin/$name" --version 2>/dev/null | grep -qF " $version "; then
+    echo "install-go-tools: $name $version is installed ($bin/$name)"
+    return
+  fi
+  local dir
+  dir="$(go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -n "$dir" ] || { echo "install-go-tools: go mod download $module@$version failed" >&2; exit 1; }
+  echo "install-go-tools: building $name $version (in $dir)"
+  mkdir -p "$bin"
+  (cd "$dir" && go build -trimpath -o "$bin/$name" \
+    -ldflags "-X $module/version.Version=$version -X $module/version.Package=$module" "./cmd/$name")
+}
+
 install crane github.com/google/go-containerregistry \
   github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION"
-install buildkitd github.com/moby/buildkit github.com/moby/buildkit/cmd/buildkitd "$BUILDKIT_VERSION"
-install buildctl github.com/moby/buildkit github.com/moby/buildkit/cmd/buildctl "$BUILDKIT_VERSION"
 install buildx github.com/docker/buildx github.com/docker/buildx/cmd/buildx "$BUILDX_VERSION"
+# buildkit's go.mod has exclude directives: `go install github.com/moby/buildkit/cmd/buildkitd@...` refuses it
+install_from_module buildctl github.com/moby/buildkit "$BUILDKIT_VERSION"
+install_from_module buildkitd github.com/moby/buildkit "$BUILDKIT_VERSION"
 
 if [ "$(id -u)" = 0 ]; then
   plugins=/usr/local/lib/docker/cli-plugins

@@ -1,10 +1,9 @@
-"""The exact commands each backend runs. buildx is not installable here: its code path is tested
-through the command line it builds (and for real where `docker buildx` exists)."""
+"""The exact commands each backend runs (each also runs for real: test_build_busybox.py for buildah,
+test_buildx_real.py for buildx on a BuildKit daemon)."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -96,9 +95,22 @@ def test_backend_selection():
         assert select_builder("auto", BuildOptions()).name == "buildah"
 
 
-@pytest.mark.skipif(shutil.which("docker") is None or subprocess.run(["docker", "buildx", "version"],
-                    capture_output=True, check=False).returncode != 0, reason="docker buildx is not available")
-def test_buildx_builds_for_real(context, tmp_path):
-    builder = BuildxBuilder(BuildOptions())
-    result = builder.build(context, f"oci:{tmp_path / 'oci'}:test", "linux/amd64", tmp_path / "build.log")
-    assert (tmp_path / "oci" / "index.json").is_file() and result.reference.endswith(":test")
+def test_buildx_argv_for_a_loopback_registry_and_a_local_base(context):
+    builder = BuildxBuilder(BuildOptions(build_contexts={"busybox": "oci-layout:///cache/busybox@sha256:" + "a" * 64}))
+    builder.base_digests["busybox"] = "sha256:" + "a" * 64
+    argv = builder.build_argv(context, "127.0.0.1:5000/hello:1.0-x86_64_v3", "linux/amd64")
+    assert pairs(argv, "--output") == ["type=registry,registry.insecure=true"]  # plain HTTP on loopback only
+    assert f"manifest:org.opencontainers.image.base.digest=sha256:{'a' * 64}" in pairs(argv, "--annotation")
+    assert pairs(argv, "--build-context") == [f"busybox=oci-layout:///cache/busybox@sha256:{'a' * 64}"]
+
+
+@pytest.mark.parametrize(("ref", "name"), [
+    ("busybox", "busybox"), ("busybox:latest", "busybox"), ("debian:bookworm", "debian:bookworm"),
+    ("docker.io/library/debian:bookworm", "debian:bookworm"),
+    ("spack/ubuntu-jammy:0.23.1", "spack/ubuntu-jammy:0.23.1"),
+    ("reg.example.org:5000/hpc/base:1", "reg.example.org:5000/hpc/base:1"),
+])
+def test_build_context_names_are_what_buildkit_looks_up(ref, name):
+    from hpcannotate.builders.buildx_bases import context_name
+
+    assert context_name(ref) == name

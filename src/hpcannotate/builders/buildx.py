@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import HpcAnnotateError, InputError
+from ..render import final_base
 from .base import Builder, BuildResult, run_logged
 from .buildah import LAYOUT_ONLY
 
@@ -32,8 +33,17 @@ HOW_TO_CREATE = ("create a BuildKit builder: `docker buildx create --name bk --d
                  "then pass --builder bk")
 
 
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+
+
 class BuildxBuilder(Builder):
     name = "buildx"
+
+    def __init__(self, options):
+        super().__init__(options)
+        # FROM reference -> manifest digest of the local base handed over as a named context:
+        # written as org.opencontainers.image.base.digest, as buildah writes it for its bases
+        self.base_digests: dict[str, str] = {}
 
     def available(self) -> bool:
         return self.unavailable_reason() is None
@@ -48,9 +58,12 @@ class BuildxBuilder(Builder):
         if self.options.builder:
             argv += ["--builder", self.options.builder]
         argv += ["--platform", platform, "-f", str(context.dockerfile), "--provenance=false"]
-        for key, value in context.oci_annotations().items():
-            if key not in LAYOUT_ONLY:
-                argv += ["--annotation", f"manifest:{key}={value}"]
+        annotations = {k: v for k, v in context.oci_annotations().items() if k not in LAYOUT_ONLY}
+        base_digest = self.base_digests.get(final_base(context.dockerfile.read_text()) or "")
+        if base_digest and BASE_DIGEST not in annotations:
+            annotations[BASE_DIGEST] = base_digest
+        for key, value in annotations.items():
+            argv += ["--annotation", f"manifest:{key}={value}"]
         for key, value in context.argv_labels().items():
             argv += ["--label", f"{key}={value}"]
         for name, location in self.options.build_contexts.items():
@@ -65,6 +78,7 @@ class BuildxBuilder(Builder):
         return [*argv, str(context.directory)]
 
     def _insecure(self, destination: str) -> bool:
+        """Plain HTTP (``registry.insecure``) for loopback registries and ``--tls-verify=false``."""
         from ..registry.reference import is_loopback, parse_reference
 
         return (not self.options.tls_verify or bool(self.options.plain_http)
@@ -165,13 +179,18 @@ def _check_builder(builder: str | None, docker_config: str) -> str | None:
         return "the docker buildx plugin is not installed (bash .ci/install-go-tools.sh, or docker-buildx-plugin)"
     code, out, err = _inspected(builder, docker_config)
     which = f"builder {builder}" if builder else "the default buildx builder"
-    if code != 0:
-        lines = (err.strip() or out.strip()).splitlines() or ["no output"]
+    # `inspect --bootstrap` exits 0 even when the builder cannot be reached: it prints "Error:" lines
+    errors = [line.partition(":")[2].strip() for line in out.splitlines() if line.startswith("Error:")]
+    if code != 0 or errors:
+        lines = errors or (err.strip() or out.strip()).splitlines() or ["no output"]
         return f"{which} is not usable ({lines[-1].strip()}); {HOW_TO_CREATE}"
     driver = builder_driver(builder, docker_config)
     if driver == "docker":
         return (f"{which} uses the docker driver (Docker v2 manifests without annotations, no OCI export); "
                 f"{HOW_TO_CREATE}")
+    states = [line.partition(":")[2].strip() for line in out.splitlines() if line.strip().startswith("Status:")]
+    if not driver or "running" not in states:
+        return f"{which} has no running BuildKit node ({', '.join(states) or 'no node'}); {HOW_TO_CREATE}"
     return None
 
 

@@ -146,4 +146,5 @@ def register(ref: str, builder, *, allow_make: bool, make: bool, work: Path) -> 
     if base is None:
         return None
     builder.options.build_contexts[context_name(ref)] = base.context()
+    builder.base_digests[ref] = base.digest
     return base.annotations(ref)
