@@ -11,7 +11,15 @@ Side by side in one run, alternating, N times each (default 3):
 All use one private buildah store with the base image loaded once beforehand.
 Target: A within 5% of B (median over median); A/C and A'/C are printed too.
 
-    python bench/build_overhead.py [--recipe recipes/gromacs] [--target x86_64_v2] [--runs 3]
+With ``--builder NAME`` (a BuildKit builder: see the README's "Setting up a BuildKit builder"),
+in the same run and alternating with the above:
+  D. `hpcannotate build --backend buildx --builder NAME` (and D'. with `--no-probe`);
+  E. the `docker buildx build` that D runs underneath, by hand (same context, base as a named
+     build context, OCI tarball output), so D/E is hpcannotate's own cost with buildx.
+BuildKit caches the steps of a build it has seen: every run after the first is a cached build,
+for D and E alike (buildah builds without a layer cache).
+
+    python bench/build_overhead.py [--recipe recipes/gromacs] [--target x86_64_v2] [--runs 3] [--builder bk]
 """
 
 from __future__ import annotations
@@ -47,12 +55,33 @@ def timed(argv: list[str]) -> float:
     return elapsed
 
 
+def buildx_cases(args, exe: str, recipe_dir, variant: str, target: str, tmp: Path) -> dict[str, list[str]]:
+    """D, D' and E of the docstring: hpcannotate with buildx, and the buildx command it runs, by hand."""
+    from hpcannotate.builders.base import platform_for
+    from hpcannotate.builders.buildx import BuildxBuilder
+    from hpcannotate.builders.buildx_bases import register
+    from hpcannotate.targets import family_of
+
+    builder = BuildxBuilder(BuildOptions(builder=args.builder))
+    reason = builder.unavailable_reason()
+    if reason:
+        sys.exit(f"--builder {args.builder}: {reason}")
+    context = render_variant(recipe_dir, variant, target, tmp / "buildx-context")
+    for ref in base_images(context.dockerfile.read_text()):
+        register(ref, builder, allow_make=True, make=True, work=tmp)
+    by_hand = builder.build_argv(context, f"oci:{tmp / 'plain-bx'}:bench", platform_for(family_of(target)))
+    ours = [exe, "build", args.recipe, "--variant", variant, "--target", target, "--backend", "buildx",
+            "--builder", args.builder, "--workdir", str(tmp / "work-bx"), "--output", f"oci:{tmp / 'out-bx'}"]
+    return {"buildx build": ours, "  ... buildx --no-probe": [*ours, "--no-probe"], "plain buildx build": by_hand}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default=str(REPO / "recipes" / "gromacs"))
     parser.add_argument("--variant", default=None)
     parser.add_argument("--target", default=None)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--builder", help="also measure docker buildx on this BuildKit builder")
     args = parser.parse_args()
     exe = str(Path(sys.executable).with_name("hpcannotate"))
     recipe_dir = load_recipe_dir(args.recipe)
@@ -75,17 +104,20 @@ def main() -> int:
         plain_oci = [*bud, "-t", f"oci:{tmp / 'plain-oci'}:bench", str(context.directory)]
         cases = {"hpcannotate build": ours, "  ... --no-probe": [*ours, "--no-probe"],
                  "plain buildah bud": plain, "plain bud -t oci:": plain_oci}
+        if args.builder:
+            cases.update(buildx_cases(args, exe, recipe_dir, variant.name, target, tmp))
         times: dict[str, list[float]] = {name: [] for name in cases}
         for run in range(args.runs):
             for name, argv in cases.items():
                 times[name].append(timed(argv))
             shutil.rmtree(tmp / "out", ignore_errors=True)
             shutil.rmtree(tmp / "plain-oci", ignore_errors=True)
+            shutil.rmtree(tmp / "out-bx", ignore_errors=True)
             print(f"run {run + 1}: " + ", ".join(f"{n} {t[-1]:.1f} s" for n, t in times.items()), flush=True)
     print(f"\n{recipe_dir.name} ({variant.name}, {target}), {args.runs} runs each, alternating")
-    print(f"{'':20} {'median s':>9} {'min s':>7} {'max s':>7}")
+    print(f"{'':24} {'median s':>9} {'min s':>7} {'max s':>7}")
     for name, values in times.items():
-        print(f"{name:20} {statistics.median(values):9.1f} {min(values):7.1f} {max(values):7.1f}")
+        print(f"{name:24} {statistics.median(values):9.1f} {min(values):7.1f} {max(values):7.1f}")
     ours_median = statistics.median(times["hpcannotate build"])
     ratio = ours_median / statistics.median(times["plain buildah bud"])
     own = ours_median / statistics.median(times["plain bud -t oci:"])
@@ -95,6 +127,12 @@ def main() -> int:
     print(f"hpcannotate build vs the same bud into an OCI layout (its own cost): {100 * (own - 1):+.1f}%")
     bare = statistics.median(times["  ... --no-probe"]) / statistics.median(times["plain bud -t oci:"])
     print(f"hpcannotate build --no-probe vs the same bud into an OCI layout: {100 * (bare - 1):+.1f}%")
+    if args.builder:
+        plain_bx = statistics.median(times["plain buildx build"])
+        for name in ("buildx build", "  ... buildx --no-probe"):
+            ratio_bx = statistics.median(times[name]) / plain_bx
+            print(f"hpcannotate {name.strip(' .')} vs the same docker buildx build by hand: "
+                  f"{100 * (ratio_bx - 1):+.1f}%")
     return 0 if verdict == "met" else 1
 
 

@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,9 @@ from hpcannotate.oci.layout import OciLayout
 from hpcannotate.oci.media import OCI_INDEX, OCI_MANIFEST
 
 from .conftest import Result, console_script
+from .fixtures.buildkit import plugin_config
 from .fixtures.images import CACHE
+from .fixtures.realtools import require_buildx
 from .test_crane_real import same_bytes_as_crane
 
 pytestmark = [pytest.mark.real_tools, pytest.mark.slow]
@@ -179,3 +183,46 @@ def test_the_daemon_reached_nothing_but_loopback(new_layout, buildkit):
     proc = subprocess.run(["grep", "-iE", "registry-1.docker.io|lookup .* on", str(buildkit.log)],
                           capture_output=True, text=True)
     assert proc.stdout == ""
+
+
+@pytest.fixture
+def private_dockerd(tmp_path):
+    """A real dockerd (no bridge, no iptables) on a private socket: its default buildx builder has the docker
+    driver."""
+    if shutil.which("dockerd") is None:
+        pytest.skip("dockerd is not installed (apt-get install docker.io)")
+    base = Path(tempfile.mkdtemp(prefix="hpcannotate-dockerd-"))  # a short path: the socket's name has a limit
+    socket = base / "docker.sock"
+    log = tmp_path / "dockerd.log"
+    proc = subprocess.Popen(["dockerd", "--data-root", str(base / "data"), "--exec-root", str(base / "exec"),
+                             "-H", f"unix://{socket}", "--pidfile", str(base / "pid"), "--bridge", "none",
+                             "--iptables=false", "--ip6tables=false", "--ip-masq=false"],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            if socket.exists() and "API listen on" in log.read_text(errors="replace"):
+                break
+            assert proc.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"dockerd did not start: {log.read_text()[-2000:]}")
+        yield f"unix://{socket}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_docker_driver_is_refused_with_how_to_make_a_buildkit_builder(private_dockerd, run_cli, tmp_path):
+    """docker's own builder writes Docker v2 manifests without annotations: refused, never a mislabelled success."""
+    require_buildx()
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    plugin_config(config)
+    r = run_cli("build", HELLO, "--backend", "buildx", "--workdir", tmp_path / "work",
+                env={"DOCKER_HOST": private_dockerd, "DOCKER_CONFIG": str(config)})
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert "uses the docker driver" in line and "without annotations" in line
+    assert "docker buildx create --name bk" in line and "--builder bk" in line
+    assert not (tmp_path / "work" / "hello" / "oci").exists()
