@@ -3,6 +3,7 @@ test_buildx_real.py for buildx on a BuildKit daemon)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -114,3 +115,20 @@ def test_build_context_names_are_what_buildkit_looks_up(ref, name):
     from hpcannotate.builders.buildx_bases import context_name
 
     assert context_name(ref) == name
+
+
+def test_a_base_in_an_oci_layout_reaches_buildx_as_a_named_context(tmp_path, run_cli, busybox_base):
+    layout = tmp_path / "bases"
+    shutil.copytree(busybox_base, layout)
+    digest = json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
+    r = run_cli("build", HELLO, "--backend", "buildx", "--base", f"busybox=oci:{layout}:latest", "--dry-run",
+                "--json", "--workdir", tmp_path / "work", "--target", "x86_64")
+    assert r.returncode == 0, r.stderr
+    (step,) = json.loads(r.stdout)["targets"]
+    assert pairs(step["argv"], "--build-context") == [f"busybox=oci-layout://{layout}@{digest}"]
+    assert f"manifest:org.opencontainers.image.base.digest={digest}" in pairs(step["argv"], "--annotation")
+    assert "manifest:org.supercontainers.shell.implementation=sh,ash" in pairs(step["argv"], "--annotation")
+    r = run_cli("build", HELLO, "--backend", "buildah", "--base", f"busybox=oci:{layout}", "--dry-run")
+    assert r.returncode == 2 and "--base is for --backend buildx" in r.stderr
+    r = run_cli("build", HELLO, "--backend", "buildx", "--base", f"busybox={layout}", "--dry-run")
+    assert r.returncode == 2 and "expected REF=oci:PATH[:TAG]" in r.stderr

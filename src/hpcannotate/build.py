@@ -368,6 +368,9 @@ def plan(
             raise InputError(f"--target {target!r}: not an archspec CPU target")
     plan_destination(recipe_dir, push, output, workdir, options)  # a bad --push/--output fails before rendering
     builder = select_builder(backend, options)
+    if options.base_layouts and builder.name != "buildx":
+        raise InputError("--base is for --backend buildx (named build contexts); for buildah, "
+                         "`buildah pull oci:PATH:TAG` and `buildah tag` the image as the FROM name")
     available = builder.available()
     if not available and not dry_run:
         raise HpcAnnotateError(f"the {builder.name} backend is not available on this machine: "

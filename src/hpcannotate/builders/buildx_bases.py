@@ -62,21 +62,21 @@ def context_name(ref: str) -> str:
     return name
 
 
-def layout_base(spec: str, where: str = "--base") -> LocalBase:
+def layout_base(spec: str, where: str = "--base ") -> LocalBase:
     """``oci:PATH[:TAG]`` (TAG may be omitted when the layout holds one image) as a LocalBase."""
     from ..oci.layout import OciLayout
     from ..oci.media import OCI_MANIFEST
 
     if not spec.startswith("oci:"):
-        raise InputError(f"{where} {spec!r}: expected oci:PATH[:TAG] (an OCI image layout)")
+        raise InputError(f"{where}{spec}: expected oci:PATH[:TAG] (an OCI image layout)")
     body = spec.removeprefix("oci:")
     path, _, tag = body.rpartition(":") if ":" in body and not Path(body).is_dir() else (body, "", "")
     layout = OciLayout.open(path)
     desc = layout.find(tag or None)
     if desc.get("mediaType", OCI_MANIFEST) != OCI_MANIFEST:
-        raise InputError(f"{where} {spec}: names {desc.get('mediaType')}, not one image manifest")
+        raise InputError(f"{where}{spec}: names {desc.get('mediaType')}, not one image manifest")
     if re.search(r"[:@]", str(Path(path).resolve())):
-        raise InputError(f"{where} {spec}: buildx cannot read a layout whose path has ':' or '@'")
+        raise InputError(f"{where}{spec}: buildx cannot read a layout whose path has ':' or '@'")
     return LocalBase(Path(path), desc["digest"])
 
 
@@ -142,7 +142,8 @@ def resolve(ref: str, options: BuildOptions, *, allow_make: bool, make: bool, wo
 
 def register(ref: str, builder, *, allow_make: bool, make: bool, work: Path) -> Annotations | None:
     """Resolve ``ref`` and hand it to ``builder`` (a BuildxBuilder) as a named context; returns its annotations."""
-    base = resolve(ref, builder.options, allow_make=allow_make, make=make, work=work)
+    named = {name: layout_base(spec, f"--base {name}=") for name, spec in builder.options.base_layouts.items()}
+    base = resolve(ref, builder.options, allow_make=allow_make, make=make, work=work, named=named)
     if base is None:
         return None
     builder.options.build_contexts[context_name(ref)] = base.context()

@@ -96,6 +96,8 @@ def _write_script(script: Path, recipe_dir, variant: str, contexts) -> None:
 @click.option("--push", metavar="REF", help="Push to a registry: per-target tags REF-<target> and the index at REF.")
 @click.option("--output", metavar="oci:PATH", help="OCI image layout to write (default: build/<app>/oci).")
 @click.option("--builder", "buildx_builder", help="buildx builder (remote BuildKit) to use.")
+@click.option("--base", "bases", multiple=True, metavar="REF=oci:PATH[:TAG]",
+              help="buildx: the base FROM REF is this image of an OCI layout (a named build context; repeatable).")
 @click.option("--root", type=click.Path(path_type=Path), help="buildah --root: a private image store.")
 @click.option("--runroot", type=click.Path(path_type=Path), help="buildah --runroot.")
 @click.option("--storage-driver", help="buildah --storage-driver (vfs where overlay is unavailable).")
@@ -110,7 +112,7 @@ def _write_script(script: Path, recipe_dir, variant: str, contexts) -> None:
                    "build nothing.")
 @click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, root, runroot,
+def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, bases, root, runroot,
               storage_driver, authfile, tls_verify, plain_http, make_base, probe, workdir, dry_run, stream_log,
               as_json) -> None:
     """Build one annotated image per CPU target and an annotated index over them.
@@ -125,7 +127,7 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
                            authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None,
-                           stream_log=stream_log)
+                           stream_log=stream_log, base_layouts=_base_layouts(bases))
     if dry_run:
         _dry_run(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
                  output=output, workdir=workdir, options=options, allow_make_base=make_base, as_json=as_json)
@@ -147,6 +149,18 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
         click.echo(f"    digest {t.digest}")
         rows = [[k, console.shorten(v, 70)] for k, v in sorted(t.annotations.items())]
         console.table(rows, indent=4)
+
+
+def _base_layouts(bases: tuple[str, ...]) -> dict[str, str]:
+    from ..errors import InputError
+
+    found = {}
+    for item in bases:
+        ref, sep, spec = item.partition("=")
+        if not sep or not ref or not spec.startswith("oci:"):
+            raise InputError(f"--base {item!r}: expected REF=oci:PATH[:TAG] (the FROM reference, an OCI layout)")
+        found[ref] = spec
+    return found
 
 
 DRY_RUN_WIDTH = 120  # a --dry-run argument is shown up to this many characters
