@@ -9,8 +9,13 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import resource
 import sys
 import traceback
+
+# No file the worker writes (its reply, a recipe's scratch file) may grow past this: a recipe
+# cannot fill the disk through the caller's temporary files. Hard and soft alike, so it stays.
+MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 def _one_line(exc: BaseException) -> str:
@@ -19,6 +24,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main() -> int:
+    _, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    limit = MAX_FILE_BYTES if hard == resource.RLIM_INFINITY else min(hard, MAX_FILE_BYTES)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
     request = json.loads(sys.stdin.read())
     module_name, _, func_name = request["function"].partition(":")
     if not module_name.startswith("hpcannotate."):
