@@ -375,6 +375,7 @@ def test_bench_runs_on_a_slice(capsys):
     out = capsys.readouterr().out
     assert re.search(r"hpcannotate adapter\s+60\s+\d+\s+[\d.]+\s+[\d.]+\s+0$", out, re.M), out
     assert "adapter / raw parser:" in out and "peak RSS" in out
+    assert re.search(r"raw, in the sandbox\s+60\s", out) and "sandbox cost:" in out, out  # bwrap is installed
 
 
 @pytest.mark.slow

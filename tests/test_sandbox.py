@@ -250,3 +250,21 @@ def test_without_bwrap_the_worker_runs_unsandboxed_after_one_warning(tmp_path, r
     assert "bwrap is not installed" in line and "HPCANNOTATE_SANDBOX=require" in line
     line = one_error_line(run_cli("infer", "--format", "hpccm", str(recipe), env={"HPCANNOTATE_SANDBOX": "maybe"}))
     assert "HPCANNOTATE_SANDBOX='maybe'" in line
+
+
+def test_a_bwrap_that_cannot_create_namespaces_falls_back_with_one_warning(tmp_path, run_cli):
+    """As on a kernel without unprivileged user namespaces: bwrap is there but fails before the worker runs."""
+    fake = tmp_path / "bin" / "bwrap"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create a new namespace' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    recipe = hpccm_recipe(tmp_path / "app", "")
+    path = {"PATH": f"{fake.parent}:{os.environ['PATH']}"}
+    r = run_cli("infer", "--format", "hpccm", "--json", str(recipe), env=path)
+    assert r.returncode in (0, 1), r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "warning: recipes are evaluated without a sandbox: bwrap cannot create its namespaces here (bwrap: No "
+        "permissions to create a new namespace); user namespaces may be disabled; they can read and change your "
+        "files and signal hpcannotate (set HPCANNOTATE_SANDBOX=require to refuse, =off to silence this)"]
+    line = one_error_line(run_cli("infer", "--format", "hpccm", str(recipe), env={**path, **REQUIRE}))
+    assert "HPCANNOTATE_SANDBOX=require" in line and "No permissions to create a new namespace" in line

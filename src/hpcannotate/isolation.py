@@ -46,18 +46,39 @@ def run_isolated(
     Output goes to files rather than pipes, so a process left behind cannot keep
     the caller waiting for an end of file either.
     """
-    request = json.dumps({"function": function, "payload": payload})
+    request = json.dumps({"function": function, "payload": payload}).encode()
     worker = [sys.executable, "-m", "hpcannotate._worker"]
-    if box.use() if sandboxed is None else sandboxed:
-        argv, env, where = [*box.bwrap_argv(reads, writes, cwd), *worker], None, None
+    follow_mode = sandboxed is None
+    if box.use() if follow_mode else sandboxed:
+        returncode, out, err = _run([*box.bwrap_argv(reads, writes, cwd), *worker], request, None, None, timeout, what)
+        reply = _reply(out)
+        if reply is None and returncode != 0 and follow_mode and box.fall_back():  # bwrap cannot work here
+            env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+            returncode, out, err = _run(worker, request, env, cwd, timeout, what)
+            reply = _reply(out)
     else:
-        argv, env, where = worker, dict(os.environ), cwd
-        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        returncode, out, err = _run(worker, request, {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}, cwd,
+                                    timeout, what)
+        reply = _reply(out)
+    if reply is None:
+        tail = (err.strip().splitlines() or ["no output"])[-1]
+        if returncode == 0:
+            tail = "no reply from the worker (did the recipe write to its output?)"
+        raise IsolatedError(f"{what}: evaluation crashed (exit {returncode}): {tail}", err)
+    if "error" in reply:
+        detail = reply.get("traceback")
+        raise IsolatedError(f"{what}: {reply['error']}", detail if isinstance(detail, str) else None)
+    return reply["result"]
+
+
+def _run(argv: list[str], request: bytes, env: dict | None, cwd: str | None, timeout: float,
+         what: str) -> tuple[int, str, str]:
+    """Run the worker (or bwrap) with ``request`` on stdin: its exit status, stdout and stderr."""
     with tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stdout, \
             tempfile.TemporaryFile() as stderr:
-        stdin.write(request.encode())
+        stdin.write(request)
         stdin.seek(0)
-        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=where, env=env,
+        proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd, env=env,
                                 start_new_session=_POSIX)
         try:
             returncode = proc.wait(timeout=timeout)
@@ -69,21 +90,18 @@ def run_isolated(
             _kill_group(proc)
             raise
         _kill_group(proc)
-        out = _read(stdout)
-        err = _read(stderr)
+        return returncode, _read(stdout), _read(stderr)
+
+
+def _reply(out: str) -> dict | None:
+    """The worker's reply, its last stdout line: a dict with ``result``, or ``error`` text; else None."""
     try:
         reply = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
     except (json.JSONDecodeError, IndexError, RecursionError):
-        reply = None
-    if not isinstance(reply, dict) or not ("result" in reply or isinstance(reply.get("error"), str)):
-        tail = (err.strip().splitlines() or ["no output"])[-1]
-        if returncode == 0:
-            tail = "no reply from the worker (did the recipe write to its output?)"
-        raise IsolatedError(f"{what}: evaluation crashed (exit {returncode}): {tail}", err)
-    if "error" in reply:
-        detail = reply.get("traceback")
-        raise IsolatedError(f"{what}: {reply['error']}", detail if isinstance(detail, str) else None)
-    return reply["result"]
+        return None
+    if isinstance(reply, dict) and ("result" in reply or isinstance(reply.get("error"), str)):
+        return reply
+    return None
 
 
 def malformed(what: str, exc: BaseException) -> IsolatedError:

@@ -145,9 +145,9 @@ def unavailable() -> str | None:
     """Why the sandbox cannot run here (one phrase), or None when it can; tried once per process."""
     if shutil.which("bwrap") is None:
         return f"bwrap is not installed ({INSTALL_HINT})"
+    true = shutil.which("true", path="/usr/bin:/bin") or "/usr/bin/true"
     try:
-        done = subprocess.run([*bwrap_argv(), sys.executable, "-c", ""], capture_output=True, timeout=30,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run([*bwrap_argv(), true], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bwrap does not start: {exc}"
     if done.returncode == 0:
@@ -156,19 +156,29 @@ def unavailable() -> str | None:
     return f"bwrap cannot create its namespaces here ({said}); user namespaces may be disabled"
 
 
-_warned = False
-
-
 def use() -> bool:
-    """Whether workers run in the sandbox: per ``HPCANNOTATE_SANDBOX``, warning once when ``auto`` cannot."""
-    global _warned
+    """Whether to run the next worker in the sandbox, without trying it first (that costs a bwrap start).
+
+    A bwrap that is installed but cannot work here shows when the worker fails: the caller then asks
+    ``fall_back`` whether that was the sandbox's fault.
+    """
     chosen = mode()
     if chosen == "off":
         return False
+    if shutil.which("bwrap") is not None:
+        return True
+    return not fall_back()
+
+
+def fall_back() -> bool:
+    """After a sandboxed worker failed: False when the sandbox works (the failure is the recipe's),
+    True when it cannot run here and the worker may run without it (``auto``, warned once);
+    SandboxUnavailable under ``require``."""
+    global _warned
     reason = unavailable()
     if reason is None:
-        return True
-    if chosen == "require":
+        return False
+    if mode() == "require":
         raise SandboxUnavailable(f"recipes must be evaluated in a sandbox ({MODE_ENV}=require), but {reason}")
     if not _warned:
         _warned = True
@@ -176,4 +186,7 @@ def use() -> bool:
 
         console.warn(f"recipes are evaluated without a sandbox: {reason}; they can read and change your files "
                      f"and signal hpcannotate (set {MODE_ENV}=require to refuse, =off to silence this)")
-    return False
+    return True
+
+
+_warned = False
