@@ -149,11 +149,20 @@ def test_a_recipe_sees_neither_the_users_files_nor_the_environments_secrets(tmp_
     recipe = hpccm_recipe(tmp_path / "app", (
         "import os\n"
         f"try:\n    seen = open({str(secret)!r}).read()\nexcept OSError as exc:\n    seen = type(exc).__name__\n"
-        "raise RuntimeError('SAW ' + seen + ' TOKEN ' + os.environ.get('REGISTRY_TOKEN', 'unset'))\n"
+        "try:\n    shadow = str(len(open('/etc/shadow').read()))\nexcept OSError as exc:\n"
+        "    shadow = type(exc).__name__\n"
+        "caps = [line.split()[1] for line in open('/proc/self/status') if line.startswith('CapEff')][0]\n"
+        "raise RuntimeError('SAW ' + seen + ' TOKEN ' + os.environ.get('REGISTRY_TOKEN', 'unset') + ' SHADOW '\n"
+        "                   + shadow + ' CAPS ' + caps + ' ROOT [' + ','.join(sorted(os.listdir('/root'))\n"
+        "                   if os.path.isdir('/root') else []) + ']')\n"
     ))
     line = one_error_line(run_cli("infer", "--format", "hpccm", str(recipe),
                                   env={**REQUIRE, "REGISTRY_TOKEN": "s3cr3t"}))
-    assert "SAW FileNotFoundError TOKEN unset" in line
+    assert "SAW FileNotFoundError TOKEN unset SHADOW " in line
+    assert line.split(" SHADOW ")[1].split()[0] in ("0", "PermissionError")  # covered, even for root
+    assert " CAPS 0000000000000000 " in line
+    in_root = line.split(" ROOT [")[1].split("]")[0]
+    assert set(in_root.split(",")) <= {"", ".pyenv"}, line  # /root has at most the Python (here, pyenv's) in it
 
 
 def test_no_network_from_inside(tmp_path, run_cli):

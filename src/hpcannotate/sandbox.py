@@ -6,7 +6,8 @@ from the user's machine: it could delete files, start a daemon that outlives
 ``infer``, or stop the CLI so that its timeout never fires. bubblewrap (Debian
 ``bubblewrap``) puts the worker into new namespaces instead:
 
-* the root file system holds only the system directories (read-only), the
+* the root file system holds only the system directories (read-only; in /etc,
+  what only root may read is covered, for a worker run as root), the
   Python installation hpcannotate runs from (read-only) and the directories
   the caller names (the recipe's own, read-only); no home directory, no /run
   (where the container engines' sockets are), no /var;
@@ -33,6 +34,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
@@ -98,6 +100,39 @@ def _python_paths() -> list[str]:
     return kept
 
 
+# Where /etc keeps what only root may read (shadow, munge.key, ssl/private, ssh host keys): their
+# entries are looked at one level deep, and those others cannot read are hidden in the sandbox.
+ETC_SCANNED = ("/etc", "/etc/ssh", "/etc/ssl", "/etc/security", "/etc/munge", "/etc/docker", "/etc/containers")
+
+
+@functools.cache
+def _etc_secrets() -> tuple[list[str], list[str]]:
+    """Files and directories under ETC_SCANNED that other users cannot read.
+
+    Run as root, the worker could read them (``--ro-bind /etc`` keeps their modes): they are
+    covered (an empty file, an empty tmpfs), so that the worker reads no more than any user can.
+    """
+    files: list[str] = []
+    dirs: list[str] = []
+    for top in ETC_SCANNED:
+        if top in dirs:
+            continue  # covered as a whole; bwrap could not even reach into it to cover its files
+        try:
+            entries = list(os.scandir(top))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            if stat.S_ISDIR(mode) and not (mode & stat.S_IROTH and mode & stat.S_IXOTH):
+                dirs.append(entry.path)
+            elif stat.S_ISREG(mode) and not mode & stat.S_IROTH:
+                files.append(entry.path)
+    return files, dirs
+
+
 def _environment(writable_home: str) -> list[str]:
     args = ["--clearenv"]
     for name in KEEP_ENV:
@@ -121,7 +156,7 @@ def bwrap_argv(reads: Sequence[str] = (), writes: Sequence[str] = (), cwd: str |
     imports can come from a recipe's directory.
     """
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-            "--hostname", "sandbox"]
+            "--cap-drop", "ALL", "--hostname", "sandbox"]
     for path in SYSTEM_DIRS:
         if os.path.isdir(path):
             argv += ["--ro-bind", path, path]
@@ -130,6 +165,11 @@ def bwrap_argv(reads: Sequence[str] = (), writes: Sequence[str] = (), cwd: str |
             argv += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             argv += ["--ro-bind", path, path]
+    secret_files, secret_dirs = _etc_secrets()
+    for path in secret_files:
+        argv += ["--ro-bind", "/dev/null", path]
+    for path in secret_dirs:
+        argv += ["--tmpfs", path, "--remount-ro", path]
     argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", PRIVATE_TMP]
     for path in _collapse([*_python_paths(), *reads]):
         argv += ["--ro-bind", path, path]
