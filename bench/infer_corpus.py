@@ -30,7 +30,7 @@ from pathlib import Path
 from hpcannotate import sandbox
 from hpcannotate.adapters.base import InferOptions
 from hpcannotate.adapters.easybuild import EasyBuildAdapter, backstop_timeout
-from hpcannotate.adapters.easybuild_eval import installed_easyconfigs
+from hpcannotate.adapters.easybuild_eval import installed_easyconfigs, tree_root
 from hpcannotate.errors import HpcAnnotateError
 from hpcannotate.isolation import run_isolated
 
@@ -39,7 +39,7 @@ TARGET_RATIO = 2.0
 
 
 def corpus(tree: Path | None, limit: int | None) -> list[Path]:
-    trees = [tree] if tree else [Path(t) for t in installed_easyconfigs()]
+    trees = [tree.resolve()] if tree else [Path(t) for t in installed_easyconfigs()]
     if not trees:
         sys.exit("easybuild-easyconfigs is not installed (no <prefix>/easybuild/easyconfigs); give --tree")
     files = sorted(p for t in trees for p in t.rglob("*.eb"))
@@ -58,7 +58,7 @@ def raw_parser(files: list[Path], workers: int, sandboxed: bool = False) -> tupl
     """Wall time and failures of EasyConfigParser alone, in the adapter's worker layout."""
     chunks = [[str(p) for p in files[start::workers]] for start in range(workers)]
     options = InferOptions()
-    trees = sorted({str(p.parent.parent.parent) for p in files})  # <tree>/<letter>/<Name>/<file>.eb
+    trees = sorted({tree_root(str(p)) or str(p.parent) for p in files})  # what the adapter's sandbox shows
 
     def run(chunk: list[str]) -> dict:
         return run_isolated("hpcannotate.adapters.easybuild_eval:parse_batch", {"paths": chunk},

@@ -277,3 +277,12 @@ def test_a_bwrap_that_cannot_create_namespaces_falls_back_with_one_warning(tmp_p
         "files and signal hpcannotate (set HPCANNOTATE_SANDBOX=require to refuse, =off to silence this)"]
     line = one_error_line(run_cli("infer", "--format", "hpccm", str(recipe), env={**path, **REQUIRE}))
     assert "HPCANNOTATE_SANDBOX=require" in line and "No permissions to create a new namespace" in line
+
+
+def test_a_recipe_directory_named_relative_to_the_cwd_renders_in_the_sandbox(tmp_path, run_cli):
+    """The sandbox's working directory is its private /tmp: the worker must get absolute paths."""
+    repo = Path(__file__).resolve().parents[1]
+    r = run_cli("render", "recipes/gromacs", "--variant", "hpccm", "--target", "zen3", "-o", tmp_path / "ctx",
+                cwd=repo, env=REQUIRE)
+    assert r.returncode == 0, r.stderr
+    assert "FROM " in (tmp_path / "ctx" / "Dockerfile").read_text()

@@ -108,7 +108,7 @@ def _dockerfile_body(variant: Variant, target: str, context: Path, timeout: floa
     if fmt == "hpccm":
         reply = run_isolated(
             "hpcannotate.render_hpccm:render",
-            {"recipe": str(variant.recipe), "target": target, "userargs": variant.userargs},
+            {"recipe": str(variant.recipe.resolve()), "target": target, "userargs": variant.userargs},
             timeout=timeout,
             what=str(variant.recipe),
             reads=[str(variant.config.parent.resolve())],
