@@ -286,3 +286,24 @@ def test_a_recipe_directory_named_relative_to_the_cwd_renders_in_the_sandbox(tmp
                 cwd=repo, env=REQUIRE)
     assert r.returncode == 0, r.stderr
     assert "FROM " in (tmp_path / "ctx" / "Dockerfile").read_text()
+
+
+def test_a_recipe_cannot_take_the_machines_memory_or_disk(tmp_path, run_cli):
+    recipe = hpccm_recipe(tmp_path / "app", (
+        "report = []\n"
+        "try:\n"
+        "    hog = bytearray(6 * 2**30)\n"
+        "    report.append('allocated')\n"
+        "except MemoryError:\n"
+        "    report.append('MemoryError')\n"
+        "try:\n"
+        "    with open('/tmp/fill', 'wb') as fill:\n"
+        "        for _ in range(300):\n"
+        "            fill.write(bytes(2**20))\n"
+        "    report.append('wrote 300 MB')\n"
+        "except OSError as exc:\n"
+        "    report.append(type(exc).__name__ + ' ' + str(exc.errno))\n"
+        "raise RuntimeError('REPORT ' + ', '.join(report))\n"
+    ))
+    line = one_error_line(run_cli("infer", "--format", "hpccm", str(recipe), env=REQUIRE))
+    assert "REPORT MemoryError, OSError " in line, line  # EFBIG (the file size limit) or ENOSPC (the tmpfs)
