@@ -299,6 +299,7 @@ BAD = {
     "bad/loops.eb": "did not finish within 2 s",
     "bad/crashes.eb": "crashed",
     "bad/exits.eb": "sys.exit(3)",
+    "bad/forges-reply.eb": "the evaluation's reply is malformed",
     "bad/not-python.eb": "unterminated string literal",
     "bad/no-toolchain.eb": "no toolchain",
     "bad/unknown-toolchain.eb": "unknown toolchain nosuchchain/2099a",
