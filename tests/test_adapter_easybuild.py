@@ -299,6 +299,7 @@ BAD = {
     "bad/loops.eb": "did not finish within 2 s",
     "bad/crashes.eb": "crashed",
     "bad/exits.eb": "sys.exit(3)",
+    "bad/forges-reply.eb": "the evaluation's reply is malformed",
     "bad/not-python.eb": "unterminated string literal",
     "bad/no-toolchain.eb": "no toolchain",
     "bad/unknown-toolchain.eb": "unknown toolchain nosuchchain/2099a",
@@ -375,6 +376,7 @@ def test_bench_runs_on_a_slice(capsys):
     out = capsys.readouterr().out
     assert re.search(r"hpcannotate adapter\s+60\s+\d+\s+[\d.]+\s+[\d.]+\s+0$", out, re.M), out
     assert "adapter / raw parser:" in out and "peak RSS" in out
+    assert re.search(r"raw, in the sandbox\s+60\s", out) and "sandbox cost:" in out, out  # bwrap is installed
 
 
 @pytest.mark.slow

@@ -566,27 +566,23 @@ def test_a_recipe_that_is_not_utf8_is_one_line(tmp_path):
 def test_a_process_the_recipe_starts_neither_holds_up_nor_outlives_it(tmp_path):
     import os
     import time
+    import uuid
 
-    pidfile = tmp_path / "pid"
+    from .test_sandbox import processes_with
+
+    marker = f"hpcannotate-sleeper-{uuid.uuid4().hex}"  # its PID is the sandbox's: found by its command line
     recipe = _recipe(tmp_path, (
         "import subprocess\n"
-        "child = subprocess.Popen(['sleep', '30'])\n"
-        f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
+        f"child = subprocess.Popen(['python3', '-c', 'import time; time.sleep(30)', {marker!r}])\n"
     ))
     started = time.monotonic()
     inf = infer(recipe, timeout=15)
     assert time.monotonic() - started < 10  # not reported as timed out while sleep holds the output open
     assert values(inf)["os.name"] == "ubuntu"
-    pid = int(pidfile.read_text())
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            break
-        if state == "Z":
-            break
+    while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    else:
+    left = processes_with(marker)
+    for pid in left:
         os.kill(pid, 9)
-        raise AssertionError(f"sleep (pid {pid}) outlived the worker")
+    assert not left, f"the recipe's child (pids {left}) outlived the worker"

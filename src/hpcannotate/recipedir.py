@@ -9,8 +9,11 @@ and the key.
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -26,6 +29,7 @@ DEFAULT_TARGETS = ("x86_64",)
 # (Python's re.search), and these names land in Dockerfile comments and in build directories.
 APP_NAME = re.compile(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*")
 VARIANT_NAME = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
+SHELL = re.compile(r"/[^\s\x00-\x1f\x7f]*")  # an absolute path, one word: it becomes CMD ["<shell>", "-l"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,8 @@ class Variant:
     @cached_property
     def recipe(self) -> Path:
         """The recipe file; InputError (naming hpcannotate.yaml and the key) when it does not exist."""
-        return _recipe_path(self.config.parent, self.config, self.name, self.format, self.recipe_name)
+        path = _recipe_path(self.config.parent, self.config, self.name, self.format, self.recipe_name)
+        return _check_spack_names(path) if self.format == "spack" else path
 
 
 @dataclass(frozen=True)
@@ -132,11 +137,47 @@ def _env(raw: dict | None) -> EnvSpec:
 EASYCONFIGS_EXTRA = "pip install 'hpcannotate[easyconfigs]'"
 
 
+def confined(directory: Path, name: str, where: str, *, directories: bool = False) -> Path:
+    """The file ``name`` (as written in ``where``) inside the recipe directory ``directory``.
+
+    A recipe directory may come from anyone, and what it names is read into the build context,
+    the Dockerfile and the image's annotations: so it must name a regular file inside the
+    directory (a directory too, when ``directories``). An absolute path, a ``..`` that climbs
+    out, a symlink that resolves outside, a symlink loop and a special file (a FIFO would hang
+    the read, a device never ends) are each an InputError naming ``where``.
+    """
+    if os.path.isabs(name) or name.startswith("~"):
+        raise InputError(f"{where}: {name} is an absolute path; name a file inside the recipe directory "
+                         f"{directory}")
+    path = directory / name
+    if not _within(os.path.normpath(os.path.abspath(path)), os.path.abspath(directory)):
+        raise InputError(f"{where}: {name} climbs out of the recipe directory {directory}; name a file inside it")
+    if not _within(os.path.realpath(path), os.path.realpath(directory)):
+        raise InputError(f"{where}: {name} is a symlink to {os.path.realpath(path)}, outside the recipe directory "
+                         f"{directory}; copy the file in instead")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InputError(f"{where}: {name} is a symlink loop") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise InputError(f"{where}: {name} does not exist") from None
+        raise InputError(f"{where}: {name}: cannot read: {exc.strerror}") from None
+    if stat.S_ISREG(mode) or (directories and stat.S_ISDIR(mode)):
+        return path
+    kind = "a directory" if stat.S_ISDIR(mode) else "a special file (FIFO, socket or device)"
+    raise InputError(f"{where}: {name} is {kind}, not a regular file")
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 def _recipe_path(directory: Path, config: Path, variant: str, fmt: str, name: str) -> Path:
     path = directory / name
-    if path.is_file():
-        return path
     where = f"{config}: variants.{variant}.recipe"
+    if os.path.lexists(path) or os.path.isabs(name) or ".." in Path(name).parts:
+        return confined(directory, name, where)
     if fmt == "easybuild" and "/" not in name and name.endswith(".eb"):
         from .adapters.easybuild import locate_by_name
         from .adapters.easybuild_eval import installed_easyconfigs
@@ -154,10 +195,59 @@ def _recipe_path(directory: Path, config: Path, variant: str, fmt: str, name: st
     raise InputError(f"{where}: {name} does not exist")
 
 
+def spack_includes(recipe: Path) -> list[Path]:
+    """The existing files and directories a Spack environment's ``include:`` names, inside its directory.
+
+    They go into the build context (and the Spack adapter reads them): one that is absolute or
+    leaves the environment's directory is an InputError, as for any file a recipe directory names.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(recipe.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{recipe}: cannot read the Spack environment: {exc}") from None
+    entries = data.get("spack", {}).get("include") if isinstance(data, dict) and isinstance(
+        data.get("spack"), dict) else None
+    if isinstance(entries, str):
+        entries = [entries]
+    found = []
+    for entry in entries if isinstance(entries, list) else []:
+        raw = entry.get("path") if isinstance(entry, dict) else entry
+        if not isinstance(raw, str) or not raw.strip() or "$" in raw or "://" in raw:
+            continue  # a Spack variable or a URL: resolved by Spack in the build, nothing of this machine's
+        if not os.path.lexists(recipe.parent / raw) and not os.path.isabs(raw) and ".." not in Path(raw).parts:
+            continue  # missing: the Spack adapter warns about it
+        include = confined(recipe.parent, raw, f"{recipe}: include: {raw}", directories=True)
+        if os.path.realpath(include) != os.path.realpath(recipe.parent):
+            found.append(recipe.parent / os.path.relpath(os.path.normpath(include), recipe.parent))
+    return found
+
+
+def spack_lock(recipe: Path) -> Path:
+    """The Spack environment's own lock file (``<stem>.lock``), inside its directory (InputError if not)."""
+    return confined(recipe.parent, recipe.with_suffix(".lock").name, f"{recipe}: its lock file")
+
+
+def _check_spack_names(recipe: Path) -> Path:
+    """``recipe``, after checking that its includes and lock file stay in its directory: before the
+    Spack adapter reads them for ``infer`` or ``render``."""
+    spack_includes(recipe)
+    if os.path.lexists(recipe.with_suffix(".lock")):
+        spack_lock(recipe)
+    return recipe
+
+
 def _check_names(data: dict, config: Path) -> None:
     if not APP_NAME.fullmatch(data["name"]):
         raise InputError(f"{config}: name: {data['name']!r} is not an image name (lower-case letters, digits, "
                          "and . _ - / between them)")
+    shells = [("shell", data.get("shell"))]
+    shells += [(f"variants.{name}.shell", raw.get("shell")) for name, raw in data["variants"].items()]
+    for where, shell in shells:
+        if shell is not None and not SHELL.fullmatch(shell):
+            raise InputError(f"{config}: {where}: {shell!r} is not a shell's absolute path (one word, no line "
+                             "break or control character)")
     for name in (*data["variants"], data["default"]):
         if not VARIANT_NAME.fullmatch(name):
             where = "default" if name == data["default"] else "variants"
@@ -170,8 +260,9 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
     path = Path(path)
     config = path if path.is_file() else path / CONFIG_NAME
     directory = config.parent
-    if not config.is_file():
+    if not os.path.lexists(config):
         raise InputError(f"{directory}: no {CONFIG_NAME} (a recipe directory names its variants there)")
+    confined(directory, config.name, str(config))  # not a symlink to a file elsewhere, nor a FIFO
     data = load_structured(config, "recipe directory configuration")
     if not isinstance(data, dict):
         raise InputError(f"{config}: expected a mapping at the top level")
@@ -211,12 +302,8 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
         for v in variants.values():
             if v.format == fmt_name and not v.base:
                 raise InputError(f"{config}: variants.{v.name}.base: a dockerfile variant needs a base image")
-    docs = {}
-    for kind, name in (data.get("docs") or {}).items():
-        doc = directory / name
-        if not doc.is_file():
-            raise InputError(f"{config}: docs.{kind}: {name} does not exist")
-        docs[kind] = doc
+    docs = {kind: confined(directory, name, f"{config}: docs.{kind}")
+            for kind, name in (data.get("docs") or {}).items()}
     return RecipeDir(
         path=directory,
         config=config,

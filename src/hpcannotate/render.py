@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,10 +29,10 @@ from .containerfile import parse as parse_dockerfile
 from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
 from .infer import infer
-from .isolation import DEFAULT_TIMEOUT, run_isolated
+from .isolation import DEFAULT_TIMEOUT, malformed, run_isolated
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
-from .recipedir import DEFAULT_SHELL, EnvSpec, RecipeDir, Variant
+from .recipedir import DEFAULT_SHELL, EnvSpec, RecipeDir, Variant, confined, spack_includes, spack_lock
 from .resources import render as render_template
 from .resources import templates_dir
 
@@ -107,11 +108,15 @@ def _dockerfile_body(variant: Variant, target: str, context: Path, timeout: floa
     if fmt == "hpccm":
         reply = run_isolated(
             "hpcannotate.render_hpccm:render",
-            {"recipe": str(variant.recipe), "target": target, "userargs": variant.userargs},
+            {"recipe": str(variant.recipe.resolve()), "target": target, "userargs": variant.userargs},
             timeout=timeout,
             what=str(variant.recipe),
+            reads=[str(variant.config.parent.resolve())],
         )
-        return reply["dockerfile"].rstrip() + "\n", EnvSpec()
+        dockerfile = reply.get("dockerfile") if isinstance(reply, dict) else None
+        if not isinstance(dockerfile, str):
+            raise malformed(str(variant.recipe), TypeError("no Dockerfile text"))
+        return dockerfile.rstrip() + "\n", EnvSpec()
     if fmt == "spack":
         env_dir = context / "spack-env"
         env_dir.mkdir()
@@ -174,19 +179,21 @@ def _copy_local_sources(body: str, recipe_dir: Path, context: Path, where: str) 
                 matches = sorted(root.glob(source.lstrip("/"))) if any(c in source for c in "*?[") else [
                     root / source.lstrip("/")]
                 for found in matches:
-                    relative = _inside(found, root, where, instruction.line, source)
+                    here = f"{where}: line {instruction.line}"
+                    relative = _inside(found, root, here, source)
                     if relative.parts and relative.parts[0] in RESERVED_IN_CONTEXT:
-                        raise InputError(f"{where}: line {instruction.line}: {source} would replace hpcannotate's "
-                                         f"own {relative.parts[0]} in the build context; rename it")
-                    if not found.exists():
-                        raise InputError(f"{where}: line {instruction.line}: {instruction.keyword} {source}: no "
-                                         f"such file in {recipe_dir}")
+                        raise InputError(f"{here}: {source} would replace hpcannotate's own {relative.parts[0]} "
+                                         "in the build context; rename it")
+                    if not os.path.lexists(found):
+                        raise InputError(f"{here}: {instruction.keyword} {source}: no such file in {recipe_dir}")
+                    confined(root, str(relative), f"{here}: {instruction.keyword} {source}", directories=True)
                     dest = context / relative
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     if found.is_dir():
                         whole = not relative.parts  # `COPY . /app`: not over hpcannotate's own files
                         shutil.copytree(found, dest, symlinks=True, dirs_exist_ok=True,
-                                        ignore=_top_level_reserved(found) if whole else None)
+                                        ignore=_top_level_reserved(found) if whole else None,
+                                        copy_function=_regular_only(f"{here}: {instruction.keyword} {source}"))
                     else:
                         shutil.copy2(found, dest)
 
@@ -196,11 +203,23 @@ def _top_level_reserved(top: Path):
     return lambda directory, names: [n for n in names if n in RESERVED_IN_CONTEXT] if Path(directory) == top else []
 
 
-def _inside(path: Path, root: Path, where: str, line: int, source: str) -> Path:
+def _inside(path: Path, root: Path, where: str, source: str) -> Path:
+    """``path`` relative to ``root`` as written (``..`` folded, symlinks not followed: ``confined`` checks those)."""
     try:
-        return path.resolve().relative_to(root)
+        return Path(os.path.normpath(path)).relative_to(root)
     except ValueError:
-        raise InputError(f"{where}: line {line}: {source} is outside the recipe directory {root}") from None
+        raise InputError(f"{where}: {source} is outside the recipe directory {root}") from None
+
+
+def _regular_only(where: str):
+    """A copytree ``copy_function`` that copies regular files and refuses FIFOs, sockets and devices
+    (copying a FIFO waits for a writer that never comes; a device never ends)."""
+    def copy(source: str, dest: str) -> str:
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            raise InputError(f"{where}: {source} is a special file (FIFO, socket or device), not a regular file")
+        return shutil.copy2(source, dest)
+
+    return copy
 
 
 def _copy_spack_env(recipe: Path, env_dir: Path) -> None:
@@ -209,9 +228,9 @@ def _copy_spack_env(recipe: Path, env_dir: Path) -> None:
     Nothing else: a sibling ``spack.yaml`` of another recipe must not replace this one."""
     shutil.copy2(recipe, env_dir / "spack.yaml")
     lock = recipe.with_suffix(".lock")
-    if lock.is_file():
-        shutil.copy2(lock, env_dir / "spack.lock")
-    for include in _spack_includes(recipe):
+    if os.path.lexists(lock):
+        shutil.copy2(spack_lock(recipe), env_dir / "spack.lock")
+    for include in spack_includes(recipe):
         relative = include.relative_to(recipe.parent)
         if relative.parts[0] in ("spack.yaml", "spack.lock"):
             raise InputError(f"{recipe}: include: {relative} would replace the environment's own "
@@ -219,33 +238,10 @@ def _copy_spack_env(recipe: Path, env_dir: Path) -> None:
         dest = env_dir / relative
         dest.parent.mkdir(parents=True, exist_ok=True)
         if include.is_dir():
-            shutil.copytree(include, dest, dirs_exist_ok=True)
+            shutil.copytree(include, dest, symlinks=True, dirs_exist_ok=True,
+                            copy_function=_regular_only(f"{recipe}: include: {relative}"))
         else:
             shutil.copy2(include, dest)
-
-
-def _spack_includes(recipe: Path) -> list[Path]:
-    """Existing relative ``include:`` paths of a Spack environment that stay inside its directory."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(recipe.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{recipe}: cannot read the Spack environment: {exc}") from None
-    entries = data.get("spack", {}).get("include") if isinstance(data, dict) and isinstance(
-        data.get("spack"), dict) else None
-    if isinstance(entries, str):
-        entries = [entries]
-    found = []
-    base = recipe.parent.resolve()
-    for entry in entries if isinstance(entries, list) else []:
-        raw = entry.get("path") if isinstance(entry, dict) else entry
-        if not isinstance(raw, str) or not raw.strip() or Path(raw).is_absolute() or "$" in raw or "://" in raw:
-            continue
-        target = (recipe.parent / raw).resolve()
-        if target.is_relative_to(base) and target != base and target.exists():
-            found.append(recipe.parent / target.relative_to(base))
-    return found
 
 
 def easybuild_optarch(target: str) -> str:

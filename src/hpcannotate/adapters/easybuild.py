@@ -106,9 +106,10 @@ def backstop_timeout(options: InferOptions, files: int) -> float:
 def _run_chunk(paths: list[str], options: InferOptions) -> list[dict]:
     fd, progress = tempfile.mkstemp(prefix="hpcannotate-eb-", suffix=".progress")
     os.close(fd)
+    robot_paths = [os.path.abspath(p) for p in options.robot_paths]
     payload = {
-        "paths": paths,
-        "robot_paths": [str(p) for p in options.robot_paths],
+        "paths": [os.path.abspath(p) for p in paths],  # the sandbox has no working directory of ours
+        "robot_paths": robot_paths,
         "timeout": options.timeout,
         "progress": progress,
     }
@@ -116,13 +117,52 @@ def _run_chunk(paths: list[str], options: InferOptions) -> list[dict]:
     limit = backstop_timeout(options, len(paths))
     started = time.monotonic()
     try:
-        return run_isolated(f"{WORKER}:evaluate_batch", payload, timeout=limit, what=what)["results"]
+        reply = run_isolated(f"{WORKER}:evaluate_batch", payload, timeout=limit, what=what,
+                             reads=_trees(payload["paths"]) + robot_paths, writes=[progress])
+        return _checked(reply, len(paths), what)
     except IsolatedError as exc:
         hung = time.monotonic() - started >= limit
         reason = str(exc).removeprefix(f"{what}: ")
         return _recover(paths, options, progress, reason, hung)
     finally:
         os.unlink(progress)
+
+
+def _trees(paths: list[str]) -> list[str]:
+    """The directories the worker reads for these easyconfigs: each one's easyconfigs tree (where
+    its toolchain's easyconfigs are looked up), or its own directory."""
+    from .easybuild_eval import tree_root
+
+    return sorted({tree_root(p) or os.path.dirname(p) for p in paths})
+
+
+def _checked(reply: object, count: int, what: str) -> list[dict]:
+    """The worker's per-file replies, each ``{"facts": {...}}`` or ``{"error": str}``.
+
+    The worker ran easyconfig code, which can write a reply of its own: one without this shape is
+    the batch's error (IsolatedError), never a TypeError later.
+    """
+    results = reply.get("results") if isinstance(reply, dict) else None
+    if not isinstance(results, list) or len(results) != count:
+        raise IsolatedError(f"{what}: the evaluation's reply is malformed (not one result per easyconfig); "
+                            "did an easyconfig write to the worker's output?")
+    for item in results:
+        facts = item.get("facts") if isinstance(item, dict) else None
+        if isinstance(item, dict) and isinstance(item.get("error"), str):
+            continue
+        if not (isinstance(facts, dict) and _rows(facts.get("sets"), 5) and _rows(facts.get("missing"), 2)
+                and isinstance(facts.get("warnings"), list) and all(isinstance(w, str) for w in facts["warnings"])):
+            raise IsolatedError(f"{what}: the evaluation's reply is malformed (a result is neither facts nor an "
+                                "error); did an easyconfig write to the worker's output?")
+    return results
+
+
+def _rows(value: object, width: int) -> bool:
+    """A list of ``width``-long rows whose first two fields are text (key and value, or key and reason)."""
+    return isinstance(value, list) and all(
+        isinstance(row, list) and len(row) == width and all(isinstance(f, str) for f in row[:2])
+        and all(f is None or (isinstance(f, (str, int)) and not isinstance(f, bool)) for f in row[2:])
+        for row in value)
 
 
 def _recover(paths: list[str], options: InferOptions, progress: str, reason: str, hung: bool) -> list[dict]:

@@ -82,6 +82,11 @@ def evaluate_batch(payload: dict) -> dict:
     if not check_timeout(timeout):  # 0 is not "the default": the caller validates, this is the backstop
         raise ValueError(f"timeout {timeout!r}: must be a positive number of seconds")
     robot_paths = [os.path.abspath(p) for p in payload.get("robot_paths", [])]
+    # EasyBuild's modules take seconds to import on a busy machine: before the first deadline, not in it.
+    import easybuild.framework.easyconfig.parser
+    import easybuild.framework.easyconfig.types
+    import easybuild.tools.build_log  # noqa: F401
+
     results = []
     with _progress(payload.get("progress")) as mark:
         for index, path in enumerate(payload["paths"]):

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from ..catalogue import catalogue, is_managed
 from ..errors import InputError
-from ..isolation import run_isolated
+from ..isolation import malformed, run_isolated
 from .base import MODE_KEY, TARGET_KEY, Adapter, Inference, InferOptions, apply_target
 from .facts import (
     COMPILER_PACKAGES,
@@ -803,9 +803,13 @@ class HpccmAdapter(Adapter):
         if options.target:
             apply_target(Inference(self.name, recipe), options.target)  # a bad --target fails before the recipe runs
         payload = {"path": str(recipe.resolve()), "userargs": dict(options.userargs), "target": options.target}
-        raw = run_isolated(EVALUATE, payload, timeout=options.timeout, what=str(recipe))
-        if "error" in raw:
-            raise InputError(f"{recipe}: {raw['error']}", raw.get("traceback"))
-        inference = Inference(self.name, recipe)
-        interpret(raw, inference, options.target)
+        raw = run_isolated(EVALUATE, payload, timeout=options.timeout, what=str(recipe),
+                           reads=[os.path.dirname(payload["path"])])
+        try:
+            if "error" in raw:
+                raise InputError(f"{recipe}: {raw['error']}", raw.get("traceback"))
+            inference = Inference(self.name, recipe)
+            interpret(raw, inference, options.target)
+        except (TypeError, KeyError, AttributeError, ValueError, IndexError) as exc:  # not the shape facts have
+            raise malformed(str(recipe), exc) from exc
         return inference

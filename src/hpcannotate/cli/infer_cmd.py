@@ -25,7 +25,8 @@ def _finite(value: float) -> float:
 @click.option("--format", "fmt", type=click.Choice(["hpccm", "spack", "easybuild"]), help="Recipe format.")
 @click.option("--variant", help="Variant of a recipe directory's hpcannotate.yaml (default: its default variant).")
 @click.option("--userarg", multiple=True, metavar="KEY=VALUE", help="HPCCM USERARG entries (repeatable).")
-@click.option("--robot-path", multiple=True, type=click.Path(path_type=Path), help="Extra easyconfig trees.")
+@click.option("--robot-path", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Extra easyconfig trees (existing directories).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_TIMEOUT, show_default=True,
               callback=lambda _ctx, _param, value: _finite(value), help="Seconds allowed to evaluate a recipe.")
 @click.option("--concretize", is_flag=True, help="Spack: run `spack concretize` first and read spack.lock.")
