@@ -19,6 +19,7 @@ digest: never the order of the arguments.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -347,9 +348,14 @@ def _offers(fp: Fingerprint, feature: str) -> bool | None:
     return None
 
 
+@functools.cache
+def _mandatory() -> tuple[tuple[str, str], ...]:
+    return tuple((spec.key, spec.short) for spec in catalogue().mandatory())
+
+
 def _annotations(values: Mapping[str, str], problems: Sequence) -> list[Reason]:
     reasons = []
-    missing = [spec.short for spec in catalogue().mandatory() if spec.key not in values]
+    missing = [short for key, short in _mandatory() if key not in values]
     if missing:
         plural = "s" if len(missing) > 1 else ""
         reasons.append(unknown("annotations",
@@ -364,7 +370,7 @@ def _annotations(values: Mapping[str, str], problems: Sequence) -> list[Reason]:
             reasons.append(unknown("annotations",
                                   f"hardware.cpu.optimized.version {target!r} is not an archspec target"
                                   + (f" (did you mean {hint}?)" if hint else "") + ": cannot compare CPUs"))
-    mandatory = {spec.key for spec in catalogue().mandatory()}
+    mandatory = {key for key, _ in _mandatory()}
     for problem in problems:
         if problem.key == TARGET or (problem.key in mandatory and problem.key not in values):
             continue  # said above: a missing mandatory key, a target that is not archspec's
@@ -372,8 +378,23 @@ def _annotations(values: Mapping[str, str], problems: Sequence) -> list[Reason]:
     return reasons
 
 
-def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None) -> list[Reason]:
-    return cpu_fit(values.get(TARGET), fp, platform)
+def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None, cache: dict | None = None) -> list[Reason]:
+    """The CPU findings; ``cache`` (one host) keeps them per target and architecture: many entries share them."""
+    if cache is None:
+        return cpu_fit(values.get(TARGET), fp, platform)
+    key = (values.get(TARGET), (platform or {}).get("architecture"))
+    if key not in cache:
+        cache[key] = cpu_fit(key[0], fp, platform)
+    return list(cache[key])
+
+
+def _plain(values: Mapping[str, str]) -> dict[str, str]:
+    """Canonical key -> value once: ``Annotations`` resolves spellings on every lookup, and assess looks often."""
+    from .annotations import Annotations
+
+    if isinstance(values, Annotations):
+        return {entry.key: entry.value for entry in values.entries()}
+    return dict(values)
 
 
 CHECKS: tuple[Callable[..., list[Reason]], ...] = (_gpu, _mpi, _kernel)
@@ -381,12 +402,16 @@ ORDER = {RED: 0, UNKNOWN: 1, ORANGE: 2, GREEN: 3, NOTE: 4}
 
 
 def assess(values: Mapping[str, str], fp: Fingerprint, platform: dict | None = None,
-           problems: Sequence = ()) -> Assessment:
-    """The verdict, score and reasons for one image (its merged annotations) on the host ``fp``."""
+           problems: Sequence = (), *, cache: dict | None = None) -> Assessment:
+    """The verdict, score and reasons for one image (its merged annotations) on the host ``fp``.
+
+    ``cache``: a dict kept across calls for the same ``fp`` (``rank_entries`` passes one).
+    """
     from .knowledge import policy
 
     rules = policy()
-    reasons = _annotations(values, problems) + _cpu(values, fp, platform)
+    values = _plain(values)
+    reasons = _annotations(values, problems) + _cpu(values, fp, platform, cache)
     for check in CHECKS:
         reasons.extend(check(values, fp))
     counted = [r for r in reasons if r.level != NOTE]
@@ -521,8 +546,9 @@ def rank_entries(entries: Sequence[PlatformEntry], fp: Fingerprint) -> list[Entr
     hand as ``PlatformEntry`` objects.
     """
     matches = []
+    cache: dict = {}
     for entry in entries:
-        found = assess(entry.annotations, fp, entry.platform, entry.problems)
+        found = assess(entry.annotations, fp, entry.platform, entry.problems, cache=cache)
         matches.append(EntryMatch(entry, found.verdict, found.score, found.reasons, factor=found.factor))
     matches.sort(key=EntryMatch.sort_key)
     for n, m in enumerate(matches, 1):
@@ -545,9 +571,10 @@ def rank(reads: Sequence[ImageRead], fp: Fingerprint, app: str | None = None) ->
 
 
 def match(refs: Sequence[str], fp: Fingerprint, transport: Transport | None = None, *, app: str | None = None,
-          workers: int | None = None) -> MatchReport:
-    """Read ``refs`` (manifests and configs only, concurrently) and rank every platform entry on ``fp``."""
+          workers: int | None = None, configs: str = "needed") -> MatchReport:
+    """Read ``refs`` concurrently (manifests; a config only where they lack a mandatory key: ``configs``)
+    and rank every platform entry on ``fp``."""
     from .imageread import DEFAULT_WORKERS, Transport, read_many
 
-    reads = read_many(list(refs), transport or Transport(), workers=workers or DEFAULT_WORKERS)
+    reads = read_many(list(refs), transport or Transport(), workers=workers or DEFAULT_WORKERS, configs=configs)
     return rank(reads, fp, app)
