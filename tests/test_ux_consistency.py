@@ -64,16 +64,19 @@ def on(target: str) -> Fingerprint:
 
 
 def test_narrower_vector_code_is_orange_even_for_a_direct_parent(spr):
-    """x86_64_v3 (256-bit) on any AVX-512 host: the same verdict whether archspec calls it a parent or not."""
+    """x86_64_v3 (256-bit) on any AVX-512 host: orange whether archspec calls it a parent or not.
+
+    The score is the tuning (a direct parent 0.95, another ancestor 0.90) times the lost vector width (0.70).
+    """
     found = {host: assess(cpu("x86_64_v3"), fp) for host, fp in
              (("x86_64_v4", on("x86_64_v4")), ("icelake", on("icelake")), ("sapphirerapids", spr))}
     assert {host: (a.verdict, a.score) for host, a in found.items()} == {
-        "x86_64_v4": ("orange", 70), "icelake": ("orange", 70), "sapphirerapids": ("orange", 70)}
+        "x86_64_v4": ("orange", 66), "icelake": ("orange", 63), "sapphirerapids": ("orange", 63)}
     assert "without the host's 512-bit vector instructions" in found["x86_64_v4"].reasons[0].message
     # a microarchitecture and its AVX-512 child: as on the other AVX-512 hosts
     parent, other = assess(cpu("skylake", "microarchitecture"), on("skylake_avx512")), \
         assess(cpu("skylake", "microarchitecture"), on("cascadelake"))
-    assert (parent.verdict, parent.score) == (other.verdict, other.score) == ("orange", 70)
+    assert (parent.verdict, parent.score, other.verdict, other.score) == ("orange", 66, "orange", 63)
 
 
 def test_direct_parent_with_vectors_as_wide_stays_green_95(spr):

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .errors import InputError
+from .knowledge import shells
 
 if TYPE_CHECKING:
     from .annotations import Annotations
@@ -44,7 +45,7 @@ TITLES = {
     "one-target": "one CPU target per image",
 }
 
-SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh", "tcsh", "csh", "fish"})
+SHELLS = frozenset(shells())  # data/shells.yaml
 SHELL_FLAGS = frozenset({"-l", "-i", "--login", "-il", "-li", "--norc", "--noprofile", "-"})
 USAGE_WORDS = frozenset({"--help", "-h", "-help", "help", "usage", "--usage", "-?"})
 # Small entrypoints known by name: (what it is, whether it sets the application's environment).

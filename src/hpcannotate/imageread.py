@@ -107,8 +107,13 @@ def merged_annotations(view: ImageView, index_layer: Annotations | None) -> Anno
     return index_layer.merge(effective) if index_layer is not None else effective
 
 
-def read_one(ref: str, client: RegistryClient | None, transport: Transport = Transport()) -> ImageRead:
-    """One reference; errors a user can fix are returned in ``error``, not raised."""
+def read_one(ref: str, client: RegistryClient | None, transport: Transport = Transport(), *,
+             configs: str = "always") -> ImageRead:
+    """One reference; errors a user can fix are returned in ``error``, not raised.
+
+    ``configs="needed"``: an image's config is read only when its manifest annotations lack a
+    mandatory key (see ``inspect``); ``image_config`` fetches it later if a command needs it.
+    """
     from .inspect import inspect
 
     before = (client.stats.requests, client.stats.bytes_received) if client else (0, 0)
@@ -116,7 +121,7 @@ def read_one(ref: str, client: RegistryClient | None, transport: Transport = Tra
     result = ImageRead(ref)
     try:
         found = inspect(ref, client=client, authfile=transport.authfile, tls_verify=transport.tls_verify,
-                        plain_http=transport.plain_http)
+                        plain_http=transport.plain_http, configs=configs)
     except HpcAnnotateError as exc:
         result.error = str(exc)
     else:
@@ -138,6 +143,7 @@ def read_many(
     *,
     workers: int = DEFAULT_WORKERS,
     client_factory: Callable[[], RegistryClient] | None = None,
+    configs: str = "always",
 ) -> list[ImageRead]:
     """Read every reference, ``workers`` at a time; results in the order of ``refs``.
 
@@ -164,7 +170,7 @@ def read_many(
             is_layout = parse_reference(ref).is_layout
         except HpcAnnotateError as exc:
             return ImageRead(ref, error=str(exc))
-        return read_one(ref, None if is_layout else client_for_thread(), transport)
+        return read_one(ref, None if is_layout else client_for_thread(), transport, configs=configs)
 
     try:
         if len(refs) <= 1 or workers <= 1:

@@ -66,13 +66,22 @@ class ImageView:
         return platform_text(self.platform)
 
     def effective(self) -> Annotations:
-        """Labels < manifest annotations < descriptor annotations, keys in canonical spelling."""
-        layers = [(self.labels or {}, Layer.BASE_IMAGE, "config label"), (self.annotations, Layer.PROBE, "manifest"),
-                  (self.descriptor_annotations, Layer.USER, "index descriptor")]
-        merged = Annotations()
-        for values, layer, name in layers:
-            merged = merged.merge(Annotations.from_mapping(values, Provenance(layer, name)))
-        return merged
+        """Labels < manifest annotations < descriptor annotations, keys in canonical spelling.
+
+        Computed once per content (inspect validates it, match merges it again): a copy is returned.
+        """
+        key = tuple(tuple(sorted(values.items())) for values in
+                    (self.labels or {}, self.annotations, self.descriptor_annotations))
+        cached = self.__dict__.get("_effective")
+        if cached is None or cached[0] != key:
+            layers = [(self.labels or {}, Layer.BASE_IMAGE, "config label"),
+                      (self.annotations, Layer.PROBE, "manifest"),
+                      (self.descriptor_annotations, Layer.USER, "index descriptor")]
+            merged = Annotations()
+            for values, layer, name in layers:
+                merged = merged.merge(Annotations.from_mapping(values, Provenance(layer, name)))
+            cached = self.__dict__["_effective"] = (key, merged)
+        return cached[1].copy()
 
     @property
     def compliant(self) -> bool:
@@ -177,26 +186,34 @@ def inspect(
     authfile: str | Path | None = None,
     tls_verify: bool = True,
     plain_http: bool | None = None,
+    configs: str = "always",
 ) -> Inspection:
-    """Read ``ref`` (manifests and configs only) and validate each image it names."""
+    """Read ``ref`` (manifests and configs only) and validate each image it names.
+
+    ``configs="needed"`` reads an image's config only when its manifest and descriptor
+    annotations lack a mandatory key (the labels may hold it): what ``match`` needs to decide,
+    at one request per image less. Such an image has ``labels`` and ``config`` None (not read).
+    """
+    if configs not in ("always", "needed"):
+        raise ValueError(f"configs: {configs!r} is not 'always' or 'needed'")
     chosen = [p if isinstance(p, Platform) else parse_platform(p) for p in platforms]
     repo = repository or open_repository(ref, client=client, authfile=authfile, tls_verify=tls_verify,
                                          plain_http=plain_http)
     try:
-        return _inspect(repo, chosen)
+        return _inspect(repo, chosen, configs == "always")
     finally:
         if repository is None and client is None:
             repo.close()
 
 
-def _inspect(repo: ImageRepository, platforms: list[Platform]) -> Inspection:
+def _inspect(repo: ImageRepository, platforms: list[Platform], always: bool = True) -> Inspection:
     top = repo.get(None)
     where = repo.describe()
     data = manifest_json(top, where)
     own = annotations_of(data, where)
     result = Inspection(repo.describe(), top.digest, top.media_type, len(top.raw), own)
     if not result.is_index:
-        image = _image(repo, top.digest, top.media_type, len(top.raw), data, None, {})
+        image = _image(repo, top.digest, top.media_type, len(top.raw), data, None, {}, always)
         if platforms and not any(p.matches(image.platform) for p in platforms):
             raise HpcAnnotateError(f"{where}: is a single image for {image.platform_text}, not "
                                    f"{', '.join(map(str, platforms))}")
@@ -210,13 +227,19 @@ def _inspect(repo: ImageRepository, platforms: list[Platform]) -> Inspection:
         if platforms and not any(p.matches(desc.get("platform")) for p in platforms):
             result.skipped += 1
             continue
-        result.images.append(_child(repo, desc))
+        result.images.append(_child(repo, desc, always))
     if platforms and not result.images:
         raise HpcAnnotateError(f"{where}: no manifest for {', '.join(map(str, platforms))}")
     return result
 
 
-def _child(repo: ImageRepository, desc: dict) -> ImageView:
+def _has_mandatory(image: ImageView) -> bool:
+    """The manifest and descriptor annotations hold every mandatory key: the labels cannot change a decision."""
+    keys = {catalogue().canonical(k) for k in (*image.annotations, *image.descriptor_annotations)}
+    return all(spec.key in keys for spec in catalogue().mandatory())
+
+
+def _child(repo: ImageRepository, desc: dict, always: bool = True) -> ImageView:
     digest = desc["digest"]
     descriptor = annotations_of(desc, f"{repo.describe()} descriptor {digest}")
     media_type = desc.get("mediaType") or ""
@@ -228,7 +251,7 @@ def _child(repo: ImageRepository, desc: dict) -> ImageView:
     if child.media_type in INDEX_TYPES:
         return ImageView(digest, child.media_type, len(child.raw), annotations_of(data, repo.describe(digest)),
                          descriptor, desc.get("platform"), kind="index")
-    image = _image(repo, digest, child.media_type, len(child.raw), data, desc.get("platform"), descriptor)
+    image = _image(repo, digest, child.media_type, len(child.raw), data, desc.get("platform"), descriptor, always)
     if is_attestation(desc):
         image.kind = "attestation"
         image.problems = []
@@ -236,11 +259,14 @@ def _child(repo: ImageRepository, desc: dict) -> ImageView:
 
 
 def _image(repo: ImageRepository, digest: str, media_type: str, size: int, data: dict, platform: dict | None,
-           descriptor: dict[str, str]) -> ImageView:
+           descriptor: dict[str, str], always: bool = True) -> ImageView:
     where = repo.describe(digest)
     image = ImageView(digest, media_type, size, annotations_of(data, where), descriptor, platform)
     config = data.get("config") or {}
     image.config_digest = config.get("digest")
+    if not always and _has_mandatory(image):
+        image.problems = image.effective().validate()
+        return image
     if image.config_digest and config.get("mediaType") in IMAGE_CONFIGS:
         try:
             parsed = json.loads(repo.config(image.config_digest))

@@ -1,38 +1,26 @@
-"""The smoke test before a pull: does an image run on this host, and how well?
+"""The smoke test before a pull: does an image run on this host, and how fast?
 
-``assess`` compares one image's annotations with a host ``Fingerprint`` key by key and
-gives a verdict with its reasons in words; ``match`` reads many references (manifests and
-configs only, concurrently; see ``imageread``) and ranks every platform entry, best first.
+``assess`` compares one image's annotations with a host ``Fingerprint`` key by key and gives
+a verdict, a score and its reasons in words; ``rank_entries`` orders many platform entries,
+fastest first; ``match`` reads many references (manifests, and configs only when needed;
+see ``imageread``) and ranks every platform entry.
 
-Verdicts and scores (the score is the expected share of bare-metal performance, in percent):
+The score is the expected fraction of bare-metal speed, in percent: 100 x the product of the
+speed factors of every finding (``data/match-policy.yaml``; CPU in ``matchcpu``). Red: a
+finding says the image cannot run here (an instruction set its code needs is missing,
+another architecture or endianness, a driver too old, no GPU code for the host's GPUs, a
+kernel too old), or the product is at most 10%. Unknown: mandatory annotations missing.
+Green: 90 and more. Orange: it runs, slower than that.
 
-- **red** (0): will not run. The architecture family differs; the image's CPU target is not
-  the host's target or one of its ancestors in archspec (``TARGETS[image] <= TARGETS[host]``
-  is false: SIGILL); the CUDA major version is newer than the driver supports, or the driver
-  is older than the image's minimum; no compiled GPU architecture runs on the host's GPUs (no
-  SASS of the same major and an equal or lower minor, no PTX of an equal or lower compute
-  capability to JIT); the host kernel is older than ``host.kernel.version.min``.
-- **orange** (50-89): runs, not optimal. A target on a *much newer* host; a GPU build on a host
-  without that GPU; an MPI that cannot be replaced on a host with a fast interconnect; an MPI
-  ABI that does not match the host MPI although ``mpi.portability.mode`` asks for replacement;
-  CUDA newer in its minor version than the driver (CUDA minor version compatibility: runs,
-  except PTX JIT and the newest APIs); kernel features the image expects and the host lacks.
-- **green** (90-100): near bare metal. The host's own target (100), its closest ancestor
-  (a direct parent in archspec: 95), another ancestor (90), each only with vector units more than
-  half as wide as the host's (otherwise the host is *much newer*: orange, even for a direct
-  parent such as ``x86_64_v3`` under ``x86_64_v4``); and GPU and MPI fit.
-- **unknown** (30, between red and orange: it may run, nothing says it will): a mandatory
-  annotation is missing, or the CPU target is not an archspec name. A red finding still wins.
-
-*Much newer* host: its vector units are at least twice as wide as the widest the image's
-target may use (``simd_width``): ``x86_64``/``x86_64_v2`` code (128-bit SSE) on an AVX2 host,
-``x86_64_v3`` code (256-bit AVX2) on an AVX-512 host, NEON-only ``aarch64`` code on a 256-bit
-SVE host. Vectorised HPC kernels lose up to half or more of their speed there (score 70, or 55
-when four times as wide); scalar code loses little, which the annotations cannot tell.
+Ranking is by verdict, then the exact product (not the rounded score), then the CPU factor
+(the closer the target, the better), then the deeper archspec target, then reference and
+digest: never the order of the arguments.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,16 +28,17 @@ from typing import TYPE_CHECKING
 
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .catalogue import catalogue
+from .matchcpu import cpu_fit, simd_width
+from .matchreasons import GREEN, NOTE, ORANGE, RANK, RED, UNKNOWN, VERDICTS, Reason, note, red, speed, unknown
 from .versions import version_key
 
 if TYPE_CHECKING:
     from .fingerprint import Fingerprint
     from .imageread import ImageRead, PlatformEntry, Transport
 
-GREEN, ORANGE, RED, UNKNOWN, NOTE = "green", "orange", "red", "unknown", "note"
-VERDICTS = (GREEN, ORANGE, UNKNOWN, RED)  # best first
-RANK = {GREEN: 3, ORANGE: 2, UNKNOWN: 1, RED: 0}
-UNKNOWN_SCORE = 30
+__all__ = ["GREEN", "NOTE", "ORANGE", "RANK", "RED", "UNKNOWN", "VERDICTS", "Assessment", "EntryMatch",
+           "MatchReport", "Reason", "assess", "gpu_arch_name", "match", "ptx_jits", "rank", "rank_entries",
+           "sass_runs", "simd_width"]
 
 TARGET = P + "hardware.cpu.optimized.version"
 CUDA = P + "hardware.gpu.nvidia.cuda.version"
@@ -67,134 +56,17 @@ EXPECTATION = P + "host.kernel.modules.expectation"
 APP = P + "app.name"
 TITLE = "org.opencontainers.image.title"
 
-# OCI platform architecture -> archspec family.
-OCI_FAMILY = {"amd64": "x86_64", "arm64": "aarch64", "ppc64le": "ppc64le", "ppc64": "ppc64",
-              "riscv64": "riscv64", "s390x": "s390x", "386": "x86", "arm": "arm"}
-# Families whose code a host family also runs: 32-bit x86 on x86_64 (the kernel's IA32 emulation).
-# Not 32-bit Arm on aarch64: many Armv8/v9 cores (Neoverse V1/N2, Graviton 3) have no AArch32.
-RUNS_ALSO = {"x86_64": ("x86",)}
-# Vector width in bits where the features alone mislead: Zen 4 runs AVX-512 on 256-bit data
-# paths; SVE's length is the implementation's choice (A64FX 512, Neoverse V1 256, V2/N2 128).
-SIMD_WIDTH = {"zen4": 256, "a64fx": 512, "neoverse_v1": 256}
-
-
-@dataclass(frozen=True)
-class Reason:
-    """One finding: which check, the verdict it implies, the score it allows, and why in words."""
-
-    check: str
-    level: str
-    score: int
-    message: str
-    detail: str | None = None
-
-    def to_json(self) -> dict:
-        data = {"check": self.check, "level": self.level, "score": self.score, "message": self.message}
-        if self.detail:
-            data["detail"] = self.detail
-        return data
-
 
 @dataclass
 class Assessment:
     verdict: str
     score: int
     reasons: list[Reason]
-
-
-def _red(check: str, message: str, detail: str | None = None) -> Reason:
-    return Reason(check, RED, 0, message, detail)
-
-
-def _note(check: str, message: str) -> Reason:
-    return Reason(check, NOTE, 100, message)
+    factor: float = 1.0  # the exact product of the speed factors (0 when red)
 
 
 def _items(value: str | None) -> list[str]:
     return [i.strip() for i in (value or "").split(",") if i.strip()]
-
-
-# -- CPU ---------------------------------------------------------------------------------------
-
-
-def simd_width(target) -> int:
-    """The widest vector registers code for an archspec target may use, in bits."""
-    if target.name in SIMD_WIDTH:
-        return SIMD_WIDTH[target.name]
-    features = target.features
-    family = target.family.name
-    if family == "x86_64":
-        if "avx512f" in features:
-            return 512
-        return 256 if "avx2" in features or "avx" in features else 128
-    if family == "aarch64" and "sve" in features:
-        inherited = [SIMD_WIDTH[a.name] for a in target.ancestors if a.name in SIMD_WIDTH]
-        return max(inherited, default=128)
-    return 128
-
-
-def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None) -> list[Reason]:
-    import archspec.cpu
-
-    targets = archspec.cpu.TARGETS
-    host = targets[fp.cpu.target]
-    family = host.family.name
-    arch = (platform or {}).get("architecture")
-    built_family = OCI_FAMILY.get(arch or "", arch)
-    if built_family and built_family != family:
-        if built_family in RUNS_ALSO.get(family, ()):
-            return _compat(values.get(TARGET), host, arch or built_family)
-        return [_red("cpu", f"built for {arch} ({built_family}); this host is {family} ({host.name}): "
-                            "its binaries cannot run here")]
-    name = values.get(TARGET)
-    if not name or name not in targets:
-        return []  # missing or not an archspec name: the annotation check says so
-    image = targets[name]
-    if image.family.name != family:
-        if image.family.name in RUNS_ALSO.get(family, ()):
-            return _compat(name, host, image.family.name)
-        return [_red("cpu", f"built for {name} ({image.family.name}); this host is {host.name} ({family}): "
-                            "its binaries cannot run here")]
-    if not image <= host:
-        missing = sorted(image.features - host.features)
-        if missing:
-            shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-            return [_red("cpu", f"built for {name}; this host is {host.name}: {name} instructions will raise SIGILL",
-                         f"{host.name} lacks {shown}")]
-        return [_red("cpu", f"built for {name}; this host is {host.name}: {name} is not {host.name} or one of its "
-                            "ancestors in archspec, so its code may use instructions this host lacks (SIGILL)")]
-    if image == host:
-        return [Reason("cpu", GREEN, 100, f"built for {name}, this host's own target")]
-    # The vector width decides first: a direct parent in archspec can still lack half the host's
-    # vector width (x86_64_v3 under x86_64_v4, skylake under skylake_avx512), and that image runs
-    # no better there than under icelake or sapphirerapids, whose parents are already 512-bit.
-    image_bits, host_bits = simd_width(image), simd_width(host)
-    if host_bits >= 2 * image_bits:
-        score = 55 if host_bits >= 4 * image_bits else 70
-        kind = "generic target" if image.vendor == "generic" else "target"
-        return [Reason("cpu", ORANGE, score,
-                       f"{kind} {name} on a much newer host ({host.name}): runs, but without the host's "
-                       f"{host_bits}-bit vector instructions ({name} code uses at most {image_bits}-bit)")]
-    if image in host.parents:
-        return [Reason("cpu", GREEN, 95, f"built for {name}, the closest ancestor of this host's {host.name}")]
-    return [Reason("cpu", GREEN, 90, f"built for {name}, an ancestor of this host's {host.name} with vector units "
-                                     f"as wide ({image_bits}-bit): near native speed")]
-
-
-def _compat(name: str | None, host, built: str) -> list[Reason]:
-    """32-bit code on a 64-bit host of the same line (386 on amd64): runs in compatibility mode."""
-    import archspec.cpu
-
-    image = archspec.cpu.TARGETS.get(name or "")
-    if image is not None and image.family.name in RUNS_ALSO.get(host.family.name, ()):
-        missing = sorted(image.features - host.features)
-        if missing:
-            return [_red("cpu", f"built for {name}; this host is {host.name}: {name} instructions will raise SIGILL",
-                         f"{host.name} lacks {', '.join(missing[:6])}")]
-    what = f"{name} ({built})" if image is not None else built
-    return [Reason("cpu", ORANGE, 80, f"built for {what}, 32-bit code: runs on this {host.family.name} host "
-                                      f"({host.name}) in compatibility mode (the kernel's 32-bit support), without "
-                                      "64-bit registers or the host's wider vector units")]
 
 
 # -- GPU ---------------------------------------------------------------------------------------
@@ -208,7 +80,7 @@ def gpu_arch_name(text: str) -> str | None:
     value = text.strip().lower()
     if _ARCH.fullmatch(value):
         return value
-    from .adapters.facts import cuda_arch_to_sm
+    from .domain import cuda_arch_to_sm
 
     names = cuda_arch_to_sm(value)
     return names[0] if len(names) == 1 and _ARCH.fullmatch(names[0]) else None
@@ -251,28 +123,28 @@ def _nvidia(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
     what = ", ".join(x for x in (f"CUDA {cuda}" if cuda else "", ",".join(archs)) if x) or "NVIDIA GPUs"
     nvidia = fp.gpu.nvidia if fp.gpu else None
     if nvidia is None:
-        return [Reason("gpu", ORANGE, 50, f"GPU build ({what}) on a host without an NVIDIA GPU: only CPU code "
+        return [speed("gpu", "no_gpu", f"GPU build ({what}) on a host without an NVIDIA GPU: only CPU code "
                                           "paths can run, if the application has them")]
     reasons: list[Reason] = []
     driver, host_cuda = nvidia.driver_version, nvidia.cuda_version
     if minimum and driver and version_key(driver) < version_key(minimum):
-        reasons.append(_red("cuda", f"needs NVIDIA driver >= {minimum}; this host has {driver}"))
+        reasons.append(red("cuda", f"needs NVIDIA driver >= {minimum}; this host has {driver}"))
     minor_compat = False
     if cuda and host_cuda:
         need, have = version_key(cuda, 2), version_key(host_cuda, 2)
         if version_key(cuda, 1) > version_key(host_cuda, 1):
-            reasons.append(_red("cuda", f"needs CUDA {cuda}; the host driver {driver or '?'} supports CUDA up to "
+            reasons.append(red("cuda", f"needs CUDA {cuda}; the host driver {driver or '?'} supports CUDA up to "
                                         f"{host_cuda}: the CUDA runtime will refuse to start (driver too old)"))
         elif need > have:
             minor_compat = True
-            reasons.append(Reason("cuda", ORANGE, 70, f"needs CUDA {cuda}; the host driver {driver or '?'} supports "
+            reasons.append(speed("cuda", "minor_compat", f"needs CUDA {cuda}; the host driver {driver or '?'} supports "
                                                       f"CUDA up to {host_cuda}: runs through CUDA minor version "
                                                       f"compatibility, except PTX JIT and APIs newer than {host_cuda}"))
         else:
-            reasons.append(Reason("cuda", GREEN, 100, f"CUDA {cuda} runs on driver {driver or '?'} "
+            reasons.append(speed("cuda", "fits", f"CUDA {cuda} runs on driver {driver or '?'} "
                                                       f"(CUDA up to {host_cuda})"))
     elif cuda:
-        reasons.append(_note("cuda", f"needs CUDA {cuda}; the host's CUDA support is not known"))
+        reasons.append(note("cuda", f"needs CUDA {cuda}; the host's CUDA support is not known"))
     bad = [a for a in archs if gpu_arch_name(a) is None]
     archs = [name for a in archs if (name := gpu_arch_name(a)) is not None]
     host_bad = [a for a in nvidia.architectures if gpu_arch_name(a) is None]
@@ -280,22 +152,22 @@ def _nvidia(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
     if bad:
         text = ", ".join(repr(b) for b in bad)
         if archs:
-            reasons.append(_note("gpu", f"hardware.gpu.nvidia.architecture {text} is not a CUDA architecture "
+            reasons.append(note("gpu", f"hardware.gpu.nvidia.architecture {text} is not a CUDA architecture "
                                         "(sm_XY, compute_XY or X.Y): left out of the comparison"))
         else:
-            reasons.append(Reason("gpu", UNKNOWN, UNKNOWN_SCORE,
+            reasons.append(unknown("gpu",
                                   f"hardware.gpu.nvidia.architecture {text} is not a CUDA architecture (sm_XY, "
                                   "compute_XY or X.Y): cannot compare GPUs"))
             return reasons
     if host_bad:
-        reasons.append(_note("gpu", f"the host GPU architecture {', '.join(repr(b) for b in host_bad)} is not a "
+        reasons.append(note("gpu", f"the host GPU architecture {', '.join(repr(b) for b in host_bad)} is not a "
                                     "CUDA architecture: left out of the comparison"))
     if archs and host_archs:
         reasons.extend(_arch_fit(archs, host_archs, minor_compat, cuda))
     elif archs:
-        reasons.append(_note("gpu", f"built for {','.join(archs)}; the host GPUs' compute capability is not known"))
+        reasons.append(note("gpu", f"built for {','.join(archs)}; the host GPUs' compute capability is not known"))
     else:
-        reasons.append(_note("gpu", "no hardware.gpu.nvidia.architecture: cannot check the GPU architecture"))
+        reasons.append(note("gpu", "no hardware.gpu.nvidia.architecture: cannot check the GPU architecture"))
     return reasons
 
 
@@ -307,16 +179,16 @@ def _arch_fit(archs: list[str], host_archs: list[str], minor_compat: bool, cuda:
         if sass:
             exact = [a for a in sass if _gpu_arch(a)[1:3] == _gpu_arch(host)[1:3]]  # type: ignore[index]
             best = exact[0] if exact else sass[-1]
-            reasons.append(Reason("gpu", GREEN, 100 if exact else 95,
+            reasons.append(speed("gpu", "sass_exact" if exact else "sass_older_minor",
                                   f"{best} machine code runs on the host's {host} GPUs"))
         elif ptx and minor_compat:
-            reasons.append(_red("gpu", f"no machine code for the host's {host}; its {ptx[-1]} PTX was made by CUDA "
+            reasons.append(red("gpu", f"no machine code for the host's {host}; its {ptx[-1]} PTX was made by CUDA "
                                        f"{cuda}, which this older driver cannot JIT-compile"))
         elif ptx:
-            reasons.append(Reason("gpu", GREEN, 90, f"no machine code for the host's {host}; {ptx[-1]} PTX is "
+            reasons.append(speed("gpu", "ptx_jit", f"no machine code for the host's {host}; {ptx[-1]} PTX is "
                                                     "JIT-compiled by the driver at start-up"))
         else:
-            reasons.append(_red("gpu", f"built for {','.join(archs)}; this host's GPUs are {host}: no machine code "
+            reasons.append(red("gpu", f"built for {','.join(archs)}; this host's GPUs are {host}: no machine code "
                                        f"runs on {host} and no PTX to JIT, so kernels will not launch",
                                 "SASS runs only on the same major version with an equal or newer minor; PTX "
                                 "JITs on any equal or newer compute capability"))
@@ -332,15 +204,15 @@ def _amd(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
     wanted = _items(values.get(AMD_ARCH))
     amd = fp.gpu.amd if fp.gpu else None
     if amd is None or not amd.architectures:
-        return [Reason("gpu", ORANGE, 50, f"GPU build ({','.join(wanted)}) on a host without an AMD GPU: only CPU "
+        return [speed("gpu", "no_gpu", f"GPU build ({','.join(wanted)}) on a host without an AMD GPU: only CPU "
                                           "code paths can run, if the application has them")]
     reasons = []
     targets = {_gfx(w) for w in wanted}
     for host in amd.architectures:
         if _gfx(host) in targets:
-            reasons.append(Reason("gpu", GREEN, 100, f"{host} code objects run on the host's {host} GPUs"))
+            reasons.append(speed("gpu", "sass_exact", f"{host} code objects run on the host's {host} GPUs"))
         else:
-            reasons.append(_red("gpu", f"built for {','.join(wanted)}; this host's GPUs are {host}: AMD code objects "
+            reasons.append(red("gpu", f"built for {','.join(wanted)}; this host's GPUs are {host}: AMD code objects "
                                        "run only on the gfx target they were built for"))
     return reasons
 
@@ -373,7 +245,7 @@ def _gpu(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
 def _abi(implementation: str | None, version: str | None, given: str | None) -> str | None:
     if given:
         return given
-    from .adapters.facts import mpi_abi_version
+    from .domain import mpi_abi_version
 
     return mpi_abi_version(implementation, version) if implementation else None
 
@@ -383,7 +255,7 @@ def _mpi(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
     if not impl or impl == "none":
         return []
     if impl == "threadmpi":
-        return [_note("mpi", "thread-MPI: runs on one node; the interconnect is not used")]
+        return [note("mpi", "thread-MPI: runs on one node; the interconnect is not used")]
     version = values.get(MPI_VERSION)
     name = f"{impl} {version}" if version else impl
     mode = values.get(MPI_MODE) or "none"
@@ -392,48 +264,48 @@ def _mpi(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
     host_mpi = fp.software.primary_mpi
     if mode == "none":
         if not net.fast:
-            return [Reason("mpi", GREEN, 100, f"{name} from the image; this host has no fast interconnect it "
+            return [speed("mpi", "no_fast_network", f"{name} from the image; this host has no fast interconnect it "
                                               "would miss")]
         own = sorted(set(_items(values.get(FRAMEWORK))) & set(net.frameworks) - {"tcp", "none"})
         if own:
-            return [Reason("mpi", ORANGE, 80, f"{name} cannot be replaced (no mpi.portability.mode) and this host "
+            return [speed("mpi", "own_framework", f"{name} cannot be replaced (no mpi.portability.mode) and this host "
                                               f"has a fast interconnect ({kinds}): the image's own {','.join(own)} "
                                               "may reach it with the devices mounted, but not as the site's MPI")]
-        return [Reason("mpi", ORANGE, 60, f"{name} cannot be replaced (no mpi.portability.mode) and this host has a "
+        return [speed("mpi", "tcp_fallback", f"{name} cannot be replaced (no mpi.portability.mode) and this host has a "
                                           f"fast interconnect ({kinds}): the image's MPI will likely fall back "
                                           "to TCP")]
     if mode == "ucx_replace":
         if net.ucx:
             version = f" {net.ucx.version}" if net.ucx.version else ""
-            return [Reason("mpi", GREEN, 100, f"ucx_replace: the host's UCX{version} can be swapped in")]
-        return [Reason("mpi", ORANGE, 65, "asks for the host's UCX (ucx_replace); this host has no UCX: the image's "
-                                          "own runs")]
+            return [speed("mpi", "replaced", f"ucx_replace: the host's UCX{version} can be swapped in")]
+        return [speed("mpi", "no_host_library", "asks for the host's UCX (ucx_replace); this host has no UCX: "
+                                                "the image's own runs")]
     if mode == "libfabric_inject":
         if net.libfabric:
             version = f" {net.libfabric.version}" if net.libfabric.version else ""
-            return [Reason("mpi", GREEN, 100, f"libfabric_inject: the host's libfabric{version} can be injected")]
-        return [Reason("mpi", ORANGE, 65, "asks for the host's libfabric (libfabric_inject); this host has none: "
+            return [speed("mpi", "replaced", f"libfabric_inject: the host's libfabric{version} can be injected")]
+        return [speed("mpi", "no_host_library", "asks for the host's libfabric (libfabric_inject); this host has none: "
                                           "the image's own runs")]
     # mpi_replace / mpich_replace: the host MPI takes the image's place, through the ABI
     if host_mpi is None:
         if net.fast:
-            return [Reason("mpi", ORANGE, 65, f"asks for MPI replacement ({mode}) but this host has no MPI to "
+            return [speed("mpi", "no_host_library", f"asks for MPI replacement ({mode}) but this host has no MPI to "
                                               f"inject: the image's {name} runs, likely over TCP instead of {kinds}")]
-        return [_note("mpi", f"asks for MPI replacement ({mode}); this host has no MPI, so the image's own runs")]
+        return [note("mpi", f"asks for MPI replacement ({mode}); this host has no MPI, so the image's own runs")]
     host_name = f"{host_mpi.implementation} {host_mpi.version or ''}".strip()
     image_abi = _abi(impl, version, values.get(MPI_ABI))
     host_abi = _abi(host_mpi.implementation, host_mpi.version, host_mpi.abi_version)
     if not image_abi or not host_abi:
-        return [_note("mpi", f"{mode}: the MPI ABI of the image ({image_abi or '?'}) or of the host's {host_name} "
+        return [note("mpi", f"{mode}: the MPI ABI of the image ({image_abi or '?'}) or of the host's {host_name} "
                              f"({host_abi or '?'}) is not known: cannot check the replacement")]
     if version_key(image_abi, 1) != version_key(host_abi, 1):
-        return [Reason("mpi", ORANGE, 60, f"{mode}: the image's {impl} has MPI ABI {image_abi}, the host's "
+        return [speed("mpi", "abi_mismatch", f"{mode}: the image's {impl} has MPI ABI {image_abi}, the host's "
                                           f"{host_name} has ABI {host_abi}: the host MPI cannot replace it")]
-    reasons = [Reason("mpi", GREEN, 100, f"{name} (ABI {image_abi}) can be replaced by the host's {host_name} "
+    reasons = [speed("mpi", "replaced", f"{name} (ABI {image_abi}) can be replaced by the host's {host_name} "
                                          f"(ABI {host_abi})")]
     image_glibc, host_glibc = values.get(GLIBC), fp.os.libc_version if fp.os.libc == "glibc" else None
     if image_glibc and host_glibc and version_key(image_glibc) < version_key(host_glibc):
-        reasons.append(Reason("mpi", ORANGE, 70, f"the host's {host_mpi.implementation} is built against glibc "
+        reasons.append(speed("mpi", "old_glibc", f"the host's {host_mpi.implementation} is built against glibc "
                                                  f"{host_glibc}; the image has glibc {image_glibc}: the injected MPI "
                                                  "libraries may not load"))
     return reasons
@@ -444,11 +316,11 @@ def _kernel(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
     minimum, running = values.get(KERNEL_MIN), fp.os.kernel_version
     if minimum and running:
         if version_key(running) < version_key(minimum):
-            reasons.append(_red("kernel", f"needs host kernel >= {minimum}; this host runs {running}"))
+            reasons.append(red("kernel", f"needs host kernel >= {minimum}; this host runs {running}"))
         else:
-            reasons.append(Reason("kernel", GREEN, 100, f"host kernel {running} >= {minimum}"))
+            reasons.append(speed("kernel", "fits", f"host kernel {running} >= {minimum}"))
     elif minimum:
-        reasons.append(_note("kernel", f"needs host kernel >= {minimum}; the host's kernel version is not known"))
+        reasons.append(note("kernel", f"needs host kernel >= {minimum}; the host's kernel version is not known"))
     lacking, unknown = [], []
     for item in _items(values.get(EXPECTATION)):
         offered = _offers(fp, item)
@@ -457,10 +329,10 @@ def _kernel(values: Mapping[str, str], fp: Fingerprint) -> list[Reason]:
         elif offered is None:
             unknown.append(item)
     if lacking:
-        reasons.append(Reason("kernel", ORANGE, 70, f"expects {', '.join(lacking)} from the host kernel; "
+        reasons.append(speed("kernel", "feature_missing", f"expects {', '.join(lacking)} from the host kernel; "
                                                     "this host does not offer it"))
     if unknown:
-        reasons.append(_note("kernel", f"expects {', '.join(unknown)} from the host kernel; whether this host "
+        reasons.append(note("kernel", f"expects {', '.join(unknown)} from the host kernel; whether this host "
                                        "offers it is not known"))
     return reasons
 
@@ -476,12 +348,17 @@ def _offers(fp: Fingerprint, feature: str) -> bool | None:
     return None
 
 
+@functools.cache
+def _mandatory() -> tuple[tuple[str, str], ...]:
+    return tuple((spec.key, spec.short) for spec in catalogue().mandatory())
+
+
 def _annotations(values: Mapping[str, str], problems: Sequence) -> list[Reason]:
     reasons = []
-    missing = [spec.short for spec in catalogue().mandatory() if spec.key not in values]
+    missing = [short for key, short in _mandatory() if key not in values]
     if missing:
         plural = "s" if len(missing) > 1 else ""
-        reasons.append(Reason("annotations", UNKNOWN, UNKNOWN_SCORE,
+        reasons.append(unknown("annotations",
                               f"mandatory annotation{plural} missing: {', '.join(missing)}: cannot tell how it "
                               "runs here"))
     target = values.get(TARGET)
@@ -490,38 +367,70 @@ def _annotations(values: Mapping[str, str], problems: Sequence) -> list[Reason]:
 
         if not is_target(target):
             hint = suggest_target(target)
-            reasons.append(Reason("annotations", UNKNOWN, UNKNOWN_SCORE,
+            reasons.append(unknown("annotations",
                                   f"hardware.cpu.optimized.version {target!r} is not an archspec target"
                                   + (f" (did you mean {hint}?)" if hint else "") + ": cannot compare CPUs"))
-    mandatory = {spec.key for spec in catalogue().mandatory()}
+    mandatory = {key for key, _ in _mandatory()}
     for problem in problems:
         if problem.key == TARGET or (problem.key in mandatory and problem.key not in values):
             continue  # said above: a missing mandatory key, a target that is not archspec's
-        reasons.append(_note("annotations", str(problem).removeprefix(P)))
+        reasons.append(note("annotations", str(problem).removeprefix(P)))
     return reasons
 
 
+def _cpu(values: Mapping[str, str], fp: Fingerprint, platform: dict | None, cache: dict | None = None) -> list[Reason]:
+    """The CPU findings; ``cache`` (one host) keeps them per target and architecture: many entries share them."""
+    if cache is None:
+        return cpu_fit(values.get(TARGET), fp, platform)
+    key = (values.get(TARGET), (platform or {}).get("architecture"))
+    if key not in cache:
+        cache[key] = cpu_fit(key[0], fp, platform)
+    return list(cache[key])
+
+
+def _plain(values: Mapping[str, str]) -> dict[str, str]:
+    """Canonical key -> value once: ``Annotations`` resolves spellings on every lookup, and assess looks often."""
+    from .annotations import Annotations
+
+    if isinstance(values, Annotations):
+        return {entry.key: entry.value for entry in values.entries()}
+    return dict(values)
+
+
 CHECKS: tuple[Callable[..., list[Reason]], ...] = (_gpu, _mpi, _kernel)
+ORDER = {RED: 0, UNKNOWN: 1, ORANGE: 2, GREEN: 3, NOTE: 4}
 
 
 def assess(values: Mapping[str, str], fp: Fingerprint, platform: dict | None = None,
-           problems: Sequence = ()) -> Assessment:
-    """The verdict, score and reasons for one image (its merged annotations) on the host ``fp``."""
-    reasons = _annotations(values, problems) + _cpu(values, fp, platform)
+           problems: Sequence = (), *, cache: dict | None = None) -> Assessment:
+    """The verdict, score and reasons for one image (its merged annotations) on the host ``fp``.
+
+    ``cache``: a dict kept across calls for the same ``fp`` (``rank_entries`` passes one).
+    """
+    from .knowledge import policy
+
+    rules = policy()
+    values = _plain(values)
+    reasons = _annotations(values, problems) + _cpu(values, fp, platform, cache)
     for check in CHECKS:
         reasons.extend(check(values, fp))
     counted = [r for r in reasons if r.level != NOTE]
     levels = {r.level for r in counted}
+    product = math.prod(r.factor for r in counted if r.level in (GREEN, ORANGE))
     if RED in levels:
-        verdict, score = RED, 0
+        verdict, score, product = RED, 0, 0.0
     elif UNKNOWN in levels:
-        verdict, score = UNKNOWN, UNKNOWN_SCORE
+        verdict, score = UNKNOWN, rules.unknown_score
     else:
-        verdict = ORANGE if ORANGE in levels else GREEN
-        score = min((r.score for r in counted), default=100)
-    order = {RED: 0, UNKNOWN: 1, ORANGE: 2, GREEN: 3, NOTE: 4}
-    reasons.sort(key=lambda r: order[r.level])  # stable: checks keep their order within a level
-    return Assessment(verdict, score, reasons)
+        score = round(product * 100)
+        if score <= rules.red_at_most:
+            verdict = RED
+            reasons.append(red("speed", f"runs, but at an expected {score}% of bare-metal speed (the findings "
+                                        f"below multiplied): {rules.red_at_most}% and less counts as not running"))
+        else:
+            verdict = GREEN if score >= rules.green_from else ORANGE
+    reasons.sort(key=lambda r: ORDER[r.level])  # stable: checks keep their order within a level
+    return Assessment(verdict, score, reasons, product)
 
 
 # -- many references -------------------------------------------------------------------------
@@ -534,6 +443,7 @@ class EntryMatch:
     score: int
     reasons: list[Reason]
     rank: int = 0
+    factor: float = 0.0  # the exact expected fraction of bare-metal speed the score rounds
 
     @property
     def target(self) -> str | None:
@@ -550,8 +460,23 @@ class EntryMatch:
             "app": app_of(self.entry.annotations),
             "verdict": self.verdict,
             "score": self.score,
+            "factor": round(self.factor, 4),
             "reasons": [r.to_json() for r in self.reasons],
         }
+
+    def sort_key(self) -> tuple:
+        """Fastest first, deterministically: verdict, expected speed, CPU fit, the deeper target, then names."""
+        cpu = math.prod(r.factor for r in self.reasons if r.check == "cpu" and r.level in (GREEN, ORANGE))
+        depth = _target_depth(self.target)
+        return (-RANK[self.verdict], -self.factor, -cpu, tuple(-d for d in depth), self.entry.reference,
+                self.entry.digest or "")
+
+
+def _target_depth(name: str | None) -> tuple[int, int]:
+    import archspec.cpu
+
+    target = archspec.cpu.TARGETS.get(name or "")
+    return (len(target.ancestors), len(target.features)) if target is not None else (-1, -1)
 
 
 def app_of(values: Mapping[str, str]) -> str | None:
@@ -613,28 +538,43 @@ class MatchReport:
         }
 
 
-def rank(reads: Sequence[ImageRead], fp: Fingerprint, app: str | None = None) -> MatchReport:
-    """Assess every entry of every reference read, best first (ties keep the order given)."""
-    report = MatchReport(fp, list(reads), app=app)
+def rank_entries(entries: Sequence[PlatformEntry], fp: Fingerprint) -> list[EntryMatch]:
+    """Assess every platform entry on ``fp``; fastest first (ranks set from 1), whatever their order.
+
+    The library call for anything that picks an image for a host (``edf``, a scheduler plugin,
+    a discovery site): entries come from ``imageread.read_many``/``entries_of`` or are built by
+    hand as ``PlatformEntry`` objects.
+    """
     matches = []
+    cache: dict = {}
+    for entry in entries:
+        found = assess(entry.annotations, fp, entry.platform, entry.problems, cache=cache)
+        matches.append(EntryMatch(entry, found.verdict, found.score, found.reasons, factor=found.factor))
+    matches.sort(key=EntryMatch.sort_key)
+    for n, m in enumerate(matches, 1):
+        m.rank = n
+    return matches
+
+
+def rank(reads: Sequence[ImageRead], fp: Fingerprint, app: str | None = None) -> MatchReport:
+    """Assess every entry of every reference read (of application ``app`` when given), fastest first."""
+    report = MatchReport(fp, list(reads), app=app)
+    entries = []
     for read in reads:
         for entry in read.entries:
             if app is not None and (app_of(entry.annotations) or "").lower() != app.lower():
                 report.left_out += 1
                 continue
-            found = assess(entry.annotations, fp, entry.platform, entry.problems)
-            matches.append(EntryMatch(entry, found.verdict, found.score, found.reasons))
-    ordered = sorted(enumerate(matches), key=lambda p: (-RANK[p[1].verdict], -p[1].score, p[0]))
-    report.ranking = [m for _, m in ordered]
-    for n, m in enumerate(report.ranking, 1):
-        m.rank = n
+            entries.append(entry)
+    report.ranking = rank_entries(entries, fp)
     return report
 
 
 def match(refs: Sequence[str], fp: Fingerprint, transport: Transport | None = None, *, app: str | None = None,
-          workers: int | None = None) -> MatchReport:
-    """Read ``refs`` (manifests and configs only, concurrently) and rank every platform entry on ``fp``."""
+          workers: int | None = None, configs: str = "needed") -> MatchReport:
+    """Read ``refs`` concurrently (manifests; a config only where they lack a mandatory key: ``configs``)
+    and rank every platform entry on ``fp``."""
     from .imageread import DEFAULT_WORKERS, Transport, read_many
 
-    reads = read_many(list(refs), transport or Transport(), workers=workers or DEFAULT_WORKERS)
+    reads = read_many(list(refs), transport or Transport(), workers=workers or DEFAULT_WORKERS, configs=configs)
     return rank(reads, fp, app)

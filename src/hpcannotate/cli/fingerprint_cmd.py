@@ -15,23 +15,28 @@ NOTABLE_FLAGS = (
 )
 
 
-@click.command("fingerprint")
+@click.group("fingerprint", invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (save it for `match --fingerprint FILE`).")
 @click.option("--sysroot", type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Read proc/, sys/, etc/ and captured command outputs (commands/NAME.txt) from DIR "
                    "instead of this host; nothing is run.")
-def fingerprint_cmd(as_json: bool, sysroot: Path | None) -> None:
+@click.pass_context
+def fingerprint_cmd(ctx: click.Context, as_json: bool, sysroot: Path | None) -> None:
     """Describe this host: CPU target, GPUs, interconnect, OS, MPI and container runtimes.
 
     The annotations at the end use the same keys as images, so an image and a
-    host compare key by key.
+    host compare key by key. `fingerprint capture DIR` saves this node as a
+    sysroot for `--sysroot` and `match --sysroot` elsewhere.
 
     \b
     Examples:
       hpcannotate fingerprint
       hpcannotate fingerprint --json > host.json
       hpcannotate fingerprint --sysroot captured-node/
+      hpcannotate fingerprint capture captured-node/
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from ..fingerprint import fingerprint
 
     fp = fingerprint(sysroot)
@@ -116,3 +121,35 @@ def _grouped(items):
     for item in items:
         counts[item] = counts.get(item, 0) + 1
     return [(name, count, arch) for (name, arch), count in counts.items()]
+
+
+@fingerprint_cmd.command("capture")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--force", is_flag=True, help="Replace an earlier capture in DIRECTORY.")
+@click.option("--json", "as_json", is_flag=True, help="Print the files written and the fingerprint as JSON.")
+def capture_cmd(directory: Path, force: bool, as_json: bool) -> None:
+    """Save this node as a sysroot: the /proc, /sys and /etc files and the command outputs fingerprint reads.
+
+    Run it once on a node of each type (each Slurm partition); then
+    `hpcannotate fingerprint --sysroot DIR` and `hpcannotate match --sysroot DIR REF ...`
+    describe that node from any machine, without running anything there. Only what the
+    probes read is written (no home directories, no environment). The capture is read
+    back and must give the same fingerprint before the command succeeds.
+
+    \b
+    Examples:
+      hpcannotate fingerprint capture nodes/gpu-a100
+      srun -p gpu -N1 hpcannotate fingerprint capture nodes/gpu
+    """
+    from ..fingerprint import fingerprint
+    from ..fingerprint.capture import capture
+
+    written = capture(directory, force=force)
+    fp = fingerprint(sysroot=directory)
+    if as_json:
+        console.emit_json({"directory": str(directory), "files": written, "fingerprint": fp.to_json()})
+        return
+    click.echo(f"captured this node ({fp.cpu.target}) into {directory}: {len(written)} files")
+    for name in written:
+        click.echo(f"  {name}")
+    click.echo(f"read it back with: hpcannotate fingerprint --sysroot {directory}")

@@ -18,12 +18,13 @@ if TYPE_CHECKING:
 __all__ = ["Fingerprint", "fingerprint"]
 
 
-def fingerprint(sysroot: Path | None = None, run: Callable | None = None) -> Fingerprint:
+def fingerprint(sysroot: Path | None = None, run: Callable | None = None, *, view=None) -> Fingerprint:
     """Describe a host: this one, or the captured tree at ``sysroot``.
 
     ``run(argv) -> (returncode, output)`` answers commands; by default they run
     on this machine, or for a sysroot come from ``<sysroot>/commands/<name>.txt``
-    (nothing is executed on the machine reading a sysroot).
+    (nothing is executed on the machine reading a sysroot). ``view``: a ``HostView`` to read
+    instead (``capture`` passes one that records what the probes touch).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -33,7 +34,9 @@ def fingerprint(sysroot: Path | None = None, run: Callable | None = None) -> Fin
     from .hostview import HostView
     from .model import Fingerprint
 
-    if sysroot is not None:
+    if view is not None:
+        host = view
+    elif sysroot is not None:
         root = Path(sysroot)
         if not root.is_dir():
             raise InputError(f"{root}: not a directory (--sysroot needs a captured tree with proc/ and sys/)")

@@ -47,6 +47,7 @@ MPIRUN = ("mpirun", "--version")
 MPICHVERSION = ("mpichversion",)
 OMPI_INFO = ("ompi_info", "--version")
 LDD = ("ldd", "--version")
+UNAME_M = ("uname", "-m")
 # Container runtimes, in the order they are reported.
 RUNTIMES: dict[str, tuple[str, ...]] = {
     "apptainer": ("apptainer", "--version"),
@@ -69,6 +70,7 @@ CAPTURE_NAMES: dict[tuple[str, ...], str] = {
     MPICHVERSION: "mpichversion",
     OMPI_INFO: "ompi_info-version",
     LDD: "ldd-version",
+    UNAME_M: "uname-m",
     **{argv: f"{argv[0]}-version" for argv in RUNTIMES.values()},
 }
 

@@ -48,15 +48,22 @@ def parse_cpuinfo(text: str) -> dict[str, str]:
 
 
 def machine_of(data: dict[str, str], arch_hint: str | None = None) -> str | None:
-    """The architecture family a cpuinfo block describes (x86 has flags, Arm has Features, ...)."""
+    """The architecture family a cpuinfo block describes (x86 has flags, Arm has Features, ...).
+
+    ``arch_hint`` is ``uname -m`` of the machine (``/proc/sys/kernel/arch``), which alone tells
+    ppc64 (big-endian) from ppc64le. Without it, POWER7 and older are ppc64: little-endian
+    Linux needs POWER8. POWER8 and newer are taken as ppc64le, what every current distribution
+    runs on them.
+    """
     if arch_hint in (X86_64, AARCH64, PPC64LE, PPC64, RISCV64):
         return arch_hint
     if "flags" in data and "vendor_id" in data:
         return X86_64
     if "Features" in data or "CPU implementer" in data:
         return AARCH64
-    if re.search(r"POWER\d+", data.get("cpu", "")):
-        return PPC64LE
+    power = re.search(r"POWER(\d+)", data.get("cpu", ""))
+    if power:
+        return PPC64 if int(power.group(1)) <= 7 else PPC64LE
     if "isa" in data and data["isa"].startswith("rv64"):
         return RISCV64
     return None
@@ -81,6 +88,8 @@ def _partial(data: dict[str, str], machine: str):
     if machine == RISCV64:
         uarch = data.get("uarch", RISCV64)
         uarch = {"sifive,u74-mc": "u74mc", "spacemit,x60": "x60"}.get(uarch, uarch)
+        if data.get("model name") == "Spacemit(R) X60":  # kernels that print no uarch line (archspec does the same)
+            uarch = "x60"
         return partial_uarch(name=uarch)
     from archspec.cpu.microarchitecture import generic_microarchitecture
 
@@ -191,7 +200,18 @@ def detect(host: HostView) -> CpuInfo:
     text = host.read("/proc/cpuinfo")
     if text is None:
         raise InputError(f"{where}: no such file (a sysroot needs at least proc/cpuinfo)")
-    return from_cpuinfo(text, where, host.read_line("/proc/sys/kernel/arch"))
+    return from_cpuinfo(text, where, arch_hint(host))
+
+
+def arch_hint(host: HostView) -> str | None:
+    """``uname -m`` of the machine: ``/proc/sys/kernel/arch`` (Linux 6.1+), else the ``uname -m`` output."""
+    from . import commands as cmd
+
+    hint = host.read_line("/proc/sys/kernel/arch")
+    if hint:
+        return hint
+    rc, out = host.run(cmd.UNAME_M)
+    return (out.strip() or None) if rc == 0 else None
 
 
 def from_target(name: str, where: str = "cpu.target") -> CpuInfo:

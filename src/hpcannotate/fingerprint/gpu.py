@@ -5,7 +5,10 @@ NVIDIA, in order of trust: ``nvidia-smi --query-gpu=name,driver_version,compute_
 and the capability comes from the product name), the ``CUDA Version`` in the
 ``nvidia-smi`` banner, and without nvidia-smi ``/proc/driver/nvidia/version``
 plus ``/proc/driver/nvidia/gpus/*/information``. When the banner is missing
-the CUDA version comes from NVIDIA's driver table (``CUDA_MIN_DRIVER``).
+the CUDA version comes from NVIDIA's driver table (``data/cuda.yaml``). R610 and
+newer drivers spell the banner ``KMD Version:`` and ``CUDA UMD Version:``. When the query
+prints nothing (a driver that refuses ``--query-gpu``), the banner's own GPU rows still say
+which GPUs there are. Product names -> compute capability: ``data/nvidia-gpus.yaml``.
 
 AMD: ``/sys/class/kfd/kfd/topology/nodes/*/properties`` carries
 ``gfx_target_version`` (90010 -> gfx90a); CPU nodes have 0.
@@ -20,48 +23,6 @@ from ..versions import version_key
 from . import commands as cmd
 from .hostview import HostView
 
-# The oldest Linux x86_64 driver of each CUDA toolkit's GA release, from NVIDIA's
-# CUDA Toolkit Release Notes, "CUDA Toolkit and Corresponding Driver Versions"
-# (https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/index.html, table 3).
-# A driver supports a CUDA version when it is at least that version's minimum.
-CUDA_MIN_DRIVER: tuple[tuple[str, str], ...] = (
-    ("13.0", "580.65.06"),
-    ("12.9", "575.51.03"),
-    ("12.8", "570.26"),
-    ("12.6", "560.28.03"),
-    ("12.5", "555.42.02"),
-    ("12.4", "550.54.14"),
-    ("12.3", "545.23.06"),
-    ("12.2", "535.54.03"),
-    ("12.1", "530.30.02"),
-    ("12.0", "525.60.13"),
-    ("11.8", "520.61.05"),
-    ("11.7", "515.43.04"),
-    ("11.6", "510.39.01"),
-    ("11.5", "495.29.05"),
-    ("11.4", "470.42.01"),
-    ("11.3", "465.19.01"),
-    ("11.2", "460.27.03"),
-    ("11.1", "455.23"),
-    ("11.0", "450.36.06"),
-    ("10.2", "440.33"),
-    ("10.1", "418.39"),
-    ("10.0", "410.48"),
-)
-
-# Compute capability of data-centre products, for drivers whose nvidia-smi cannot
-# report it (https://developer.nvidia.com/cuda-gpus). Matched as whole words.
-PRODUCT_CAPABILITY: tuple[tuple[str, str], ...] = (
-    ("GB200", "10.0"), ("B200", "10.0"),
-    ("GH200", "9.0"), ("H200", "9.0"), ("H100", "9.0"), ("H800", "9.0"), ("H20", "9.0"),
-    ("L40S", "8.9"), ("L40", "8.9"), ("L4", "8.9"), ("RTX 6000 Ada", "8.9"),
-    ("A100", "8.0"), ("A800", "8.0"), ("A30", "8.0"),
-    ("A40", "8.6"), ("A10", "8.6"), ("A16", "8.6"), ("A2", "8.6"), ("RTX A6000", "8.6"),
-    ("T4", "7.5"), ("V100", "7.0"), ("V100S", "7.0"),
-    ("P100", "6.0"), ("P40", "6.1"), ("P4", "6.1"),
-    ("K80", "3.7"),
-)
-
 
 @dataclass
 class NvidiaDevice:
@@ -72,7 +33,7 @@ class NvidiaDevice:
 
     def __post_init__(self) -> None:
         if self.architecture is None and self.compute_capability:
-            from ..adapters.facts import cuda_arch_to_sm
+            from ..domain import cuda_arch_to_sm
 
             sms = cuda_arch_to_sm(self.compute_capability)
             self.architecture = sms[0] if sms else None
@@ -117,9 +78,11 @@ class GpuInfo:
 
 
 def cuda_for_driver(driver: str) -> str | None:
-    """The newest CUDA version a Linux driver runs (470.82.01 -> 11.4), from ``CUDA_MIN_DRIVER``."""
+    """The newest CUDA version a Linux driver runs (470.82.01 -> 11.4), from ``data/cuda.yaml``."""
+    from ..knowledge import cuda_min_drivers
+
     key = version_key(driver)
-    for cuda, minimum in CUDA_MIN_DRIVER:
+    for cuda, minimum in cuda_min_drivers():
         if key >= version_key(minimum):
             return cuda
     return None
@@ -127,7 +90,9 @@ def cuda_for_driver(driver: str) -> str | None:
 
 def capability_for_product(name: str) -> str | None:
     """Compute capability from an NVIDIA product name ("NVIDIA A100-SXM4-40GB" -> 8.0)."""
-    for product, capability in PRODUCT_CAPABILITY:
+    from ..knowledge import gpu_capabilities
+
+    for product, capability in gpu_capabilities():
         if re.search(rf"(?<![A-Za-z0-9]){re.escape(product)}(?![A-Za-z0-9])", name, re.IGNORECASE):
             return capability
     return None
@@ -143,31 +108,47 @@ def _query_rows(output: str) -> list[list[str]]:
 
 
 def parse_banner(output: str) -> tuple[str | None, str | None]:
-    """(driver version, CUDA version) from the ``nvidia-smi`` banner."""
-    driver = re.search(r"Driver Version:\s*([\d.]+)", output)
-    cuda = re.search(r"CUDA Version:\s*([\d.]+)", output)
+    """(driver version, CUDA version) from the ``nvidia-smi`` banner (R610+: ``KMD``/``CUDA UMD Version``)."""
+    driver = re.search(r"(?:Driver|KMD) Version:\s*([\d.]+)", output)
+    cuda = re.search(r"CUDA (?:UMD )?Version:\s*([\d.]+)", output)
     return (driver.group(1) if driver else None, cuda.group(1) if cuda else None)
+
+
+# A GPU row of the banner's table: "|   0  NVIDIA B200      On  |   00000000:63:00.0 Off |"
+_BANNER_GPU = re.compile(r"^\|\s+(\d+)\s+(.+?)\s+(?:On|Off)\s*\|\s*[0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d",
+                         re.MULTILINE)
+
+
+def banner_gpus(output: str) -> list[tuple[int, str]]:
+    """(index, name) of each GPU row of the ``nvidia-smi`` banner; long names end in ``...`` there."""
+    return [(int(m.group(1)), m.group(2).strip()) for m in _BANNER_GPU.finditer(output)]
 
 
 def _from_nvidia_smi(host: HostView) -> NvidiaGpus | None:
     rc, out = host.run(cmd.NVIDIA_SMI_QUERY)
-    if rc == cmd.NOT_FOUND:
-        return None
     rows = _query_rows(out) if rc == 0 else []
-    source = "nvidia-smi --query-gpu"
     with_cc = bool(rows)
-    if not rows:
+    if not rows and rc != cmd.NOT_FOUND:
         rc2, out2 = host.run(cmd.NVIDIA_SMI_QUERY_NO_CC)
         rows = _query_rows(out2) if rc2 == 0 else []
-    if not rows:
-        return None  # nvidia-smi present but no driver talking to it
-    devices = []
-    for index, cells in enumerate(rows):
-        capability = cells[2] if with_cc and len(cells) > 2 and re.fullmatch(r"\d+\.\d+", cells[2]) else None
-        devices.append(NvidiaDevice(index, cells[0], capability or capability_for_product(cells[0])))
-    driver = rows[0][1]
-    _, banner_out = host.run(cmd.NVIDIA_SMI)
+    # A capture may hold the banner alone (what most people paste): it still names driver, CUDA and GPUs.
+    banner_rc, banner_out = host.run(cmd.NVIDIA_SMI)
+    if rc == cmd.NOT_FOUND and banner_rc == cmd.NOT_FOUND:
+        return None
     banner_driver, cuda = parse_banner(banner_out)
+    devices = []
+    if rows:
+        source = "nvidia-smi --query-gpu"
+        for index, cells in enumerate(rows):
+            capability = cells[2] if with_cc and len(cells) > 2 and re.fullmatch(r"\d+\.\d+", cells[2]) else None
+            devices.append(NvidiaDevice(index, cells[0], capability or capability_for_product(cells[0])))
+        driver = rows[0][1]
+    else:  # the query said nothing; the banner's table still lists the GPUs
+        source = "nvidia-smi"
+        devices = [NvidiaDevice(index, name, capability_for_product(name)) for index, name in banner_gpus(banner_out)]
+        driver = banner_driver
+        if not devices and not driver:
+            return None  # nvidia-smi present but no driver talking to it
     gpus = NvidiaGpus(driver or banner_driver, cuda, "nvidia-smi" if cuda else None, devices, source=source)
     return _fill_cuda(gpus)
 

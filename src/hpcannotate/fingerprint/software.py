@@ -5,7 +5,7 @@ Hydra); ``mpichversion`` tells MPICH from MVAPICH2; ``ompi_info --version``
 finds Open MPI without mpirun. Cray MPICH is found where HPE installs it,
 ``/opt/cray/pe/mpich/<version>`` (``default`` when the site set one), and on
 the live host from ``$CRAY_MPICH_VERSION`` when a module loaded it. The ABI
-version is only given where it is certain (``adapters.facts.mpi_abi_version``).
+version is only given where it is certain (``domain.mpi_abi_version``).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _cray_mpich(host: HostView) -> str | None:
 
 
 def mpi(host: HostView) -> list[MpiInstall]:
-    from ..adapters.facts import mpi_abi_version
+    from ..domain import mpi_abi_version
 
     found: list[MpiInstall] = []
 

@@ -44,6 +44,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..knowledge import shells
 from ..versions import version_key
 from . import libraries, packages
 from .model import Finding, Index, Userland, abs_path
@@ -93,7 +94,8 @@ TOOLS: dict[str, tuple[str, ...]] = {
     "ibv_devinfo": ("ibv_devinfo",),
 }
 
-SHELLS = ("bash", "dash", "ash", "zsh", "ksh", "mksh", "tcsh", "csh", "fish")
+# the shells looked for on PATH (data/shells.yaml; /bin/sh is looked at on its own, first)
+SHELLS = tuple(name for name in shells() if name != "sh")
 # the file a shell's links end at -> shell.implementation
 SHELL_FILES = {"busybox": "ash", "ksh93": "ksh", "bash": "bash", "dash": "dash", "ash": "ash", "zsh": "zsh",
                "ksh": "ksh", "mksh": "mksh", "tcsh": "tcsh", "csh": "csh", "bsd-csh": "csh", "fish": "fish",

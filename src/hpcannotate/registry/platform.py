@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from ..errors import InputError
 from ..oci.layout import REF_NAME
 
-# uname -m and archspec family names -> OCI architectures (ppc64le, riscv64, s390x are the same in both)
-ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "i386": "386",
-                "i686": "386", "x86": "386"}
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ATTESTATION_TYPE = "vnd.docker.reference.type"
 TARGET_KEY = "org.supercontainers.hardware.cpu.optimized.version"
@@ -47,8 +44,13 @@ class Platform:
 
 
 def oci_arch(name: str) -> str:
-    """The OCI architecture for a ``uname -m`` or archspec family name (``x86_64`` -> ``amd64``)."""
-    return ARCH_ALIASES.get(name.lower(), name.lower())
+    """The OCI architecture for a ``uname -m`` or archspec family name (``x86_64`` -> ``amd64``).
+
+    The names are ``data/architectures.yaml``; a name it does not list is passed through, lower-cased.
+    """
+    from ..knowledge import oci_names
+
+    return oci_names().get(name.lower(), name.lower())
 
 
 def parse_platform(text: str, where: str = "--platform") -> Platform:
