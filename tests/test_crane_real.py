@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ from .test_collection import write_collection
 from .test_retrofit import Images, blob_uploads, log_mark, no_login_files, push_images  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.real_tools
+HELLO = Path(__file__).parent / "data" / "recipedirs" / "hello"
 
 
 def crane(*args: str) -> bytes:
@@ -107,3 +109,17 @@ def test_collection_apply_results_read_the_same_with_crane(images, tmp_path, run
     repository = result["reference"].rpartition(":")[0]
     for desc in index["manifests"]:
         same_bytes_as_crane(f"{repository}@{desc['digest']}", desc["digest"])
+
+
+@pytest.mark.slow
+def test_build_results_read_the_same_with_crane(buildah_store, busybox_base, registry, tmp_path, run_cli):
+    require_go_tool("crane")
+    ref = f"{registry.host}/crane/hello:1.0"
+    r = run_cli("build", HELLO, "--push", ref, "--workdir", tmp_path, *buildah_store.cli_args(), "--json",
+                timeout=900)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    index = same_bytes_as_crane(ref, report["digest"])
+    for desc, target in zip(index["manifests"], report["targets"], strict=True):
+        manifest = same_bytes_as_crane(f"{registry.host}/crane/hello@{desc['digest']}", target["digest"])
+        assert manifest["annotations"][P + "hardware.cpu.optimized.version"] == target["target"]
