@@ -142,7 +142,7 @@ def _environment(writable_home: str) -> list[str]:
         if name.startswith("LC_"):
             args += ["--setenv", name, value]
     args += ["--setenv", "HOME", writable_home, "--setenv", "TMPDIR", PRIVATE_TMP,
-             "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "HPCANNOTATE_SANDBOXED", "1"]
+             "--setenv", "PYTHONDONTWRITEBYTECODE", "1"]
     if "PATH" not in os.environ:
         args += ["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]
     return args
