@@ -155,8 +155,11 @@ def capture(directory: Path, *, force: bool = False, run=cmd.host_run) -> list[s
     recording = Recording()
     view = RecordingView(recording, run)
     here = fingerprint(view=view)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = write(recording, directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        written = write(recording, directory)
+    except OSError as exc:
+        raise InputError(f"{directory}: cannot write the capture ({exc.strerror or exc})") from None
     again = fingerprint(sysroot=directory)
     mine, theirs = _comparable(here), _comparable(again)
     if mine != theirs:
