@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from . import commands as cmd
-from .hostview import CHUNK, HostView
+from .hostview import HostView, read_bytes
 
 MAX_LISTED = 200  # a listed directory with more entries (a library directory) is not mirrored name by name
 COPY_LIMIT = 4 * 1024 * 1024  # bytes copied of one file (the probes read at most this much; libc.so.6 less)
@@ -70,19 +70,9 @@ def _inside(directory: Path, host_path: str) -> Path:
 
 
 def _copy_file(source: Path, dest: Path) -> bool:
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        with open(source, "rb") as handle:
-            while size < COPY_LIMIT:  # procfs sysctl files refuse one large read() (ENOMEM)
-                chunk = handle.read(CHUNK)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-    except OSError:
+    data = read_bytes(source, COPY_LIMIT)
+    if data is None:
         return False
-    data = b"".join(chunks)[:COPY_LIMIT]
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(data)
     return True
@@ -155,8 +145,11 @@ def capture(directory: Path, *, force: bool = False, run=cmd.host_run) -> list[s
     recording = Recording()
     view = RecordingView(recording, run)
     here = fingerprint(view=view)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = write(recording, directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        written = write(recording, directory)
+    except OSError as exc:
+        raise InputError(f"{directory}: cannot write the capture ({exc.strerror or exc})") from None
     again = fingerprint(sysroot=directory)
     mine, theirs = _comparable(here), _comparable(again)
     if mine != theirs:

@@ -15,9 +15,8 @@ stderr together) and an optional ``DIR/commands/<name>.rc`` its exit code
     DIR/commands/nvidia-smi-query-gpu.rc   2   (a driver older than R510 refuses compute_cap)
     DIR/commands/fi_info-l.txt             fi_info -l
 
-To capture a real node, run each command of ``CAPTURE_NAMES`` there with
-``cmd > commands/<name>.txt 2>&1; echo $? > commands/<name>.rc`` and copy
-``/proc`` and ``/sys`` files the probes read (see ``tests/data/sysroots``).
+To capture a real node, run ``hpcannotate fingerprint capture DIR`` there (``capture.py``): it
+records the files and command outputs the probes read and writes them in this layout.
 """
 
 from __future__ import annotations

@@ -26,6 +26,23 @@ CHUNK = 64 * 1024
 MAX_HOPS = 40  # symbolic links followed in one lookup, as Linux's ELOOP limit
 
 
+def read_bytes(path: Path, limit: int = READ_LIMIT) -> bytes | None:
+    """Up to ``limit`` bytes of a file, read in page-sized steps (procfs); None when it cannot be read."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with open(path, "rb") as handle:
+            while size < limit:
+                chunk = handle.read(CHUNK)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+    except OSError:
+        return None
+    return b"".join(chunks)[:limit]
+
+
 @dataclass(frozen=True)
 class HostView:
     root: Path
@@ -67,19 +84,11 @@ class HostView:
 
     def read(self, path: str) -> str | None:
         """The text of a small host file, or None when it is missing or unreadable."""
-        chunks: list[bytes] = []
-        size = 0
         try:
-            with open(self.path(path), "rb") as handle:
-                while size < READ_LIMIT:
-                    chunk = handle.read(CHUNK)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    size += len(chunk)
+            data = read_bytes(self.path(path))
         except OSError:
             return None
-        return b"".join(chunks).decode("utf-8", "replace")
+        return data.decode("utf-8", "replace") if data is not None else None
 
     def read_line(self, path: str) -> str | None:
         """The first line of a file, stripped (sysfs and procfs values)."""
