@@ -51,6 +51,11 @@ def bad(text: str) -> None:
     click.echo(click.style(text, fg="red"))
 
 
+def notice(text: str) -> None:
+    """Something the user should know that is not wrong (a key passed through untouched): stderr."""
+    click.echo(f"notice: {text}", err=True)
+
+
 def warn(text: str) -> None:
     """A warning goes to stderr so that ``--json`` output stays parseable."""
     click.echo(click.style(f"warning: {text}", fg="yellow"), err=True)

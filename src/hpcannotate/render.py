@@ -259,14 +259,41 @@ def easybuild_optarch(target: str) -> str:
     return f"GCC:{flags.lstrip('-')}" if flags else "GENERIC"
 
 
-def _inference(variant: Variant, target: str, timeout: float) -> Inference:
+def _inference(variant: Variant, target: str, timeout: float, target_source: str | None = None) -> Inference:
     if variant.format == "dockerfile":
         inference = Inference("dockerfile", variant.recipe)
         apply_target(inference, target)
         inference.set(P + "build.recipe.format", "dockerfile")
-        return inference
-    options = InferOptions(target=target, userargs=dict(variant.userargs), timeout=timeout)
-    return infer(variant.recipe, options, variant.format)
+    else:
+        options = InferOptions(target=target, userargs=dict(variant.userargs), timeout=timeout)
+        inference = infer(variant.recipe, options, variant.format)
+    _name_target_source(inference, variant, target, target_source)
+    return inference
+
+
+def _name_target_source(inference: Inference, variant: Variant, target: str, source: str | None) -> None:
+    """The adapters say "from --target" for a target they were given; in a render it may be the
+    variant's ``targets:`` or hpcannotate's default instead: say which."""
+    from .adapters.base import MODE_KEY, TARGET_KEY
+
+    entry = inference.annotations.entry(TARGET_KEY) if TARGET_KEY in inference.annotations else None
+    if entry is None or entry.provenance.note != "from --target":
+        return
+    if source is None and target in variant.targets:
+        if variant.targets_from:
+            source = f"{variant.targets_from} in hpcannotate.yaml"
+        else:
+            source = "hpcannotate's default target (hpcannotate.yaml names no targets:)"
+    if source is None or source == "--target":
+        return
+    file = str(variant.config) if variant.targets_from else None
+    fragment = f"{variant.targets_from}: [{', '.join(variant.targets)}]" if variant.targets_from else None
+    prov = Provenance(Layer.RECIPE, file, None, fragment, f"from {source}")
+    inference.annotations.set(TARGET_KEY, target, prov)
+    mode = inference.annotations.get(MODE_KEY)
+    if mode is not None:
+        inference.annotations.set(MODE_KEY, mode, Provenance(Layer.RECIPE, file, None, fragment,
+                                                             f"derived from target {target}"))
 
 
 def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
@@ -421,8 +448,12 @@ def render_variant(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     base_reader: Callable[[str], Annotations | None] | None = None,
+    target_source: str | None = None,
 ) -> RenderedContext:
     """Write the build context for one variant and target into ``out_dir``.
+
+    ``target_source`` is where ``target`` came from (``"--target"``); None: the variant's ``targets:``
+    when it lists the target.
 
     The context is written into a new sibling directory and renamed into place
     when complete: a failure leaves ``out_dir`` as it was. An existing ``out_dir``
@@ -446,7 +477,7 @@ def render_variant(
     except OSError as exc:
         raise InputError(f"{out_dir}: cannot write the build context there: {exc.strerror or exc}") from None
     try:
-        context = _render_into(recipe_dir, variant, target, work, out_dir, timeout, base_reader)
+        context = _render_into(recipe_dir, variant, target, work, out_dir, timeout, base_reader, target_source)
         work.chmod(0o755)  # mkdtemp makes it 0700
         _replace_dir(work, out_dir)
     except BaseException:
@@ -456,12 +487,13 @@ def render_variant(
 
 
 def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Path, out_dir: Path,
-                 timeout: float, base_reader: Callable[[str], Annotations | None] | None) -> RenderedContext:
+                 timeout: float, base_reader: Callable[[str], Annotations | None] | None,
+                 target_source: str | None = None) -> RenderedContext:
     """Write the context files into ``work``; the context describes them at ``out_dir``, where they end up."""
     (work / "hpcannotate").mkdir(parents=True)
     (work / MARKER).write_text("written by hpcannotate render; `render -o` replaces this directory\n",
                                encoding="utf-8")
-    inference = _inference(variant, target, timeout)
+    inference = _inference(variant, target, timeout, target_source)
     body, format_env = _dockerfile_body(variant, target, work, timeout)
     env = format_env.merged(variant.env)
     annotations = inference.annotations.merge(_recipe_doc(variant, inference)).merge(_declared(recipe_dir, variant))

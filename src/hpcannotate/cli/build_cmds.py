@@ -35,7 +35,8 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
     results = []
     for target in targets or chosen.targets:
         destination = out / target if len(targets or chosen.targets) > 1 else out
-        context = render_variant(recipe_dir, chosen.name, target, destination, timeout=timeout)
+        context = render_variant(recipe_dir, chosen.name, target, destination, timeout=timeout,
+                                 target_source="--target" if targets else None)
         warn_all(context)
         results.append(context)
     if as_json:
