@@ -27,7 +27,7 @@ from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .containerfile import parse as parse_dockerfile
 from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
-from .infer import infer
+from .infer import infer, name_target_source
 from .isolation import DEFAULT_TIMEOUT, run_isolated
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
@@ -267,33 +267,8 @@ def _inference(variant: Variant, target: str, timeout: float, target_source: str
     else:
         options = InferOptions(target=target, userargs=dict(variant.userargs), timeout=timeout)
         inference = infer(variant.recipe, options, variant.format)
-    _name_target_source(inference, variant, target, target_source)
+    name_target_source(inference, variant, target, target_source)
     return inference
-
-
-def _name_target_source(inference: Inference, variant: Variant, target: str, source: str | None) -> None:
-    """The adapters say "from --target" for a target they were given; in a render it may be the
-    variant's ``targets:`` or hpcannotate's default instead: say which."""
-    from .adapters.base import MODE_KEY, TARGET_KEY
-
-    entry = inference.annotations.entry(TARGET_KEY) if TARGET_KEY in inference.annotations else None
-    if entry is None or entry.provenance.note != "from --target":
-        return
-    if source is None and target in variant.targets:
-        if variant.targets_from:
-            source = f"{variant.targets_from} in hpcannotate.yaml"
-        else:
-            source = "hpcannotate's default target (hpcannotate.yaml names no targets:)"
-    if source is None or source == "--target":
-        return
-    file = str(variant.config) if variant.targets_from else None
-    fragment = f"{variant.targets_from}: [{', '.join(variant.targets)}]" if variant.targets_from else None
-    prov = Provenance(Layer.RECIPE, file, None, fragment, f"from {source}")
-    inference.annotations.set(TARGET_KEY, target, prov)
-    mode = inference.annotations.get(MODE_KEY)
-    if mode is not None:
-        inference.annotations.set(MODE_KEY, mode, Provenance(Layer.RECIPE, file, None, fragment,
-                                                             f"derived from target {target}"))
 
 
 def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:

@@ -717,6 +717,9 @@ def infer_target(facts: Facts, inference: Inference, given: str | None) -> None:
                 f"CPU target {target} labels the image, but nothing in the recipe compiles with {target} flags "
                 "(no -march/-mcpu/-tp in the generated Dockerfile; hpccm applies its CPU target only through a "
                 "compiler block's toolchain passed to the blocks that build): the binaries are generic")
+    if target and (pinned is not None or given):
+        for tuned in host_tuned_builds(facts, family or str(facts.raw.get("cpu_arch") or "")):
+            inference.warnings.append(f"{tuned}: the image is labelled {target} but built for the build host's CPU")
     if TARGET_KEY in inference.missing and family:
         inference.missing[TARGET_KEY] += f" (the base image is {family})"
 
@@ -746,7 +749,7 @@ def host_tuned_builds(facts: Facts, arch: str | None) -> list[str]:
             if name and name.lower() == "gromacs" and "GMX_SIMD" not in opts:
                 found.append(f"the GROMACS build (line {block.fact.get('line')}) sets no GMX_SIMD, so GROMACS "
                              "picks the build host's SIMD")
-    return found
+    return list(dict.fromkeys(found))  # a block copied by runtime() is in the image and in its build stage
 
 
 # Flags that ask for the generic baseline, not a microarchitecture.
