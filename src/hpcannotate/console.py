@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 
 import click
@@ -61,7 +62,25 @@ def warn(text: str) -> None:
     click.echo(click.style(f"warning: {text}", fg="yellow"), err=True)
 
 
+_QUIET = [False]
+_STARTED = [time.monotonic()]
+
+
+def set_quiet(quiet: bool) -> None:
+    """``hpcannotate --quiet``: no progress lines (warnings and errors still go to stderr)."""
+    _QUIET[0] = quiet
+
+
 def progress(text: str) -> None:
-    """Progress of long work, on stderr, only when a person is watching."""
-    if sys.stderr.isatty():
+    """A step of long work (build, probe, collection apply) on stderr, with the time since the command
+    started: on a terminal and in CI logs and pipes alike, so a slow step shows where the time goes."""
+    if _QUIET[0]:
+        return
+    elapsed = time.monotonic() - _STARTED[0]
+    click.echo(click.style(f"[{elapsed:6.1f}s] {text}", dim=True), err=True)
+
+
+def status(text: str) -> None:
+    """A short note for a person watching (a file written): on a terminal only, and not with --quiet."""
+    if sys.stderr.isatty() and not _QUIET[0]:
         click.echo(click.style(text, dim=True), err=True)

@@ -415,6 +415,17 @@ def _replace_dir(new: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def with_userargs(variant: Variant, userargs: dict[str, str] | None) -> Variant:
+    """The variant with ``--userarg`` entries over its own ``userargs:`` (HPCCM recipes only take them)."""
+    if not userargs:
+        return variant
+    if variant.format != "hpccm":
+        raise InputError(f"--userarg: variant {variant.name} is {variant.format}; only hpccm recipes take userargs")
+    from dataclasses import replace
+
+    return replace(variant, userargs={**variant.userargs, **userargs})
+
+
 def render_variant(
     recipe_dir: RecipeDir,
     variant_name: str | None,
@@ -424,6 +435,7 @@ def render_variant(
     timeout: float = DEFAULT_TIMEOUT,
     base_reader: Callable[[str], Annotations | None] | None = None,
     target_source: str | None = None,
+    userargs: dict[str, str] | None = None,
 ) -> RenderedContext:
     """Write the build context for one variant and target into ``out_dir``.
 
@@ -437,7 +449,7 @@ def render_variant(
     ``base_reader`` returns the annotations of the final stage's base image (layer
     ``base image``): the lowest layer, which the recipe's values override visibly.
     """
-    variant = recipe_dir.variant(variant_name)
+    variant = with_userargs(recipe_dir.variant(variant_name), userargs)
     _check_env(variant.env, recipe_dir.config)
     from .targets import is_target
 

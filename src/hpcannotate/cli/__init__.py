@@ -27,12 +27,16 @@ from .registry_cmds import annotate_cmd, collection_group, inspect_cmd
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="hpcannotate", prog_name="hpcannotate")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def cli(debug: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr (warnings and errors still).")
+def cli(debug: bool, quiet: bool) -> None:
     """Make HPC container images describe themselves.
 
     Reads build recipes (HPCCM, Spack, EasyBuild), infers org.supercontainers.*
     annotations, builds and retrofits images, and tells which image fits a host.
     """
+    from .. import console
+
+    console.set_quiet(quiet)
 
 
 cli.add_command(keys_cmd)

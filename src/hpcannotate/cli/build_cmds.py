@@ -18,15 +18,19 @@ from .registry_cmds import registry_options
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=Path("build/render"),
               show_default=True, help="Directory for the build contexts (one per target).")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds for recipe code.")
+@click.option("--userarg", multiple=True, metavar="KEY=VALUE",
+              help="HPCCM USERARG entries over the variant's userargs: (repeatable).")
 @click.option("--explain", is_flag=True, help="Show where every annotation came from and what it overrode.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, explain: bool, as_json: bool) -> None:
+def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, userarg, explain: bool,
+               as_json: bool) -> None:
     """Write the build context (Dockerfile, profile, entrypoint, annotations.json) without building.
 
     \b
     Example:
       hpcannotate render recipes/gromacs --variant hpccm --target zen3 -o /tmp/ctx
     """
+    from ..inputs import parse_assignments
     from ..recipedir import load_recipe_dir
     from ..render import render_variant, warn_all
 
@@ -36,7 +40,8 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
     for target in targets or chosen.targets:
         destination = out / target if len(targets or chosen.targets) > 1 else out
         context = render_variant(recipe_dir, chosen.name, target, destination, timeout=timeout,
-                                 target_source="--target" if targets else None)
+                                 target_source="--target" if targets else None,
+                                 userargs=parse_assignments(userarg, "--userarg"))
         warn_all(context)
         results.append(context)
     if as_json:
@@ -75,10 +80,12 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
               help="Render and print the builder commands, long values shortened (--json: the complete argv); "
                    "build nothing.")
 @click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
+@click.option("--userarg", multiple=True, metavar="KEY=VALUE",
+              help="HPCCM USERARG entries over the variant's userargs: (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, root, runroot,
               storage_driver, authfile, tls_verify, plain_http, make_base, probe, workdir, dry_run, stream_log,
-              as_json) -> None:
+              userarg, as_json) -> None:
     """Build one annotated image per CPU target and an annotated index over them.
 
     \b
@@ -88,18 +95,22 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
       hpcannotate build recipes/gromacs --variant spack --backend buildx --builder remote-bk --push REF
     """
     from ..builders import BuildOptions
+    from ..inputs import parse_assignments
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
                            authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None,
                            stream_log=stream_log)
+    userargs = parse_assignments(userarg, "--userarg")
     if dry_run:
         _dry_run(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
-                 output=output, workdir=workdir, options=options, allow_make_base=make_base, as_json=as_json)
+                 output=output, workdir=workdir, options=options, allow_make_base=make_base, as_json=as_json,
+                 userargs=userargs)
         return
     from ..build import build
 
     report = build(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
-                   output=output, workdir=workdir, options=options, allow_make_base=make_base, probe=probe)
+                   output=output, workdir=workdir, options=options, allow_make_base=make_base, probe=probe,
+                   userargs=userargs)
     if as_json:
         console.emit_json(report.to_json())
         return
