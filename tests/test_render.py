@@ -196,3 +196,12 @@ def test_the_target_s_provenance_names_its_real_source(tmp_path):
     default = render_variant(load_recipe_dir(plain), None, "x86_64", tmp_path / "ctx3")
     prov = default.annotations.entry("org.supercontainers.hardware.cpu.optimized.version").provenance
     assert "hpcannotate's default target" in prov.note
+
+
+def test_render_explain_announces_what_the_build_adds(run_cli, tmp_path):
+    r = run_cli("render", HELLO, "--explain", "-o", tmp_path / "ctx")
+    assert r.returncode == 0, r.stderr
+    after = r.stdout.split("(not in the rendered context)")[1]
+    assert "org.supercontainers.libc.implementation" in after and "added by the probe" in after
+    assert "org.opencontainers.image.base.digest" in after
+    assert "from targets in hpcannotate.yaml" in r.stdout or "from variants." in r.stdout

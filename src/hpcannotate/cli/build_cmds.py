@@ -37,11 +37,12 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, use
     recipe_dir = load_recipe_dir(directory)
     chosen = recipe_dir.variant(variant)
     results = []
+    reader = _store_base_reader() if explain else None
     for target in targets or chosen.targets:
         destination = out / target if len(targets or chosen.targets) > 1 else out
         context = render_variant(recipe_dir, chosen.name, target, destination, timeout=timeout,
                                  target_source="--target" if targets else None,
-                                 userargs=parse_assignments(userarg, "--userarg"))
+                                 userargs=parse_assignments(userarg, "--userarg"), base_reader=reader)
         warn_all(context)
         results.append(context)
     if as_json:
@@ -57,6 +58,43 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, use
             from .infer_cmd import print_annotations
 
             print_annotations(c.annotations, explain=True)
+            _print_after_build(c, reader)
+
+
+def _store_base_reader():
+    """The base image's annotations as buildah's default store holds it (render makes no base); None
+    when buildah or the base is not there, which ``_print_after_build`` then says."""
+    from ..build import base_reader
+    from ..builders import BuildOptions
+    from ..builders.buildah import BuildahBuilder
+
+    return base_reader(BuildahBuilder(BuildOptions()), allow_make=False, make=False)
+
+
+def _print_after_build(context, reader) -> None:
+    """What `build` adds to the rendered keys: the base's keys when the store did not have the base,
+    the probe's reading of the built image's files, and the base digest, each marked as such."""
+    from ..catalogue import OCI_PREFIX
+    from ..catalogue import SUPERCONTAINERS_PREFIX as P
+    from ..probe.userland import PROBED_KEYS
+    from ..render import final_base
+
+    base = final_base(context.dockerfile.read_text())
+    rows = []
+    if base and base != "scratch" and (reader is None or reader(base) is None):
+        rows.append([f"(keys of {base})", "not read: the base is not in buildah's default store; build reads it and "
+                                          "carries its keys over (marked 'base image')"])
+    for short in PROBED_KEYS:
+        key = P + short
+        if key in context.annotations:
+            rows.append([key, "checked by the probe after the build; the image's own files win"])
+        else:
+            rows.append([key, "added by the probe after the build when the image's files say it"])
+    if base and base != "scratch":
+        rows.append([OCI_PREFIX + "base.digest", f"added by the build: the digest of {base} it used"])
+    click.echo()
+    console.heading("  after the build (not in the rendered context)")
+    console.table(rows, ["KEY", "WHERE IT COMES FROM"], indent=2)
 
 
 @click.command("build")
