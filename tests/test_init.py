@@ -94,3 +94,34 @@ def test_an_unknown_command_points_at_the_program_s_help(run_cli):
     assert r.returncode == 2
     assert "(see 'hpcannotate --help')" in r.stderr and "hpcannotate hpcannotate" not in r.stderr
     assert "(see 'hpcannotate build --help')" in run_cli("build", "--bogus").stderr
+
+
+@pytest.mark.slow
+def test_a_base_from_a_plain_http_loopback_registry_builds_into_a_layout(tmp_path, buildah_store, busybox_base,
+                                                                         registry):
+    """FROM 127.0.0.1:PORT/... (plain HTTP, as every loopback registry is treated) with --output oci:."""
+    import subprocess
+
+    base = f"{registry.host}/library/busybox:latest"
+    subprocess.run([*buildah_store.global_args(), "push", "--tls-verify=false", "docker.io/library/busybox:latest",
+                    f"docker://{base}"], check=True, capture_output=True)
+    subprocess.run([*buildah_store.global_args(), "rmi", "-f", base], capture_output=True, check=False)
+    dockerfile = own_dockerfile(tmp_path, DOCKERFILE.replace("FROM busybox", f"FROM {base}"))
+    scaffold(dockerfile)
+    report = build(tmp_path / "myapp", workdir=tmp_path / "build", options=buildah_store.options,
+                   backend="buildah", output=f"oci:{tmp_path / 'layout'}")
+    assert report.targets[0].annotations["org.opencontainers.image.base.name"] == base
+    names = subprocess.run([*buildah_store.global_args(), "images", "--format", "{{.Name}}"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "localhost/tmp/hpcannotate-" not in names  # no temporary names left by loading bases
+
+
+def test_progress_lines_go_to_a_pipe_too_and_quiet_silences_them(run_cli, tmp_path):
+    hello = ROOT / "tests" / "data" / "recipedirs" / "hello"
+    r = run_cli("build", hello, "--dry-run", "--workdir", tmp_path, env={"HPCANNOTATE_QUIET": ""})
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("[")]
+    assert any("[x86_64] rendering dockerfile recipe" in line for line in lines)
+    assert all(line[1:].lstrip().split("s]")[0].replace(".", "").isdigit() for line in lines)  # elapsed seconds
+    quiet = run_cli("--quiet", "build", hello, "--dry-run", "--workdir", tmp_path, env={"HPCANNOTATE_QUIET": ""})
+    assert not [line for line in quiet.stderr.splitlines() if line.startswith("[")]

@@ -7,6 +7,7 @@ command's ``--json`` and table output look alike.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -62,13 +63,13 @@ def warn(text: str) -> None:
     click.echo(click.style(f"warning: {text}", fg="yellow"), err=True)
 
 
-_QUIET = [False]
+_QUIET = [os.environ.get("HPCANNOTATE_QUIET", "") not in ("", "0")]
 _STARTED = [time.monotonic()]
 
 
 def set_quiet(quiet: bool) -> None:
-    """``hpcannotate --quiet``: no progress lines (warnings and errors still go to stderr)."""
-    _QUIET[0] = quiet
+    """``hpcannotate --quiet`` (or HPCANNOTATE_QUIET=1): no progress lines (warnings and errors still)."""
+    _QUIET[0] = quiet or _QUIET[0]
 
 
 def progress(text: str) -> None:
