@@ -654,3 +654,13 @@ def test_a_process_the_recipe_starts_neither_holds_up_nor_outlives_it(tmp_path):
     else:
         os.kill(pid, 9)
         raise AssertionError(f"sleep (pid {pid}) outlived the worker")
+
+
+def test_nvhpc_builds_without_tp_are_tuned_for_the_build_host(tmp_path):
+    body = ("compiler = nvhpc(eula=True)\nStage0 += compiler\n"
+            "Stage0 += generic_autotools(url='https://x.org/app-1.0.tar.gz', toolchain=compiler.toolchain)\n")
+    recipe = _recipe(tmp_path, body)
+    assert "without -tp" in missing(infer(recipe))["hardware.cpu.optimized.version"]
+    zen3 = infer(recipe, target="zen3")  # hpccm's nvhpc toolchain then carries -tp=zen3
+    assert values(zen3)["hardware.cpu.optimized.version"] == "zen3"
+    assert not any("build host" in w or "compiles with zen3" in w for w in zen3.warnings), zen3.warnings

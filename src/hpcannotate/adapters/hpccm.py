@@ -743,13 +743,28 @@ def host_tuned_builds(facts: Facts, arch: str | None) -> list[str]:
             if "TARGET=" not in opts and "DYNAMIC_ARCH=1" not in opts:
                 found.append(f"{block.fragment('make_opts')} (line {block.fact.get('line')}) builds OpenBLAS for "
                              "the CPU it detects (no TARGET= or DYNAMIC_ARCH=1)")
-        elif block.kind in GENERIC_BLOCKS:
+        elif block.kind in GENERIC_BLOCKS and _nvhpc_without_tp(block):
+            found.append(f"{block.fragment('toolchain')} (line {block.fact.get('line')}) compiles with the NVIDIA "
+                         "HPC compilers without -tp, and they target the build host's CPU by default")
+        if block.kind in GENERIC_BLOCKS:
             name, _ = source_name_version(block)
             opts = " ".join(str(o) for o in block.attr("cmake_opts", []) or [])
             if name and name.lower() == "gromacs" and "GMX_SIMD" not in opts:
                 found.append(f"the GROMACS build (line {block.fact.get('line')}) sets no GMX_SIMD, so GROMACS "
                              "picks the build host's SIMD")
     return list(dict.fromkeys(found))  # a block copied by runtime() is in the image and in its build stage
+
+
+def _nvhpc_without_tp(block: Block) -> bool:
+    """A build whose toolchain is nvc/pgcc (``CC=nvc``) and whose flags name no ``-tp``."""
+    toolchain = block.kwargs.get("toolchain")
+    if not isinstance(toolchain, dict):
+        return False
+    compiler = os.path.basename(str(toolchain.get("CC") or ""))
+    if compiler not in ("nvc", "pgcc"):
+        return False
+    flags = " ".join(str(toolchain.get(k) or "") for k in ("CFLAGS", "CXXFLAGS", "FFLAGS", "FCFLAGS"))
+    return "-tp" not in flags
 
 
 # Flags that ask for the generic baseline, not a microarchitecture.
