@@ -38,7 +38,8 @@ def run_cli():
     """Run ``hpcannotate ARGS`` through the real console script."""
 
     def run(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120) -> Result:
-        full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        # progress lines are tested on their own (test_init.py); here stderr is errors and warnings only
+        full_env = {**os.environ, "NO_COLOR": "1", "HPCANNOTATE_QUIET": "1", **(env or {})}
         proc = subprocess.run(
             [console_script(), *map(str, args)],
             capture_output=True,

@@ -37,6 +37,7 @@ REAL = {
     "hdf5_nvompi": "h/HDF5/HDF5-1.12.2-nvompi-2022.07.eb",
     "amgx_sm": "a/AMGX/AMGX-2.4.0-foss-2023a-CUDA-12.1.1.eb",
     "elpa_nvhpc": "e/ELPA/ELPA-2025.06.002-NVHPC-25.3-CUDA-12.8.0.eb",
+    "openblas_legacy_nvhpc": "o/OpenBLAS/OpenBLAS-0.3.20-NVHPC-22.7-CUDA-11.7.0.eb",
     "foss_itself": "f/foss/foss-2023a.eb",
     "openmpi_itself": "o/OpenMPI/OpenMPI-4.1.5-GCC-12.3.0.eb",
     "zlib_gcccore": "z/zlib/zlib-1.2.13-GCCcore-12.3.0.eb",
@@ -198,6 +199,24 @@ def test_templated_toolchain_version(real):
     assert _value(inference, "compiler.implementation") == "nvhpc"
     assert _value(inference, "compiler.version") == "25.3"
     assert _value(inference, "hardware.gpu.nvidia.cuda.version") == "12.8"
+
+
+def test_nvhpc_25_brings_nvhpcx_open_mpi_as_easybuild_decides(real):
+    # NVHPC >= 25 is nvidia-compilers + NVHPCX (an Open MPI) in EasyBuild's own toolchain class; the
+    # toolchain easyconfig lists no MPI, so the version is not known and is not made up
+    inference = real["elpa_nvhpc"]
+    assert _value(inference, "mpi.implementation") == "openmpi"
+    entry = inference.annotations.entry(P + "mpi.implementation")
+    assert "easybuild.toolchains.nvhpc.NVHPC" in entry.provenance.note
+    assert P + "mpi.version" not in inference.annotations
+    assert "NVHPC/25.3-CUDA-12.8.0" in inference.missing[P + "mpi.version"]
+    assert P + "communication.framework" not in inference.annotations
+
+
+def test_legacy_nvhpc_on_gcccore_is_compiler_only(real):
+    # NVHPC 22.7 depends on GCCcore: EasyBuild's class turns into the compiler-only NVHPCToolchain
+    inference = real["openblas_legacy_nvhpc"]
+    assert _value(inference, "compiler.implementation") == "nvhpc"
     assert _value(inference, "mpi.implementation") == "none"
 
 

@@ -290,11 +290,13 @@ def test_target_option_is_visible_to_the_recipe():
     assert values(other)["hardware.cpu.optimized.mode"] == "genericMicro"
 
 
-def test_no_target_is_reported_missing_with_the_image_architecture():
+def test_no_target_and_no_cpu_flags_is_the_base_image_architecture():
+    # nothing pins a target and nothing compiles with -march: the compilers' default, the family's baseline
     inf = infer(DATA / "arm.py")
-    assert "aarch64" in missing(inf)["hardware.cpu.optimized.version"]
-    assert "hardware.cpu.optimized.mode" in missing(inf)
     v = values(inf)
+    assert (v["hardware.cpu.optimized.version"], v["hardware.cpu.optimized.mode"]) == ("aarch64", "architecture")
+    entry = inf.annotations.entry("hardware.cpu.optimized.version")
+    assert entry.provenance.line == 2 and "baseline" in entry.provenance.note
     assert v["hardware.gpu.nvidia.cuda.version"] == "12.2"
     assert v["mpi.implementation"] == "openmpi"
     assert inf.labels["hpccm.gdrcopy.version"] == "2.4.1"  # annotate=False, still collected
@@ -383,10 +385,18 @@ def test_missing_file_and_bad_target():
         ("nvcr.io/nvidia/nvhpc:26.3-devel-cuda_multi-ubuntu24.04", None),
         ("ubuntu:22.04", None),
         ("localhost:5000/cuda", None),
+        ("nvcr.io/nvidia/cuda:12.4.1-devel-ubuntu22.04@sha256:" + "a" * 64, "12.4"),
+        ("localhost:5000/cuda:12.2.0-base@sha256:" + "b" * 64, "12.2"),
     ],
 )
 def test_cuda_from_image(image, cuda):
     assert cuda_from_image(image)[0] == cuda
+
+
+def test_a_cuda_image_pinned_by_digest_alone_is_still_a_cuda_image():
+    version, reason = cuda_from_image("nvcr.io/nvidia/cuda@sha256:" + "c" * 64)
+    assert version is None
+    assert "CUDA image nvcr.io/nvidia/cuda is pinned by digest" in reason and "not a CUDA image" not in reason
 
 
 def test_gpu_architectures_from_build_options():
@@ -444,9 +454,63 @@ def test_library_uses_hpccm_cpu_target_when_no_target_is_given(tmp_path):
     labels = dockerfile_labels(run_hpccm(recipe, "--cpu-target", "skylake_avx512").stdout)
     assert labels[P + "hardware.cpu.optimized.version"] == "skylake_avx512"
     assert labels[P + "mpi.implementation"] == "mpich"
-    without = dockerfile_labels(run_hpccm(recipe).stdout)
-    assert P + "hardware.cpu.optimized.version" not in without
+    plain = run_hpccm(recipe)
+    without = dockerfile_labels(plain.stdout)
+    # no target and no -march: the baseline of the architecture hpccm generates for (this host's)
+    assert without[P + "hardware.cpu.optimized.mode"] == "architecture"
+    assert without[P + "hardware.cpu.optimized.version"] == hpccm_host_family()
     assert without[P + "mpi.version"] == "4.1.2"
+
+
+def hpccm_host_family() -> str:
+    import platform
+
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
+
+
+def test_library_warns_when_mandatory_keys_are_missing(tmp_path):
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(
+        "from hpcannotate.hpccm import annotations\n"
+        "Stage0 += baseimage(image='ubuntu:22.04')\n"
+        "Stage0 += shell(commands=['spack install zlib'])\n"
+        "Stage0 += annotations(Stage0)\n"
+    )
+    proc = run_hpccm(recipe)
+    assert proc.returncode == 0, proc.stderr
+    assert P + "hardware.cpu.optimized.version" not in dockerfile_labels(proc.stdout)
+    assert "mandatory key org.supercontainers.hardware.cpu.optimized.version is not in the label set" in proc.stderr
+    assert "spack install" in proc.stderr
+
+
+def test_a_target_nothing_compiles_for_is_warned_about(tmp_path):
+    recipe = _recipe(tmp_path, "Stage0 += mpich(version='4.1.2')\n")
+    inf = infer(recipe, target="zen3")
+    assert values(inf)["hardware.cpu.optimized.version"] == "zen3"
+    assert any("nothing in the recipe compiles with zen3 flags" in w for w in inf.warnings)
+    # a compiler block's toolchain passed to the build: hpccm's own zen3 flags reach the compiler
+    built = _recipe(tmp_path, "compiler = gnu()\nStage0 += compiler\n"
+                              "Stage0 += generic_autotools(url='https://x.org/app-1.0.tar.gz', "
+                              "toolchain=compiler.toolchain)\n", "built.py")
+    inf = infer(built, target="zen3")
+    assert not any("compiles with zen3 flags" in w for w in inf.warnings), inf.warnings
+
+
+def test_march_flags_without_a_target_leave_the_target_out(tmp_path):
+    recipe = _recipe(tmp_path, ""
+                               "Stage0 += generic_autotools(url='https://x.org/app-1.0.tar.gz', "
+                               "toolchain=hpccm.toolchain(CFLAGS='-O3 -march=znver3'))\n")
+    inf = infer(recipe)
+    assert "hardware.cpu.optimized.version" not in values(inf)
+    assert "-march=znver3" in missing(inf)["hardware.cpu.optimized.version"]
+
+
+def test_builds_that_tune_for_the_build_host_leave_the_target_out(tmp_path):
+    recipe = _recipe(tmp_path, "Stage0 += openblas()\n")
+    assert "OpenBLAS" in missing(infer(recipe))["hardware.cpu.optimized.version"]
+    pinned = _recipe(tmp_path, ""
+                               "Stage0 += openblas(make_opts=['DYNAMIC_ARCH=1'])\n", "pinned.py")
+    assert values(infer(pinned))["hardware.cpu.optimized.version"] == "x86_64"
 
 
 def test_library_singularity_labels_are_not_quoted():
@@ -586,3 +650,13 @@ def test_a_process_the_recipe_starts_neither_holds_up_nor_outlives_it(tmp_path):
     for pid in left:
         os.kill(pid, 9)
     assert not left, f"the recipe's child (pids {left}) outlived the worker"
+
+
+def test_nvhpc_builds_without_tp_are_tuned_for_the_build_host(tmp_path):
+    body = ("compiler = nvhpc(eula=True)\nStage0 += compiler\n"
+            "Stage0 += generic_autotools(url='https://x.org/app-1.0.tar.gz', toolchain=compiler.toolchain)\n")
+    recipe = _recipe(tmp_path, body)
+    assert "without -tp" in missing(infer(recipe))["hardware.cpu.optimized.version"]
+    zen3 = infer(recipe, target="zen3")  # hpccm's nvhpc toolchain then carries -tp=zen3
+    assert values(zen3)["hardware.cpu.optimized.version"] == "zen3"
+    assert not any("build host" in w or "compiles with zen3" in w for w in zen3.warnings), zen3.warnings

@@ -789,3 +789,49 @@ def test_lock_edges_of_the_wrong_shape_are_one_line(tmp_path, parameters, expect
     message = str(err.value)
     assert message.startswith(f"{path}: concrete_specs[") and "dependency 'openmpi'" in message
     assert expected in message
+
+
+# -- externals and preferences ----------------------------------------------------------------
+EXTERNAL_MPICH = """\
+spack:
+  specs: ['gromacs +mpi ^mpich']
+  packages:
+    mpich:
+      buildable: {buildable}
+      externals:
+      - spec: mpich@5.0.1 device=ch4 netmod=ofi
+        prefix: /opt/mpich
+"""
+
+
+def test_the_fabric_of_an_external_mpi_comes_from_its_variants(tmp_path):
+    inf = infer(env(tmp_path, EXTERNAL_MPICH.format(buildable="false")))
+    assert (value(inf, "mpi.implementation"), value(inf, "mpi.version")) == ("mpich", "5.0.1")
+    assert value(inf, "communication.framework") == "libfabric"
+    assert where(inf, "communication.framework") == ("spack.yaml", 7)
+    # buildable, and nothing says the external is the one used: no fabric
+    inf = infer(env(tmp_path, EXTERNAL_MPICH.format(buildable="true")))
+    assert value(inf, "communication.framework") is None
+
+
+def test_externals_that_disagree_on_the_fabric_leave_it_out(tmp_path):
+    text = EXTERNAL_MPICH.format(buildable="false") + "      - spec: mpich@5.0.1 netmod=ucx\n        prefix: /o\n"
+    inf = infer(env(tmp_path, text))
+    assert value(inf, "communication.framework") is None
+    assert any("select different fabrics" in w for w in inf.warnings)
+
+
+def test_a_preferred_compiler_is_reported_as_a_preference_not_a_fact(tmp_path):
+    text = "spack:\n  specs: [gromacs]\n  packages:\n    all:\n      compiler: [gcc@12.3.0]\n"
+    inf = infer(env(tmp_path, text))
+    assert value(inf, "compiler.implementation") is None
+    assert "is a preference" in missing(inf, "compiler.implementation")
+    assert "gcc@12.3.0" in missing(inf, "compiler.version")
+    # Spack 1.x's prefer: is a strong preference: kept, and said to be one
+    prefer = "spack:\n  specs: [gromacs]\n  packages:\n    all:\n      prefer: ['%gcc@13.2.0']\n"
+    inf = infer(env(tmp_path, prefer))
+    assert value(inf, "compiler.implementation") == "gcc"
+    assert "preference" in inf.annotations.entry(P + "compiler.implementation").provenance.note
+    required = "spack:\n  specs: [gromacs]\n  packages:\n    all:\n      require: ['%gcc@13.2.0']\n"
+    inf = infer(env(tmp_path, required))
+    assert (value(inf, "compiler.implementation"), value(inf, "compiler.version")) == ("gcc", "13.2.0")

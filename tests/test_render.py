@@ -173,3 +173,35 @@ def test_every_example_variant_renders_to_a_valid_dockerfile(tmp_path, app, vari
         if item["instruction"] == "RUN" and item["value"].startswith("["):
             program = json.loads(item["value"])[0]
             assert program.startswith("/"), f"exec-form RUN of {program!r} relies on PATH"
+
+
+def test_one_variant_needs_no_default(tmp_path):
+    recipe_dir = load_recipe_dir(write_config(tmp_path, GOOD.replace("default: a\n", "")))
+    assert recipe_dir.default == "a"
+    two = GOOD.replace("default: a\n", "") + "  b: {format: dockerfile, recipe: hello.Dockerfile}\n"
+    with pytest.raises(InputError, match="default: missing; with 2 variants"):
+        load_recipe_dir(write_config(tmp_path, two))
+
+
+def test_the_target_s_provenance_names_its_real_source(tmp_path):
+    directory = write_config(tmp_path, GOOD + "targets: [x86_64_v2, x86_64_v3]\n")
+    context = render_variant(load_recipe_dir(directory), None, "x86_64_v2", tmp_path / "ctx")
+    prov = context.annotations.entry("org.supercontainers.hardware.cpu.optimized.version").provenance
+    assert prov.note == "from targets in hpcannotate.yaml" and prov.file.endswith("hpcannotate.yaml")
+    given = render_variant(load_recipe_dir(directory), None, "x86_64_v3", tmp_path / "ctx2", target_source="--target")
+    prov = given.annotations.entry("org.supercontainers.hardware.cpu.optimized.version").provenance
+    assert prov.note == "from --target"
+    (tmp_path / "plain").mkdir()
+    plain = write_config(tmp_path / "plain", GOOD)
+    default = render_variant(load_recipe_dir(plain), None, "x86_64", tmp_path / "ctx3")
+    prov = default.annotations.entry("org.supercontainers.hardware.cpu.optimized.version").provenance
+    assert "hpcannotate's default target" in prov.note
+
+
+def test_render_explain_announces_what_the_build_adds(run_cli, tmp_path):
+    r = run_cli("render", HELLO, "--explain", "-o", tmp_path / "ctx")
+    assert r.returncode == 0, r.stderr
+    after = r.stdout.split("(not in the rendered context)")[1]
+    assert "org.supercontainers.libc.implementation" in after and "added by the probe" in after
+    assert "org.opencontainers.image.base.digest" in after
+    assert "from targets in hpcannotate.yaml" in r.stdout or "from variants." in r.stdout

@@ -237,4 +237,8 @@ def load_into_buildah(layout_dir: Path, ref: str, global_args: list[str]) -> str
     manifest = layout.read_json(layout.find(tag)["digest"])
     image_id = manifest["config"]["digest"].split(":", 1)[1]
     _run([*global_args, "tag", image_id, name], f"buildah tag {name}", 60)
+    # the pull named the image after the temporary link (localhost/tmp/hpcannotate-...); with the FROM name
+    # in place, `rmi` of that name only untags it, so the store keeps no trace of the link
+    # (not fatal: a name left behind costs nothing but a line in `buildah images`)
+    subprocess.run([*global_args, "rmi", f"localhost{link}:{tag}"], capture_output=True, timeout=60, check=False)
     return name

@@ -350,6 +350,7 @@ def plan(
     options: BuildOptions | None = None,
     allow_make_base: bool = True,
     dry_run: bool = False,
+    userargs: dict[str, str] | None = None,
 ) -> BuildPlan:
     """Check the inputs, choose the builder and destination, and render every target.
 
@@ -381,7 +382,8 @@ def plan(
     contexts = []
     for target in wanted:
         console.progress(f"[{target}] rendering {chosen.format} recipe")
-        context = render_variant(recipe_dir, chosen.name, target, work / target / "context", base_reader=reader)
+        context = render_variant(recipe_dir, chosen.name, target, work / target / "context", base_reader=reader,
+                                 target_source="--target" if targets else None, userargs=userargs)
         warn_all(context)
         warnings.extend(context.warnings)
         contexts.append(context)
@@ -417,11 +419,12 @@ def build(
     options: BuildOptions | None = None,
     allow_make_base: bool = True,
     probe: bool = True,
+    userargs: dict[str, str] | None = None,
 ) -> BuildReport:
     """Build every target of a recipe directory's variant and publish an annotated index."""
     options = options or BuildOptions()
     the_plan = plan(path, variant=variant, targets=targets, backend=backend, push=push, output=output,
-                    workdir=workdir, options=options, allow_make_base=allow_make_base)
+                    workdir=workdir, options=options, allow_make_base=allow_make_base, userargs=userargs)
     return execute(the_plan, options, allow_make_base=allow_make_base, probe=probe)
 
 

@@ -211,6 +211,35 @@ class Catalogue:
             name.split(".", 1)[0] for name in self._lookup if not name.startswith("org.")
         )
 
+    def suggest(self, name: str) -> str | None:
+        """The catalogue key a wrong spelling most likely means, or None.
+
+        ``mpi.abi`` -> ``mpi.abi.version`` (a key it begins), ``cuda.version`` ->
+        ``hardware.gpu.nvidia.cuda.version`` (the one key it ends), else the closest spelling.
+        """
+        import difflib
+
+        short = name.strip().removeprefix(SUPERCONTAINERS_PREFIX)
+        names = [s for s in self.spellings() if not s.startswith("org.")]
+        for candidates in ([n for n in names if n.startswith(short + ".")],
+                           [n for n in names if n.endswith("." + short)]):
+            keys = sorted({self.canonical(n) for n in candidates})
+            if len(keys) == 1:
+                return keys[0]
+        close = difflib.get_close_matches(short, names, n=1, cutoff=0.75)
+        return self.canonical(close[0]) if close else None
+
+    def foreign_notice(self, name: str) -> str | None:
+        """The notice for a key outside the catalogue's namespaces (it passes through as another tool's key);
+        None for a key in them (known, or an error that validation reports)."""
+        key = self.canonical(name)
+        if is_managed(key):
+            return None
+        hint = self.suggest(name) if "." in name and not name.startswith(("org.", "com.", "io.", "net.")) else None
+        extra = f"; did you mean {hint}?" if hint else ""
+        return (f"{name}: not a catalogue key (outside org.supercontainers.* and org.opencontainers.image.*), "
+                f"passed through as another tool's key{extra}")
+
     def mandatory(self) -> list[KeySpec]:
         return [s for s in self if s.mandatory]
 

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import console
 from .annotations import Problem
 from .catalogue import OCI_PREFIX, SUPERCONTAINERS_PREFIX, is_managed
 from .errors import HpcAnnotateError, InputError
@@ -299,10 +300,14 @@ def apply_collection(
     try:
         # Every image of every application is read and checked before anything is written: a bad
         # image in the last application must not leave the first ones pushed.
-        plans = [_plan(app, _target(push, app, len(collection.applications)), dry_run, convert_to_oci, client)
-                 for app in collection.applications]
+        plans = []
+        for app in collection.applications:
+            target = _target(push, app, len(collection.applications))
+            console.progress(f"[{app.name}] reading {len(app.images)} image(s) for {target}")
+            plans.append(_plan(app, target, dry_run, convert_to_oci, client))
         if not dry_run:
-            for plan in plans:
+            for plan, app in zip(plans, collection.applications, strict=True):
+                console.progress(f"[{app.name}] writing the annotated index {plan.target_ref}")
                 _write(plan, client)
         return [plan.result for plan in plans]
     finally:

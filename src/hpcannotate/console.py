@@ -7,7 +7,9 @@ command's ``--json`` and table output look alike.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Sequence
 
 import click
@@ -51,12 +53,35 @@ def bad(text: str) -> None:
     click.echo(click.style(text, fg="red"))
 
 
+def notice(text: str) -> None:
+    """Something the user should know that is not wrong (a key passed through untouched): stderr."""
+    click.echo(f"notice: {text}", err=True)
+
+
 def warn(text: str) -> None:
     """A warning goes to stderr so that ``--json`` output stays parseable."""
     click.echo(click.style(f"warning: {text}", fg="yellow"), err=True)
 
 
+_QUIET = [os.environ.get("HPCANNOTATE_QUIET", "") not in ("", "0")]
+_STARTED = [time.monotonic()]
+
+
+def set_quiet(quiet: bool) -> None:
+    """``hpcannotate --quiet`` (or HPCANNOTATE_QUIET=1): no progress lines (warnings and errors still)."""
+    _QUIET[0] = quiet or _QUIET[0]
+
+
 def progress(text: str) -> None:
-    """Progress of long work, on stderr, only when a person is watching."""
-    if sys.stderr.isatty():
+    """A step of long work (build, probe, collection apply) on stderr, with the time since the command
+    started: on a terminal and in CI logs and pipes alike, so a slow step shows where the time goes."""
+    if _QUIET[0]:
+        return
+    elapsed = time.monotonic() - _STARTED[0]
+    click.echo(click.style(f"[{elapsed:6.1f}s] {text}", dim=True), err=True)
+
+
+def status(text: str) -> None:
+    """A short note for a person watching (a file written): on a terminal only, and not with --quiet."""
+    if sys.stderr.isatty() and not _QUIET[0]:
         click.echo(click.style(text, dim=True), err=True)

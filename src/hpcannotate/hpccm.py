@@ -109,6 +109,11 @@ def annotations(stage: Stage, target: str | None = None, **extra: object) -> lab
     except HpcAnnotateError as exc:  # e.g. hpccm --cpu-target with a name archspec does not know
         raise ValueError(f"annotations(): {exc}") from exc
     _add_extra(inference, extra, caller.f_lineno)
+    for spec in catalogue().mandatory():
+        if spec.key not in inference.annotations:
+            reason = inference.missing.get(spec.key, "not inferred")
+            inference.warnings.append(f"mandatory key {spec.key} is not in the label set ({reason}): the image "
+                                      "will not be HPC Container Compliant; pass target= or hpccm --cpu-target")
     for warning in inference.warnings:
         logging.warning("hpcannotate: %s", warning)
     metadata = {key: _label_value(value) for key, value in inference.annotations.to_labels().items()}

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .adapters import ADAPTERS, adapter, detect_format
 from .adapters.base import Inference, InferOptions
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .recipedir import Variant
 
 RECIPE_DIR_CONFIG = "hpcannotate.yaml"
 
@@ -102,10 +106,39 @@ def infer(path: str | Path, options: InferOptions | None = None, format: str | N
     options = options or InferOptions()
     if path.is_dir() and (path / RECIPE_DIR_CONFIG).is_file():
         chosen = recipe_dir_variant(path, format, variant)
+        given = options.target
         options = replace(options, userargs={**chosen.userargs, **options.userargs},
                           target=options.target or (chosen.targets[0] if chosen.targets else None))
-        return adapter(chosen.format).infer(chosen.recipe, options)
+        inference = adapter(chosen.format).infer(chosen.recipe, options)
+        name_target_source(inference, chosen, options.target, "--target" if given else None)
+        return inference
     if variant is not None:
         raise InputError(f"--variant {variant}: {path} is not a recipe directory with an {RECIPE_DIR_CONFIG}")
     name, recipe = resolve_recipe(path, format)
     return adapter(name).infer(recipe, options)
+
+
+def name_target_source(inference: Inference, variant: Variant, target: str, source: str | None) -> None:
+    """The adapters say "from --target" for a target they were given; in a render it may be the
+    variant's ``targets:`` or hpcannotate's default instead: say which."""
+    from .adapters.base import MODE_KEY, TARGET_KEY
+    from .provenance import Layer, Provenance
+
+    entry = inference.annotations.entry(TARGET_KEY) if TARGET_KEY in inference.annotations else None
+    if entry is None or entry.provenance.note != "from --target":
+        return
+    if source is None and target in variant.targets:
+        if variant.targets_from:
+            source = f"{variant.targets_from} in hpcannotate.yaml"
+        else:
+            source = "hpcannotate's default target (hpcannotate.yaml names no targets:)"
+    if source is None or source == "--target":
+        return
+    file = str(variant.config) if variant.targets_from else None
+    fragment = f"{variant.targets_from}: [{', '.join(variant.targets)}]" if variant.targets_from else None
+    prov = Provenance(Layer.RECIPE, file, None, fragment, f"from {source}")
+    inference.annotations.set(TARGET_KEY, target, prov)
+    mode = inference.annotations.get(MODE_KEY)
+    if mode is not None:
+        inference.annotations.set(MODE_KEY, mode, Provenance(Layer.RECIPE, file, None, fragment,
+                                                             f"derived from target {target}"))

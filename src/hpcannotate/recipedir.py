@@ -69,6 +69,8 @@ class Variant:
     shell: str | None  # None: not said; the login shell then follows the base image (see render.login_shell)
     build_base: str | None = None
     config: Path = field(default=Path(CONFIG_NAME), compare=False)
+    # where ``targets`` come from, for provenance: "variants.<name>.targets", "targets" or "" (the default)
+    targets_from: str = field(default="", compare=False)
 
     @cached_property
     def recipe(self) -> Path:
@@ -267,6 +269,11 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
     if not isinstance(data, dict):
         raise InputError(f"{config}: expected a mapping at the top level")
     _check_schema(data, config)
+    if "default" not in data:
+        if len(data["variants"]) != 1:
+            raise InputError(f"{config}: default: missing; with {len(data['variants'])} variants, name the one "
+                             f"to build by default ({', '.join(data['variants'])})")
+        data["default"] = next(iter(data["variants"]))  # one variant needs no default:
     _check_names(data, config)
     from . import targets as cpu
 
@@ -295,6 +302,8 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
             shell=raw.get("shell") or data.get("shell"),
             build_base=raw.get("build_base"),
             config=config,
+            targets_from=f"variants.{name}.targets" if raw.get("targets") else "targets" if data.get("targets")
+            else "",
         )
     if data["default"] not in variants:
         raise InputError(f"{config}: default: no variant {data['default']!r} (variants: {', '.join(variants)})")

@@ -28,7 +28,7 @@ from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .containerfile import parse as parse_dockerfile
 from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
-from .infer import infer
+from .infer import infer, name_target_source
 from .isolation import DEFAULT_TIMEOUT, malformed, run_isolated
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
@@ -255,14 +255,16 @@ def easybuild_optarch(target: str) -> str:
     return f"GCC:{flags.lstrip('-')}" if flags else "GENERIC"
 
 
-def _inference(variant: Variant, target: str, timeout: float) -> Inference:
+def _inference(variant: Variant, target: str, timeout: float, target_source: str | None = None) -> Inference:
     if variant.format == "dockerfile":
         inference = Inference("dockerfile", variant.recipe)
         apply_target(inference, target)
         inference.set(P + "build.recipe.format", "dockerfile")
-        return inference
-    options = InferOptions(target=target, userargs=dict(variant.userargs), timeout=timeout)
-    return infer(variant.recipe, options, variant.format)
+    else:
+        options = InferOptions(target=target, userargs=dict(variant.userargs), timeout=timeout)
+        inference = infer(variant.recipe, options, variant.format)
+    name_target_source(inference, variant, target, target_source)
+    return inference
 
 
 def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
@@ -409,6 +411,17 @@ def _replace_dir(new: Path, out_dir: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def with_userargs(variant: Variant, userargs: dict[str, str] | None) -> Variant:
+    """The variant with ``--userarg`` entries over its own ``userargs:`` (HPCCM recipes only take them)."""
+    if not userargs:
+        return variant
+    if variant.format != "hpccm":
+        raise InputError(f"--userarg: variant {variant.name} is {variant.format}; only hpccm recipes take userargs")
+    from dataclasses import replace
+
+    return replace(variant, userargs={**variant.userargs, **userargs})
+
+
 def render_variant(
     recipe_dir: RecipeDir,
     variant_name: str | None,
@@ -417,8 +430,13 @@ def render_variant(
     *,
     timeout: float = DEFAULT_TIMEOUT,
     base_reader: Callable[[str], Annotations | None] | None = None,
+    target_source: str | None = None,
+    userargs: dict[str, str] | None = None,
 ) -> RenderedContext:
     """Write the build context for one variant and target into ``out_dir``.
+
+    ``target_source`` is where ``target`` came from (``"--target"``); None: the variant's ``targets:``
+    when it lists the target.
 
     The context is written into a new sibling directory and renamed into place
     when complete: a failure leaves ``out_dir`` as it was. An existing ``out_dir``
@@ -427,7 +445,7 @@ def render_variant(
     ``base_reader`` returns the annotations of the final stage's base image (layer
     ``base image``): the lowest layer, which the recipe's values override visibly.
     """
-    variant = recipe_dir.variant(variant_name)
+    variant = with_userargs(recipe_dir.variant(variant_name), userargs)
     _check_env(variant.env, recipe_dir.config)
     from .targets import is_target
 
@@ -442,7 +460,7 @@ def render_variant(
     except OSError as exc:
         raise InputError(f"{out_dir}: cannot write the build context there: {exc.strerror or exc}") from None
     try:
-        context = _render_into(recipe_dir, variant, target, work, out_dir, timeout, base_reader)
+        context = _render_into(recipe_dir, variant, target, work, out_dir, timeout, base_reader, target_source)
         work.chmod(0o755)  # mkdtemp makes it 0700
         _replace_dir(work, out_dir)
     except BaseException:
@@ -452,12 +470,13 @@ def render_variant(
 
 
 def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Path, out_dir: Path,
-                 timeout: float, base_reader: Callable[[str], Annotations | None] | None) -> RenderedContext:
+                 timeout: float, base_reader: Callable[[str], Annotations | None] | None,
+                 target_source: str | None = None) -> RenderedContext:
     """Write the context files into ``work``; the context describes them at ``out_dir``, where they end up."""
     (work / "hpcannotate").mkdir(parents=True)
     (work / MARKER).write_text("written by hpcannotate render; `render -o` replaces this directory\n",
                                encoding="utf-8")
-    inference = _inference(variant, target, timeout)
+    inference = _inference(variant, target, timeout, target_source)
     body, format_env = _dockerfile_body(variant, target, work, timeout)
     env = format_env.merged(variant.env)
     annotations = inference.annotations.merge(_recipe_doc(variant, inference)).merge(_declared(recipe_dir, variant))

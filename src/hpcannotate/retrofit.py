@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .annotations import Annotations, Problem
+from .catalogue import catalogue
 from .errors import HpcAnnotateError, InputError
 from .oci.index import descriptor_annotations
 from .oci.media import DOCKER_MANIFEST, INDEX_TYPES, sha256_digest
@@ -100,6 +101,10 @@ def make_change(
     if set:
         values.update(validated_annotations(dict(set), Provenance(Layer.USER, "--set"), "--set"))
         sources.append("--set")
+    for name in [*(loaded if from_path is not None else {}), *(set or {})]:
+        notice = catalogue().foreign_notice(name) if isinstance(name, str) else None
+        if notice and notice not in warnings:
+            warnings.append(notice)
     removed: list[str] = []
     for name in unset:
         if not isinstance(name, str) or not name.strip():

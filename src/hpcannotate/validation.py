@@ -6,7 +6,6 @@ below are the few that relate two keys to each other.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 from .annotations import Annotations, Problem
@@ -25,11 +24,19 @@ MPICH_ABI = frozenset({"mpich", "mvapich2", "intelmpi", "cray-mpich"})
 
 
 def _unknown_key(key: str, value: str | None = None) -> Problem:
-    short = key.removeprefix(P)
-    names = [s for s in catalogue().spellings() if not s.startswith("org.")]
-    close = difflib.get_close_matches(short, names, n=1, cutoff=0.75)
-    hint = f" (did you mean {catalogue().canonical(close[0])}?)" if close else ""
+    suggestion = catalogue().suggest(key)
+    hint = f" (did you mean {suggestion}?)" if suggestion else ""
     return Problem(key, f"unknown key in a namespace hpcannotate manages{hint}", value)
+
+
+def foreign_notices(annotations: Annotations) -> list[str]:
+    """One notice per key outside the catalogue's namespaces: it passes through, but the user should know."""
+    notices = []
+    for entry in annotations.entries():
+        notice = catalogue().foreign_notice(entry.spelled or entry.key)
+        if notice:
+            notices.append(notice)
+    return notices
 
 
 def _check_mode(values: dict[str, str]) -> list[Problem]:

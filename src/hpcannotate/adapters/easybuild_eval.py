@@ -526,6 +526,67 @@ def _walk(roots: tuple[str, ...], toolchain: Toolchain, root: Component) -> None
             queue.append(comp)
 
 
+# EasyBuild's MPI families (the MPI_FAMILY of its toolchain classes) -> mpi.implementation values.
+EB_MPI_FAMILIES: dict[str, str] = {
+    "OpenMPI": "openmpi", "MPICH": "mpich", "MPICH2": "mpich", "MVAPICH2": "mvapich2", "IntelMPI": "intelmpi",
+}
+_TOOLCHAIN_CLASSES: dict[str, type | None] = {}
+
+
+def toolchain_class(name: str) -> type | None:
+    """EasyBuild's own class for the toolchain ``name`` (``NVHPC`` -> easybuild.toolchains.nvhpc.NVHPC), or None.
+
+    Its module is tried first (one import); EasyBuild's full search (every toolchain module) only when the
+    module is named differently.
+    """
+    if name in _TOOLCHAIN_CLASSES:
+        return _TOOLCHAIN_CLASSES[name]
+    found = None
+    try:
+        import importlib
+
+        from easybuild.tools.toolchain.toolchain import Toolchain as EBToolchain
+
+        try:
+            module = importlib.import_module("easybuild.toolchains." + name.lower().replace("-", "_"))
+            found = next((c for c in vars(module).values() if isinstance(c, type) and issubclass(c, EBToolchain)
+                          and getattr(c, "NAME", None) == name and c.__module__ == module.__name__), None)
+        except ImportError:
+            pass
+        if found is None:
+            from easybuild.tools.toolchain.utilities import search_toolchain
+
+            found = search_toolchain(name)[0]
+    except Exception:  # an EasyBuild without that toolchain (or a broken one): fall back to the easyconfig walk
+        found = None
+    _TOOLCHAIN_CLASSES[name] = found
+    return found
+
+
+def toolchain_mpi_family(toolchain: Toolchain) -> tuple[bool, str | None]:
+    """(known, MPI family) of ``toolchain`` as EasyBuild's own toolchain class decides it.
+
+    Some classes choose at instantiation: NVHPC >= 25 is NVHPC + NVHPCX (Open MPI) unless the toolchain
+    depends on GCCcore (the legacy compiler-only NVHPC). The class's ``__new__`` is given the toolchain's
+    dependencies as EasyBuild gives them, so that choice is EasyBuild's, not ours.
+    """
+    cls = toolchain_class(toolchain.name)
+    if cls is None:
+        return False, None
+    if "__new__" in vars(cls):
+        import contextlib
+        import io
+
+        root = toolchain.components[0] if toolchain.components else None
+        tcdeps = [{"name": d.name, "version": d.version} for d in (root.deps if root else [])]
+        try:
+            with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+                cls = type(cls.__new__(cls, name=toolchain.name, version=toolchain.version, tcdeps=tcdeps))
+        except Exception:  # the class could not decide without a configured EasyBuild: we cannot either
+            return False, None
+    return True, getattr(cls, "MPI_FAMILY", None)
+
+
 def locate_dep(roots: tuple[str, ...], dep: Dep, hierarchy: list[tuple[str, str]]) -> str | None:
     """An app's dependency: with its own toolchain, else the app's toolchain or one below it (as the robot does)."""
     candidates = [dep.toolchain] if dep.toolchain else hierarchy
@@ -738,7 +799,8 @@ class EasyconfigFacts:
     def _mpi_and_compiler(self, name: str, own: list[Dep], toolchain: Toolchain | None) -> None:
         mpi_keys = ("mpi.implementation", "mpi.version", "mpi.abi.version")
         comm_keys = ("communication.framework", "ucx.version", "libfabric.version")
-        if not self._mpi_of_app(own, toolchain) and not self._mpi_of_toolchain(toolchain):
+        if (not self._mpi_of_app(own, toolchain) and not self._mpi_of_toolchain(toolchain)
+                and not self._mpi_bundled(toolchain)):
             if toolchain is None:
                 reason = "toolchain = SYSTEM: the easyconfig uses no EasyBuild MPI (a binary may bundle its own)"
             else:
@@ -788,6 +850,36 @@ class EasyconfigFacts:
             return line, self._tc_fragment(comp, toolchain, f" -> {fabric.tuple_text()}" if fabric else "")[1]
 
         self._fabrics(impl, deps, where, note)
+        return True
+
+    def _mpi_bundled(self, toolchain: Toolchain | None) -> bool:
+        """An MPI that EasyBuild's toolchain class says the toolchain has, with no easyconfig of its own.
+
+        NVHPC 25+ toolchains bring NVHPCX (NVIDIA HPC-X, an Open MPI) inside the NVHPC installation: the
+        toolchain easyconfig lists only nvidia-compilers and CUDA, so the walk finds no MPI component.
+        """
+        if toolchain is None:
+            return False
+        known, family = toolchain_mpi_family(toolchain)
+        if not known or family is None:
+            return False
+        line, fragment = self.tc_where(toolchain)
+        impl = EB_MPI_FAMILIES.get(family)
+        cls = toolchain_class(toolchain.name)
+        where = f"EasyBuild's toolchain class {cls.__module__}.{cls.__name__}" if cls else "EasyBuild"
+        if impl is None:
+            for key in ("mpi.implementation", "mpi.version", "mpi.abi.version"):
+                self.miss(key, f"{where} gives MPI family {family}, which has no mpi.implementation value")
+        else:
+            self.set("mpi.implementation", impl, line, fragment,
+                     f"{where}: MPI family {family}, bundled with the toolchain (no MPI easyconfig of its own)")
+            reason = (f"the {family} bundled with {toolchain.name}/{toolchain.version} has no easyconfig "
+                      "that states its version")
+            self.miss("mpi.version", reason)
+            self.miss("mpi.abi.version", reason)
+        for key in ("communication.framework", "ucx.version", "libfabric.version"):
+            self.miss(key, f"the MPI bundled with {toolchain.name}/{toolchain.version} has no easyconfig that "
+                           "lists its UCX or libfabric")
         return True
 
     def _no_mpi_reason(self, own: list[Dep], toolchain: Toolchain) -> str:

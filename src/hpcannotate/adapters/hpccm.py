@@ -206,13 +206,21 @@ def _unique(values: list) -> list:
 
 # ------------------------------------------------------------------ base image
 def cuda_from_image(image: str) -> tuple[str | None, str | None]:
-    """(CUDA major.minor, None) from an image reference, or (None, reason) when it has none or several."""
+    """(CUDA major.minor, None) from an image reference, or (None, reason) when it has none or several.
+
+    A digest (``cuda:12.2.0-devel@sha256:...`` or ``cuda@sha256:...``) pins the image; the name and the tag
+    still say what it is.
+    """
+    image, _, digest = image.partition("@")
     repo, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
     last = repo.rsplit("/", 1)[-1]
     if re.fullmatch(r"cuda(?:[-_][a-z0-9_]+)?", last):
         match = re.match(r"([0-9]+\.[0-9]+)", tag)
         if match:
             return major_minor(match.group(1)), None
+        if digest and not tag:
+            return None, (f"the CUDA image {repo} is pinned by digest ({digest[:19]}...) without a tag, which "
+                          "would say the CUDA version")
         return None, f"the CUDA image tag {tag or '(none)'!r} does not say the version"
     match = re.search(r"(?:^|[-_])cuda[-_]?([0-9]+\.[0-9]+)", tag)
     if match:
@@ -687,7 +695,10 @@ def infer_target(facts: Facts, inference: Inference, given: str | None) -> None:
         pinned = {"target": effective, "file": None, "line": None}
     base = facts.base()
     family = arch_family(base) if base else None
-    if pinned is None:
+    flags = [f for f in facts.raw.get("arch_flags") or [] if f not in BASELINE_FLAGS]
+    if pinned is None and not given:
+        _baseline_target(facts, inference, family, flags)
+    elif pinned is None:
         apply_target(inference, given)
     else:
         _pinned_target(inference, pinned, given)
@@ -698,8 +709,98 @@ def infer_target(facts: Facts, inference: Inference, given: str | None) -> None:
         if targets.family_of(target) != family:
             inference.warnings.append(f"CPU target {target} ({targets.family_of(target)}) does not match the "
                                       f"base image's architecture {family}")
+    if target and not flags and "arch_flags" in facts.raw:
+        from .. import targets
+
+        if targets.is_target(target) and targets.mode_for_target(target) != "architecture":
+            inference.warnings.append(
+                f"CPU target {target} labels the image, but nothing in the recipe compiles with {target} flags "
+                "(no -march/-mcpu/-tp in the generated Dockerfile; hpccm applies its CPU target only through a "
+                "compiler block's toolchain passed to the blocks that build): the binaries are generic")
+    if target and (pinned is not None or given):
+        for tuned in host_tuned_builds(facts, family or str(facts.raw.get("cpu_arch") or "")):
+            inference.warnings.append(f"{tuned}: the image is labelled {target} but built for the build host's CPU")
     if TARGET_KEY in inference.missing and family:
         inference.missing[TARGET_KEY] += f" (the base image is {family})"
+
+
+def host_tuned_builds(facts: Facts, arch: str | None) -> list[str]:
+    """Builds that tune themselves for the build host when the recipe does not say otherwise.
+
+    GROMACS picks GMX_SIMD for the build host's CPU; OpenBLAS on x86_64 builds its kernels for the CPU it
+    detects unless make gets TARGET= or DYNAMIC_ARCH=1 (hpccm's openblas() passes neither there).
+    """
+    found = []
+    for command in facts.raw.get("host_tuned") or []:
+        if command == "eb":
+            found.append("the recipe runs eb, which compiles with -march=native unless --optarch says otherwise")
+        else:
+            found.append(f"the recipe runs {command}, which builds for the build host's microarchitecture unless "
+                         "a Spack target is configured")
+    for block in facts.image + facts.build:
+        if block.kind == "openblas" and arch == "x86_64":
+            opts = " ".join(str(o) for o in block.kwargs.get("make_opts") or [])
+            if "TARGET=" not in opts and "DYNAMIC_ARCH=1" not in opts:
+                found.append(f"{block.fragment('make_opts')} (line {block.fact.get('line')}) builds OpenBLAS for "
+                             "the CPU it detects (no TARGET= or DYNAMIC_ARCH=1)")
+        elif block.kind in GENERIC_BLOCKS and _nvhpc_without_tp(block):
+            found.append(f"{block.fragment('toolchain')} (line {block.fact.get('line')}) compiles with the NVIDIA "
+                         "HPC compilers without -tp, and they target the build host's CPU by default")
+        if block.kind in GENERIC_BLOCKS:
+            name, _ = source_name_version(block)
+            opts = " ".join(str(o) for o in block.attr("cmake_opts", []) or [])
+            if name and name.lower() == "gromacs" and "GMX_SIMD" not in opts:
+                found.append(f"the GROMACS build (line {block.fact.get('line')}) sets no GMX_SIMD, so GROMACS "
+                             "picks the build host's SIMD")
+    return list(dict.fromkeys(found))  # a block copied by runtime() is in the image and in its build stage
+
+
+def _nvhpc_without_tp(block: Block) -> bool:
+    """A build whose toolchain is nvc/pgcc (``CC=nvc``) and whose flags name no ``-tp``."""
+    toolchain = block.kwargs.get("toolchain")
+    if not isinstance(toolchain, dict):
+        return False
+    compiler = os.path.basename(str(toolchain.get("CC") or ""))
+    if compiler not in ("nvc", "pgcc"):
+        return False
+    flags = " ".join(str(toolchain.get(k) or "") for k in ("CFLAGS", "CXXFLAGS", "FFLAGS", "FCFLAGS"))
+    return "-tp" not in flags
+
+
+# Flags that ask for the generic baseline, not a microarchitecture.
+BASELINE_FLAGS = frozenset({"-march=x86-64", "-march=armv8-a", "-mcpu=generic", "-tp=px", "-tp px"})
+
+
+def _baseline_target(facts: Facts, inference: Inference, family: str | None, flags: list[str]) -> None:
+    """No pinned target and no --target: a recipe that passes no CPU flags compiles for its family's baseline.
+
+    The family is the base image's when it says one, else the one hpccm generated the recipe for
+    (``hpccm.config.g_cpu_arch``: hpccm picks x86_64 or aarch64 downloads by it).
+    """
+    if flags:
+        inference.miss(TARGET_KEY, f"the recipe compiles with {', '.join(flags[:3])} but pins no archspec CPU "
+                                   "target (hpccm.config.set_cpu_target); give --target")
+        inference.miss(MODE_KEY, "follows hardware.cpu.optimized.version, which is unknown")
+        return
+    arch = family or {"x86_64": "x86_64", "aarch64": "aarch64", "ppc64le": "ppc64le"}.get(
+        str(facts.raw.get("cpu_arch") or ""))
+    tuned = host_tuned_builds(facts, arch)
+    if tuned:
+        inference.miss(TARGET_KEY, f"{tuned[0]}, so the image is built for the build host's CPU, which the "
+                                   "recipe does not name; give --target for the host it is built on")
+        inference.miss(MODE_KEY, "follows hardware.cpu.optimized.version, which is unknown")
+        return
+    if arch is None or "arch_flags" not in facts.raw:
+        apply_target(inference, None)
+        return
+    base = facts.base()
+    said = "the base image's architecture" if family else "the architecture hpccm generated the recipe for"
+    note = (f"no CPU target and no -march/-mcpu/-tp flags: the compilers' default, the baseline of {said}")
+    where = base.where("image", "arch", note=note) if base and family else {"note": note}
+    inference.set(TARGET_KEY, arch, **where)
+    from .. import targets
+
+    inference.set(MODE_KEY, targets.mode_for_target(arch), **{**where, "note": f"derived from target {arch}"})
 
 
 def _label_pin(facts: Facts) -> dict | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import re
 import shlex
 import sys
 import sysconfig
@@ -419,7 +420,35 @@ def describe(stages: list[Stage], final: Stage) -> dict:
         "build": build,
         "cpu_target": hpccm.config.g_cpu_target,
         "pins": list(PINS),
+        "cpu_arch": getattr(hpccm.config.g_cpu_arch, "name", str(hpccm.config.g_cpu_arch)).lower(),
+        **arch_facts([stages[i] for i in sorted(sources | {final_index})]),
     }
+
+
+# CPU-specific compiler flags: what hpccm's cpu target puts into a toolchain (GCC/Clang -march, -mcpu;
+# NVHPC -tp; Intel -x), and what a recipe writes into its own commands.
+ARCH_FLAG = re.compile(r"(?<![\w-])(-march=[\w.+-]+|-mcpu=[\w.+-]+|-tp[= ][\w-]+"
+                       r"|-x(?:Host|CORE-[\w-]+|[A-Z][\w.]+)|-ax[\w,-]+)")
+
+
+# Commands that build for the build host's CPU unless told otherwise: Spack concretizes for the host's
+# microarchitecture, EasyBuild compiles with -march=native.
+HOST_TUNED_COMMAND = re.compile(r"(?<![\w/-])(spack(?:\s+-\S+)*\s+install|eb(?=\s+\S+\.eb\b|\s+-r\b))")
+
+
+def arch_facts(stages: list[Stage]) -> dict:
+    """The CPU-specific flags in the Dockerfile text of ``stages`` (what compiles the image's binaries),
+    and the commands there that tune for the build host: ``{"arch_flags": [...], "host_tuned": [...]}``."""
+    flags: dict[str, None] = {}
+    commands: dict[str, None] = {}
+    for stage in stages:
+        try:
+            text = str(stage)
+        except Exception:  # noqa: S112 - a stage hpccm cannot render says nothing about flags
+            continue
+        flags.update(dict.fromkeys(ARCH_FLAG.findall(text)))
+        commands.update(dict.fromkeys(" ".join(m.split()) for m in HOST_TUNED_COMMAND.findall(text)))
+    return {"arch_flags": list(flags), "host_tuned": list(commands)}
 
 
 # ------------------------------------------------------------------ evaluation in the worker

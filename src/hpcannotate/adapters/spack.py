@@ -205,6 +205,7 @@ class Fact:
     source: YStr
     fragment: str
     note: str | None = None
+    preference: bool = False  # a 0.x ``compiler:`` list: a weak preference (Spack 1.x ignores it), not a fact
 
 
 @dataclass
@@ -786,14 +787,15 @@ class Static:
             said = known if version else f"{node.version} (every release)"
             note = f"{implementation} {said} has libmpi.so.{abi.split('.')[0]}"
             self.set("mpi.abi.version", Fact(abi, source.source, source.fragment, note=note))
-        frameworks = self.frameworks(root, name, node, fact)
+        frameworks = self.frameworks(root, name, node, fact, version.value if version else None)
         if frameworks:
             values = _sorted_frameworks(frameworks)
             self.set("communication.framework", frameworks[values[0]], ",".join(values))
         else:
             self.inf.miss("communication.framework", f"nothing selects a fabric for {name} (fabrics=, netmod=, ^ucx)")
 
-    def frameworks(self, root: Root | None, name: str, node: Node, fact: Fact) -> dict[str, Fact]:
+    def frameworks(self, root: Root | None, name: str, node: Node, fact: Fact,
+                   version: str | None = None) -> dict[str, Fact]:
         found: dict[str, Fact] = {}
 
         def from_node(n: Node, source: Fact) -> None:
@@ -813,7 +815,45 @@ class Static:
             for dep in root.spec.dependencies:
                 if dep.name in FABRIC_DEPENDENCIES and not dep.conditional:
                     found.setdefault(FABRIC_DEPENDENCIES[dep.name], Fact("", root.text, str(root.text)))
+        if not found:  # the MPI may be an external: its spec's variants say the fabric (mpich ... netmod=ofi)
+            per_external = []
+            for spec, text, fragment, note in self.used_externals(root, name, version):
+                before = dict(found)
+                found.clear()
+                from_node(spec.root, Fact("", text, fragment, note=note))
+                per_external.append(dict(found))
+                found.clear()
+                found.update(before)
+            if per_external and all(set(f) == set(per_external[0]) for f in per_external):
+                found.update(per_external[0])
+            elif per_external:
+                self.inf.warnings.append(f"the externals of {name} select different fabrics: "
+                                         "communication.framework is left out")
         return found
+
+    def used_externals(self, root: Root | None, package: str,
+                       version: str | None) -> list[tuple[Spec, YStr, str, str]]:
+        """The ``externals:`` of ``package`` the build uses: all of them when it is not buildable, else the
+        ones whose version is the version found for it. The first scope that lists any decides."""
+        for scope in root.scopes if root else self.env.scopes:
+            settings = scope.settings(package)
+            externals = settings.get("externals") if settings else None
+            if not isinstance(externals, YList):
+                continue
+            buildable = str(settings.get("buildable", "")).lower() != "false"
+            used = []
+            for entry in externals:
+                text = entry.get("spec") if isinstance(entry, YMap) else None
+                spec = self.env.parse(text) if isinstance(text, YStr) else None
+                if spec is None or spec.name not in (None, package):
+                    continue
+                if buildable and (version is None or pinned_version(spec.root.version) != version):
+                    continue
+                note = "the external, and buildable: false" if not buildable else f"the external {package}@{version}"
+                used.append((spec, text, f"{scope.label}: {package}: externals: {text}", note))
+            if used:
+                return used
+        return []
 
     def root_compiler(self, root: Root) -> tuple[str, Node, Fact] | None:
         def compiler_of(spec: Spec) -> Node | None:
@@ -826,22 +866,27 @@ class Static:
         if node is not None and node.name:
             return node.name, node, Fact(node.name, root.text, str(root.text))
         package = root.spec.name
-        for spec, text, fragment in self.config_specs(root, package) if package else ():
-            if spec.name in (None, package) and (node := compiler_of(spec)) is not None and node.name:
-                return node.name, node, Fact(node.name, text, fragment)
-        for virtual in COMPILER_VIRTUALS:
-            for spec, text, fragment in self.config_specs(root, virtual):
-                if spec.name:
-                    return spec.name, spec.root, Fact(spec.name, text, fragment)
-        for spec, text, fragment in self.config_specs(root, "all"):
-            if spec.name is None and (node := compiler_of(spec)) is not None and node.name:
-                return node.name, node, Fact(node.name, text, fragment)
+        # requirements first; a prefer: is Spack 1.x's strong preference, said as one in the note
+        for key in ("require", "prefer"):
+            note = "a strong preference (prefer:), which the concretizer follows unless it conflicts" \
+                if key == "prefer" else None
+            for spec, text, fragment in self.config_specs(root, package, (key,)) if package else ():
+                if spec.name in (None, package) and (node := compiler_of(spec)) is not None and node.name:
+                    return node.name, node, Fact(node.name, text, fragment, note=note)
+            for virtual in COMPILER_VIRTUALS:
+                for spec, text, fragment in self.config_specs(root, virtual, (key,)):
+                    if spec.name:
+                        return spec.name, spec.root, Fact(spec.name, text, fragment, note=note)
+            for spec, text, fragment in self.config_specs(root, "all", (key,)):
+                if spec.name is None and (node := compiler_of(spec)) is not None and node.name:
+                    return node.name, node, Fact(node.name, text, fragment, note=note)
         for scope in root.scopes:
             settings = scope.settings("all")
             first = _first(settings.get("compiler")) if settings else None
             spec = self.env.parse(first) if first is not None else None
             if spec is not None and spec.name:
-                return spec.name, spec.root, Fact(spec.name, first, f"{scope.label}: all: compiler: [{first}, ...]")
+                return spec.name, spec.root, Fact(spec.name, first, f"{scope.label}: all: compiler: [{first}, ...]",
+                                                  preference=True)
         if len(self.env.compilers) == 1:
             spec = self.env.parse(self.env.compilers[0])
             if spec is not None and spec.name:
@@ -864,6 +909,15 @@ class Static:
         implementation, (root, node, fact) = next(iter(choices.items()))
         if implementation not in COMPILER_PACKAGES.values():
             self.inf.miss("compiler.implementation", f"compiler {fact.value!r} is not one hpcannotate knows")
+            return
+        if fact.preference:
+            reason = (f"{fact.fragment} is a preference, which the concretizer may not follow (Spack 1.x ignores "
+                      "packages: all: compiler:); the spack.lock says which compiler was used (concretize, or "
+                      "keep the spack.lock beside the spack.yaml)")
+            self.inf.miss("compiler.implementation", reason)
+            self.inf.miss("compiler.version", reason)
+            self.inf.warnings.append(f"{_where(fact.source)}: {fact.value} is a preferred compiler, not a required "
+                                     "one: compiler.implementation is left out")
             return
         self.set("compiler.implementation", fact, implementation)
         package = COMPILER_PACKAGE_NAMES.get(fact.value, fact.value)

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import HpcAnnotateError
 from .base import Builder, BuildResult, run_logged
 
 if TYPE_CHECKING:
@@ -57,10 +58,25 @@ class BuildahBuilder(Builder):
         argv = [*self.global_args(), "bud", "--format", "oci", "--isolation", "chroot", "--pull=false",
                 "--platform", platform, "-f", str(context.dockerfile)]
         if destination.startswith("oci:"):
-            argv += ["-t", destination]
+            argv += [*self.base_pull_args(context), "-t", destination]
         else:
             argv += [*self.registry_args(destination), "-t", "docker://" + destination]
         return [*argv, *metadata_args(context), str(context.directory)]
+
+    def base_pull_args(self, context: RenderedContext) -> list[str]:
+        """For a layout destination, how buildah reaches the registries of the bases it pulls: plain HTTP
+        for a loopback one (as with --push, where ``registry_args`` covers the destination and bases alike)."""
+        from ..build import base_images
+        from ..registry.reference import is_loopback, parse_reference
+
+        args = []
+        bases = base_images(context.dockerfile.read_text())
+        if (not self.options.tls_verify or self.options.plain_http
+                or any(_on_loopback(b, parse_reference, is_loopback) for b in bases)):
+            args.append("--tls-verify=false")
+        if self.options.authfile:
+            args += ["--authfile", str(self.options.authfile)]
+        return args
 
     def registry_args(self, destination: str) -> list[str]:
         from ..registry.reference import is_loopback, parse_reference
@@ -84,3 +100,13 @@ class BuildahBuilder(Builder):
 
         argv = [*self.global_args(), "inspect", "--type", "image", image]
         return subprocess.run(argv, capture_output=True, check=False).returncode == 0
+
+
+def _on_loopback(image: str, parse_reference, is_loopback) -> bool:
+    """True for a base on a loopback registry (127.0.0.1:5000/app); a name without a registry is not."""
+    if "/" not in image:
+        return False
+    try:
+        return is_loopback(parse_reference(image).registry)
+    except (ValueError, HpcAnnotateError):  # a reference the builder will report itself
+        return False

@@ -19,6 +19,7 @@ from .catalogue_cmds import keys_cmd, schema_cmd, validate_cmd
 from .fingerprint_cmd import fingerprint_cmd
 from .host_cmds import check_cmd, edf_cmd, match_cmd
 from .infer_cmd import infer_cmd
+from .init_cmd import init_cmd
 from .probe_cmd import probe_cmd
 from .registry_cmds import annotate_cmd, collection_group, inspect_cmd
 
@@ -26,17 +27,22 @@ from .registry_cmds import annotate_cmd, collection_group, inspect_cmd
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="hpcannotate", prog_name="hpcannotate")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def cli(debug: bool) -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr (warnings and errors still).")
+def cli(debug: bool, quiet: bool) -> None:
     """Make HPC container images describe themselves.
 
     Reads build recipes (HPCCM, Spack, EasyBuild), infers org.supercontainers.*
     annotations, builds and retrofits images, and tells which image fits a host.
     """
+    from .. import console
+
+    console.set_quiet(quiet)
 
 
 cli.add_command(keys_cmd)
 cli.add_command(schema_cmd)
 cli.add_command(validate_cmd)
+cli.add_command(init_cmd)
 cli.add_command(infer_cmd)
 cli.add_command(render_cmd)
 cli.add_command(build_cmd)
@@ -68,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("hpcannotate: aborted", err=True)
         return 130
     except click.UsageError as exc:
-        where = f" (see 'hpcannotate {exc.ctx.command_path.split(' ', 1)[-1]} --help')" if exc.ctx else ""
+        # command_path starts with the program name: "hpcannotate" for the group, "hpcannotate build" ...
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         click.echo(f"hpcannotate: error: {_one_line(exc.format_message())}{where}", err=True)
         return EXIT_ERROR
     except click.ClickException as exc:

@@ -18,6 +18,8 @@ from .registry_cmds import registry_options
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=Path("build/render"),
               show_default=True, help="Directory for the build contexts (one per target).")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds for recipe code.")
+@click.option("--userarg", multiple=True, metavar="KEY=VALUE",
+              help="HPCCM USERARG entries over the variant's userargs: (repeatable).")
 @click.option("--explain", is_flag=True, help="Show where every annotation came from and what it overrode.")
 @click.option("--script", type=click.Path(path_type=Path),
               help="Also write a standalone POSIX sh script that builds every target with buildah and the index.")
@@ -25,8 +27,8 @@ from .registry_cmds import registry_options
 @click.option("--runroot", type=click.Path(path_type=Path), help="buildah --runroot.")
 @click.option("--storage-driver", help="buildah --storage-driver.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, explain: bool, script: Path | None,
-               root, runroot, storage_driver, as_json: bool) -> None:
+def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, userarg, explain: bool,
+               script: Path | None, root, runroot, storage_driver, as_json: bool) -> None:
     """Write the build context (Dockerfile, profile, entrypoint, annotations.json) without building.
 
     With --script, the contexts go to one directory per target and the script builds them all
@@ -38,24 +40,20 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
       hpcannotate render recipes/gromacs --variant hpccm --target zen3 -o /tmp/ctx
       hpcannotate render recipes/gromacs -o build/ctx --script build/ctx/build.sh && sh build/ctx/build.sh
     """
+    from ..inputs import parse_assignments
     from ..recipedir import load_recipe_dir
     from ..render import render_variant, warn_all
 
     recipe_dir = load_recipe_dir(directory)
     chosen = recipe_dir.variant(variant)
     wanted = list(targets or chosen.targets)
-    reader = None
-    if script is not None:
-        from ..build import base_reader
-        from ..builders import BuildOptions
-        from ..builders.buildah import BuildahBuilder
-
-        store = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver)
-        reader = base_reader(BuildahBuilder(store), allow_make=False, make=False)
+    reader = _store_base_reader(root, runroot, storage_driver) if script is not None or explain else None
     results = []
     for target in wanted:
         destination = out / target if len(wanted) > 1 or script is not None else out
-        context = render_variant(recipe_dir, chosen.name, target, destination, timeout=timeout, base_reader=reader)
+        context = render_variant(recipe_dir, chosen.name, target, destination, timeout=timeout,
+                                 target_source="--target" if targets else None,
+                                 userargs=parse_assignments(userarg, "--userarg"), base_reader=reader)
         warn_all(context)
         results.append(context)
     if script is not None:
@@ -73,6 +71,44 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
             from .infer_cmd import print_annotations
 
             print_annotations(c.annotations, explain=True)
+            _print_after_build(c, reader)
+
+
+def _store_base_reader(root=None, runroot=None, storage_driver=None):
+    """The base image's annotations as buildah's store (default, or --root/--runroot) holds it (render
+    makes no base); None when buildah or the base is not there, which ``_print_after_build`` then says."""
+    from ..build import base_reader
+    from ..builders import BuildOptions
+    from ..builders.buildah import BuildahBuilder
+
+    store = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver)
+    return base_reader(BuildahBuilder(store), allow_make=False, make=False)
+
+
+def _print_after_build(context, reader) -> None:
+    """What `build` adds to the rendered keys: the base's keys when the store did not have the base,
+    the probe's reading of the built image's files, and the base digest, each marked as such."""
+    from ..catalogue import OCI_PREFIX
+    from ..catalogue import SUPERCONTAINERS_PREFIX as P
+    from ..probe.userland import PROBED_KEYS
+    from ..render import final_base
+
+    base = final_base(context.dockerfile.read_text())
+    rows = []
+    if base and base != "scratch" and (reader is None or reader(base) is None):
+        rows.append([f"(keys of {base})", "not read: the base is not in buildah's default store; build reads it and "
+                                          "carries its keys over (marked 'base image')"])
+    for short in PROBED_KEYS:
+        key = P + short
+        if key in context.annotations:
+            rows.append([key, "checked by the probe after the build; the image's own files win"])
+        else:
+            rows.append([key, "added by the probe after the build when the image's files say it"])
+    if base and base != "scratch":
+        rows.append([OCI_PREFIX + "base.digest", f"added by the build: the digest of {base} it used"])
+    click.echo()
+    console.heading("  after the build (not in the rendered context)")
+    console.table(rows, ["KEY", "WHERE IT COMES FROM"], indent=2)
 
 
 def _write_script(script: Path, recipe_dir, variant: str, contexts) -> None:
@@ -111,10 +147,12 @@ def _write_script(script: Path, recipe_dir, variant: str, contexts) -> None:
               help="Render and print the builder commands, long values shortened (--json: the complete argv); "
                    "build nothing.")
 @click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
+@click.option("--userarg", multiple=True, metavar="KEY=VALUE",
+              help="HPCCM USERARG entries over the variant's userargs: (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, bases, root, runroot,
               storage_driver, authfile, tls_verify, plain_http, make_base, probe, workdir, dry_run, stream_log,
-              as_json) -> None:
+              userarg, as_json) -> None:
     """Build one annotated image per CPU target and an annotated index over them.
 
     \b
@@ -124,18 +162,22 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
       hpcannotate build recipes/gromacs --variant spack --backend buildx --builder remote-bk --push REF
     """
     from ..builders import BuildOptions
+    from ..inputs import parse_assignments
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
                            authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None,
                            stream_log=stream_log, base_layouts=_base_layouts(bases))
+    userargs = parse_assignments(userarg, "--userarg")
     if dry_run:
         _dry_run(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
-                 output=output, workdir=workdir, options=options, allow_make_base=make_base, as_json=as_json)
+                 output=output, workdir=workdir, options=options, allow_make_base=make_base, as_json=as_json,
+                 userargs=userargs)
         return
     from ..build import build
 
     report = build(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
-                   output=output, workdir=workdir, options=options, allow_make_base=make_base, probe=probe)
+                   output=output, workdir=workdir, options=options, allow_make_base=make_base, probe=probe,
+                   userargs=userargs)
     if as_json:
         console.emit_json(report.to_json())
         return

@@ -87,6 +87,9 @@ def validate_cmd(ctx: click.Context, file: str, as_json: bool) -> None:
     except TypeError as exc:
         raise InputError(str(exc)) from None
     problems = annotations.validate()
+    from ..validation import foreign_notices
+
+    notices = foreign_notices(annotations)
     if as_json:
         console.emit_json(
             {
@@ -95,9 +98,13 @@ def validate_cmd(ctx: click.Context, file: str, as_json: bool) -> None:
                 "errors": [p.to_dict() for p in problems],
                 "annotations": annotations.known(),
                 "unknown": annotations.unknown(),
+                "notices": notices,
             }
         )
-    elif problems:
+        ctx.exit(EXIT_NOT_COMPLIANT if problems else EXIT_OK)
+    for notice in notices:
+        console.notice(notice)
+    if problems:
         console.bad(f"{file}: not HPC Container Compliant: {len(problems)} problem(s)")
         console.table([[p.key, p.message] for p in problems], indent=2)
     else:

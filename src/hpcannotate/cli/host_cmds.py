@@ -256,6 +256,6 @@ def edf_cmd(ref: str, mounts, workdir, env, entrypoint, writable, hook_style, fi
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
             raise InputError(f"{output}: cannot write ({exc.strerror or exc})") from None
-        console.progress(f"wrote {output}")
+        console.status(f"wrote {output}")
     else:
         click.echo(text, nl=False)

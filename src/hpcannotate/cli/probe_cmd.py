@@ -55,7 +55,10 @@ def probe_cmd(ctx: click.Context, reference: str, recipe, variant, target, check
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, authfile=authfile,
                            tls_verify=tls_verify, plain_http=plain_http or None)
+    console.progress(f"probing {reference}: reading libc, shells, tools, python, MPI and fabric libraries from "
+                     "its layers (only the files the rules need)")
     result = probe_image(reference, store_options=options, cache=cache, platform=platform, keep=keep)
+    console.progress(f"probed {result.reference}: {len(result.annotations)} annotations")
     for warning in result.warnings:
         console.warn(warning)
     conflicts = []

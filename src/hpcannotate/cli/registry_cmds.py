@@ -99,6 +99,24 @@ def _grouped_rows(rows: dict[str, list[str]], groups: dict[str, dict[str, str]])
 
 
 # -- annotate -----------------------------------------------------------------------------------------
+def target_assignments(target: str, given: dict[str, str]) -> dict[str, str]:
+    """``--target T``: the target and the mode archspec derives from it, so the two never disagree."""
+    from ..catalogue import SUPERCONTAINERS_PREFIX as P
+    from ..catalogue import catalogue
+    from ..errors import InputError
+    from ..targets import is_target, mode_for_target, suggest_target
+
+    if not is_target(target):
+        hint = suggest_target(target)
+        raise InputError(f"--target {target}: not an archspec CPU target" + (f" (did you mean {hint!r}?)" if hint
+                                                                              else ""))
+    wanted = {P + "hardware.cpu.optimized.version": target, P + "hardware.cpu.optimized.mode": mode_for_target(target)}
+    for key, value in given.items():
+        canonical = catalogue().canonical(key)
+        if canonical in wanted and value != wanted[canonical]:
+            raise InputError(f"--set {key}={value} contradicts --target {target} ({canonical}={wanted[canonical]})")
+    return wanted
+
 
 
 @click.command("annotate")
@@ -106,6 +124,8 @@ def _grouped_rows(rows: dict[str, list[str]], groups: dict[str, dict[str, str]])
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Set a key (any spelling; written canonical). Repeatable.")
 @click.option("--unset", "removals", multiple=True, metavar="KEY", help="Remove a key (any spelling). Repeatable.")
+@click.option("--target", metavar="T",
+              help="CPU target (archspec name): sets hardware.cpu.optimized.version and the mode it implies.")
 @click.option("--from", "from_path", type=click.Path(path_type=Path), metavar="FILE|RECIPE",
               help="Keys from a YAML/JSON mapping, or inferred from a recipe (HPCCM, spack.yaml, *.eb).")
 @click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
@@ -118,8 +138,9 @@ def _grouped_rows(rows: dict[str, list[str]], groups: dict[str, dict[str, str]])
 @click.option("--dry-run", is_flag=True, help="Print the diff; write nothing.")
 @registry_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def annotate_cmd(ref: str, assignments, removals, from_path, platforms, descriptor: bool, convert_to_oci: bool,
-                 backend: str, dry_run: bool, authfile, tls_verify, plain_http, as_json: bool) -> None:
+def annotate_cmd(ref: str, assignments, removals, target, from_path, platforms, descriptor: bool,
+                 convert_to_oci: bool, backend: str, dry_run: bool, authfile, tls_verify, plain_http,
+                 as_json: bool) -> None:
     """Add or change annotations of an image or index in place, without rebuilding or re-uploading layers.
 
     Keys not named are kept. For an index each changed image is written by digest first and
@@ -129,6 +150,7 @@ def annotate_cmd(ref: str, assignments, removals, from_path, platforms, descript
     \b
     Examples:
       hpcannotate annotate reg.example.org/hpc/gromacs:2023.3 --set mpi.implementation=mpich --dry-run
+      hpcannotate annotate reg.example.org/hpc/gromacs:2023.3-zen3 --target zen3
       hpcannotate annotate reg.example.org/hpc/gromacs:2023.3 --from curated.yaml --platform linux/amd64
       hpcannotate annotate oci:build/app/oci:1.0 --unset org.supercontainers.tools.includes
     """
@@ -136,7 +158,10 @@ def annotate_cmd(ref: str, assignments, removals, from_path, platforms, descript
     from ..inputs import parse_assignments
     from ..retrofit import annotate, make_change
 
-    change, warnings = make_change(parse_assignments(assignments, "--set"), removals, from_path)
+    values = parse_assignments(assignments, "--set")
+    if target:
+        values.update(target_assignments(target, values))
+    change, warnings = make_change(values, removals, from_path)
     result = annotate(ref, change=change, platforms=platforms, descriptor=descriptor, convert_to_oci=convert_to_oci,
                       dry_run=dry_run, backend=backend, **_transport(authfile, tls_verify, plain_http))
     result.warnings[:0] = warnings

@@ -54,6 +54,15 @@ KIB = 1024
 MIB = 1024 * KIB
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+# Keys the probe reads from a built image's files (the rules above), short names: what `render --explain`
+# announces as still to come after the build.
+PROBED_KEYS = (
+    "libc.implementation", "glibc.version", "os.name", "os.version", "python.version", "shell.implementation",
+    "tools.includes", "path.extra", "mpi.implementation", "mpi.version", "mpi.abi.version", "ucx.version",
+    "libfabric.version", "libfabric.abi.version", "nccl.version", "kernel.version",
+    "hardware.gpu.nvidia.cuda.version",
+)
+
 # tool name in tools.includes -> commands that provide it
 TOOLS: dict[str, tuple[str, ...]] = {
     "jq": ("jq",),
