@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -39,6 +41,17 @@ from hpcannotate.imageread import Transport  # noqa: E402
 
 TARGET_SECONDS = 10.0
 CRANE = Path("/root/go/bin/crane")
+
+
+def cpu_self() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_of(pid: int) -> float:
+    """User + system CPU seconds of another process (the registry), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def baseline(tool: str, host: str, refs: list[str]) -> float | None:
@@ -81,10 +94,14 @@ def main() -> int:
                   f"in {time.perf_counter() - start:.1f} s (not measured)")
             transport = Transport()
 
+            cpu0, reg0 = cpu_self(), cpu_of(proc.pid)
             first = discover(registry.host, transport, workers=args.jobs)
             a = first.stats
+            cpu_a, reg_a = cpu_self() - cpu0, cpu_of(proc.pid) - reg0
+            cpu0, reg0 = cpu_self(), cpu_of(proc.pid)
             second = discover(registry.host, transport, previous=first, workers=args.jobs)
             b = second.stats
+            cpu_b, reg_b = cpu_self() - cpu0, cpu_of(proc.pid) - reg0
 
             tracemalloc.start()
             traced = discover(registry.host, transport, workers=args.jobs)
@@ -103,11 +120,14 @@ def main() -> int:
     print(f"\nreferences: {a.references} ({a.entries} images, {a.repositories} repositories), jobs {args.jobs}")
     print(f"A discover, first run:   {a.seconds:6.2f} s  {a.requests:6d} requests  {a.bytes_received:9d} bytes "
           f"received  {a.references / a.seconds:7.0f} refs/s")
+    print(f"  CPU: discover {cpu_a:.2f} s, the registry {reg_a:.2f} s; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores (wall time on a shared machine is what is left of them)")
     print(f"B discover, incremental: {b.seconds:6.2f} s  {b.requests:6d} requests  {b.bytes_received:9d} bytes "
           f"received  ({b.reused} unchanged, {b.read} read)")
     print(f"C peak Python memory of a first run: {peak / 1e6:.1f} MB, of which {kept / 1e6:.1f} MB is the catalog "
           f"kept at the end ({kept / a.references / 1e3:.1f} kB/ref); in flight: {(peak - kept) / 1e6:.1f} MB. "
           f"Catalog JSON: {size / 1e6:.1f} MB")
+    print(f"  CPU: discover {cpu_b:.2f} s, the registry {reg_b:.2f} s")
     for name, per_ref in (("crane catalog + crane manifest", crane), ("skopeo inspect --raw", skopeo)):
         if per_ref is None:
             print(f"D {name}: not installed")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .discover import Catalog, entries, write_atomic
-from .verdict import Verdict, judge, order_key, validation_problems
+from .verdict import Verdict, VerdictCache, order_key, validation_problems
 
 if TYPE_CHECKING:
     from .site import NodeType, Site
@@ -52,6 +52,7 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 class Cell:
     node_type: str
     verdict: Verdict
+    title: str = ""  # the reasons, one a line, already HTML-escaped (Markup): shared by equal verdicts
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Choice:
     verdict: Verdict | None
     srun: str | None = None
     podman: str | None = None
+    resolve: str | None = None  # the job-script form: resolves on the node, at run time
     edf: str | None = None  # path of the EDF file, relative to the site root
 
 
@@ -126,21 +128,22 @@ def render_markdown(text: str) -> str:
 
 
 def build_rows(catalog: Catalog, node_types: Sequence[NodeType]) -> list[Row]:
-    """Judge every entry on every node type; an entry's digest seen under another tag is judged once."""
-    cache: dict[tuple[str, str], Verdict] = {}
+    """Judge every entry on every node type; entries the matcher cannot tell apart are judged once."""
+    from markupsafe import Markup, escape
+
+    verdicts = VerdictCache()
+    titles: dict[int, Markup] = {}
     rows = []
     for image, entry in entries(catalog):
         row = Row(image, entry, slug(image, entry))
         values = entry.get("annotations") or {}
-        problems = None
+        problems = validation_problems(values)
         for node in node_types:
-            key = (entry.get("digest") or row.slug, node.name)
-            found = cache.get(key)
-            if found is None:
-                if problems is None:
-                    problems = validation_problems(values)
-                found = cache[key] = judge(values, entry.get("platform"), node.fingerprint, problems)
-            row.cells.append(Cell(node.name, found))
+            found = verdicts.judge(values, entry.get("platform"), node.name, node.fingerprint, problems)
+            title = titles.get(id(found))
+            if title is None:
+                title = titles[id(found)] = escape("\n".join(r["message"] for r in found.reasons))
+            row.cells.append(Cell(node.name, found, title))
         rows.append(row)
     return rows
 
@@ -242,6 +245,8 @@ def write_report(catalog: Catalog, site: Site, out: Path) -> ReportStats:
                 pull = best.entry["pull"]
                 choice.srun = f"srun --container-image={pyxis_image(pull)} ..."
                 choice.podman = f"podman pull {pull}"
+                choice.resolve = (f"srun --container-image=$(hpcannotate resolve --format pyxis "
+                                  f"{best.image['reference']}) ...")
                 choice.edf = f"edf/{best.slug}.toml"
             choices.append(choice)
         apps.append({"name": app, "file": app_file, "choices": choices, "count": len(app_rows)})

@@ -58,3 +58,31 @@ def order_key(verdict: Verdict) -> tuple[int, int]:
     from .match import RANK
 
     return (-RANK[verdict.verdict], -verdict.score)
+
+
+# Keys that describe an image to people (its name, version, docs, OCI's title and URLs): judging
+# an image on a host never depends on them, so images that differ only there share one verdict.
+DESCRIPTIVE_PREFIXES = ("org.supercontainers.docs.", "org.opencontainers.image.",
+                        "org.supercontainers.app.")
+
+
+class VerdictCache:
+    """Verdicts of many images on a few hosts, computed once per distinct (annotations, platform, host).
+
+    A site report judges every image on every partition (10,000 x 20); images of one build matrix
+    differ in version and docs, not in what the matcher reads, so most pairs are repeats.
+    """
+
+    def __init__(self) -> None:
+        self._found: dict[tuple, Verdict] = {}
+        self.computed = 0
+
+    def judge(self, annotations: Mapping[str, str], platform: dict | None, host_name: str, host: Fingerprint,
+              problems: Sequence) -> Verdict:
+        relevant = frozenset((k, v) for k, v in annotations.items() if not k.startswith(DESCRIPTIVE_PREFIXES))
+        key = (relevant, tuple(sorted((platform or {}).items())), tuple(str(p) for p in problems), host_name)
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = judge(annotations, platform, host, problems)
+            self.computed += 1
+        return found
