@@ -232,3 +232,25 @@ def test_report_in_headless_chromium(site_registry, run_cli, tmp_path):
         app_page = next((out / "app").glob("gromacs-*.html"))
         chromium(f"--screenshot={Path(keep) / 'report-app.png'}", "--window-size=1400,900", app_page.as_uri(),
                  profile=profile)
+
+
+def test_bad_inputs_are_one_line(run_cli, tmp_path):
+    neither = run_cli("site", "-o", tmp_path / "s.json")
+    assert neither.returncode == 2 and "exactly one of --slurm and --fingerprint-dir" in neither.stderr
+    not_catalog = tmp_path / "c.json"
+    not_catalog.write_text("{\"images\": []}")
+    site = tmp_path / "site.json"
+    site.write_text("{}")
+    report = run_cli("report", not_catalog, "--site", site, "-o", tmp_path / "out")
+    assert report.returncode == 2 and f"{not_catalog}: not an hpcannotate catalog" in report.stderr
+    assert report.stderr.count("\n") == 1
+
+
+def test_markdown_from_an_image_stays_text():
+    from hpcannotate.report import decode_doc, render_markdown
+
+    html = render_markdown(HOSTILE_DOC)
+    assert "<script" not in html and "<img" not in html and 'href="javascript:' not in html
+    assert "&lt;script&gt;" in html and '<a href="https://example.org/docs">ok</a>' in html
+    assert decode_doc("not base64!")[1] == "not valid base64"
+    assert decode_doc("//79")[1] == "not UTF-8 text"
