@@ -254,3 +254,27 @@ def test_markdown_from_an_image_stays_text():
     assert "&lt;script&gt;" in html and '<a href="https://example.org/docs">ok</a>' in html
     assert decode_doc("not base64!")[1] == "not valid base64"
     assert decode_doc("//79")[1] == "not UTF-8 text"
+
+
+def test_discover_with_credentials(auth_registry, run_cli, tmp_path):
+    import base64
+
+    from hpcannotate.registry import RegistryClient
+
+    host = auth_registry.host
+    image = sitedata.generate(1)[0]
+    with RegistryClient(username=auth_registry.user, password=auth_registry.password) as client:
+        ref = f"{host}/{image.repository}:x"
+        client.push_blob(ref, sitedata.empty_layer())
+        client.push_blob(ref, sitedata.config_for(image.arch))
+        client.put_manifest(f"{host}/{image.repository}:{image.tag}", sitedata.manifest_for(image),
+                            sitedata.OCI_MANIFEST)
+    token = base64.b64encode(f"{auth_registry.user}:{auth_registry.password}".encode()).decode()
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"auths": {host: {"auth": token}}}))
+    denied = run_cli("discover", host, "-o", tmp_path / "c.json", env={"REGISTRY_AUTH_FILE": str(tmp_path / "none"),
+                                                                       "DOCKER_CONFIG": str(tmp_path / "none")})
+    assert denied.returncode == 2 and "cannot list repositories" in denied.stderr
+    result = run_cli("discover", host, "-o", tmp_path / "c.json", "--authfile", authfile, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["references"] == 1
