@@ -102,7 +102,9 @@ class Catalog:
 
 
 def write_atomic(path: Path, text: str) -> None:
+    """Written beside ``path`` and renamed over it, with the umask's mode (a site serves these files)."""
     path = Path(path)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -111,6 +113,8 @@ def write_atomic(path: Path, text: str) -> None:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise InputError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
