@@ -208,6 +208,11 @@ def test_report_in_headless_chromium(site_registry, run_cli, tmp_path):
     assert f"srun --container-image={registry.host}#hpc/gromacs@sha256:" in dom
     assert re.search(r'<td data-col="zen2" class="green', dom)
     assert 'class="hidden"' not in dom  # the filter script ran and hid nothing by default
+    filtered = chromium("--dump-dom", (out / "index.html").as_uri() + "#app=lammps&hide=h100", profile=profile).stdout
+    rows = dict(re.findall(r'<tr data-app="([^"]+)"( class="hidden")?', filtered))
+    assert rows == {"gromacs": ' class="hidden"', "lammps": "", "namd": ' class="hidden"'}
+    assert re.search(r'<th data-col="h100" class="hidden">', filtered)
+    assert re.search(r'<th data-col="zen2"( class="")?>', filtered)
 
     first = images[0]
     digest = sitedata.sha256(sitedata.manifest_for(first))[7:19]
