@@ -103,4 +103,14 @@ def buildkit(tmp_path_factory, registry) -> BuildKit:
     stop_buildkit(kit, proc)
 
 
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """A real one-node Slurm (munged, slurmctld, slurmd) on 127.0.0.1; partitions cpu and gpu."""
+    from .fixtures.slurm import start_slurm, stop_slurm
+
+    cluster = start_slurm(tmp_path_factory.mktemp("slurm"))
+    yield cluster
+    stop_slurm(cluster)
+
+
 __all__ = ["BuildKit", "Registry"]

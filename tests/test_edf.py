@@ -7,6 +7,7 @@ Engine reads them (nested TOML tables flattened to dotted keys).
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_gpu_image_gets_the_nccl_hook(run_cli, images, tmp_path):
     text = out.read_text()
     assert text.startswith("# CSCS Environment Definition File written by hpcannotate from ")
     data = tomllib.loads(text)
-    assert data["image"] == f"{images.registry}#host/fit-gpu:1.0"
+    assert re.fullmatch(rf"{re.escape(images.registry)}#host/fit-gpu@sha256:[0-9a-f]{{64}}", data["image"])
     assert data["workdir"] == "/scratch"
     assert data["entrypoint"] is False  # the environment is in ENV: the entrypoint adds nothing
     assert data["mounts"] == ["${SCRATCH}:/scratch", "/capstor/data:/data:ro"]
@@ -67,6 +68,10 @@ def test_index_of_several_targets_names_the_per_target_tag(run_cli, images, tmp_
     host = tmp_path / "zen2.json"
     host.write_text(json.dumps(fingerprint(sysroot=SYSROOTS / "zen2-epyc7742").to_json()))
     data, stderr = edf_of(run_cli, images.refs["hello"], "--fingerprint", host)
+    resolved = run_cli("resolve", images.refs["hello"], "--fingerprint", host, "--format", "pyxis")
+    assert data["image"] == resolved.stdout.strip()  # pinned: the digest resolve chooses
+    assert stderr == ""
+    data, stderr = edf_of(run_cli, images.refs["hello"], "--fingerprint", host, "--by-tag")
     assert data["image"] == f"{images.registry}#host/hello:1.0-x86_64_v3"
     assert stderr == ""
     assert data["annotations"] == {}
@@ -112,7 +117,7 @@ def test_bad_options(run_cli, images, args, words):
     assert result.stderr.count("\n") == 1
 
 
-def test_layouts_and_digests_cannot_be_pulled_by_enroot(run_cli, images, tmp_path):
+def test_layouts_cannot_be_pulled_and_digests_only_pinned(run_cli, images, tmp_path):
     layout = run_cli("edf", f"oci:{tmp_path}:1.0")
     assert layout.returncode == 2 and "push the OCI layout first" in layout.stderr
     from hpcannotate.registry.client import RegistryClient
@@ -120,4 +125,7 @@ def test_layouts_and_digests_cannot_be_pulled_by_enroot(run_cli, images, tmp_pat
     with RegistryClient() as client:
         digest = client.get_manifest(images.refs["fit-zen3"]).digest
     by_digest = run_cli("edf", images.refs["fit-zen3"].replace(":1.0", "@" + digest))
-    assert by_digest.returncode == 2 and "Enroot pulls by tag" in by_digest.stderr
+    assert by_digest.returncode == 0, by_digest.stderr  # pinned to the chosen image (a child of that index)
+    assert tomllib.loads(by_digest.stdout)["image"].startswith(f"{images.registry}#host/fit-zen3@sha256:")
+    by_tag = run_cli("edf", images.refs["fit-zen3"].replace(":1.0", "@" + digest), "--by-tag")
+    assert by_tag.returncode == 2 and "Enroot pulls by tag" in by_tag.stderr

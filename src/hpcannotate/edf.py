@@ -27,7 +27,7 @@ pushes (``TAG-TARGET``) when it exists.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,7 @@ class EdfOptions:
     entrypoint: bool | None = None  # None: decide from the image
     writable: bool = False
     hook_style: str = "current"
+    pin: bool = True  # image by digest (the chosen image, immutable); False: by tag, as Enroot pulls tags
 
 
 @dataclass
@@ -88,6 +89,17 @@ def check_env(text: str) -> tuple[str, str]:
     if not eq or not _ENV_NAME.match(name):
         raise InputError(f"--env {text}: expected NAME=VALUE")
     return name, value
+
+
+def pinned_image_name(reference: Reference, digest: str) -> str:
+    """Enroot's ``[REGISTRY#]IMAGE@DIGEST``: the exact image chosen, which a moved tag cannot change."""
+    from .registry.reference import DOCKER_HUB
+
+    if reference.is_layout:
+        raise InputError(f"{reference}: an EDF names an image in a registry; push the OCI layout first "
+                         "(hpcannotate build --push, skopeo copy)")
+    registry = "" if reference.registry == DOCKER_HUB else f"{reference.registry}#"
+    return f"{registry}{reference.repository}@{digest}"
 
 
 def image_name(reference: Reference, tag: str | None = None) -> str:
@@ -153,13 +165,17 @@ def wants_entrypoint(entry: PlatformEntry, config: dict) -> bool:
     return not (judge_environment(entrypoint, env, profiles).passed and entry_check.passed)
 
 
-def choose(read: ImageRead, fp: Fingerprint | None) -> tuple[PlatformEntry, list[str]]:
-    """The entry the EDF is for: the best for the host (``fp``, or this machine), with a warning when none fits.
+def choose(read: ImageRead, fp: Fingerprint | None,
+           others: Sequence[ImageRead] = ()) -> tuple[PlatformEntry, list[str]]:
+    """The entry the EDF is for: ``resolve``'s choice among ``read`` and ``others`` (its per-target
+    tags) for the host (``fp``, or this machine).
 
-    A reference with one image is assessed too: its EDF is written all the same, with the warning.
+    When nothing fits, the best entry all the same, with a warning (a site admin may prepare
+    files for other nodes). A reference with one image when this host cannot be fingerprinted:
+    that image, with a warning.
     """
     from .fingerprint import fingerprint
-    from .match import GREEN, ORANGE, rank
+    from .resolve import rank_reads
 
     if fp is not None:
         host = fp
@@ -167,17 +183,15 @@ def choose(read: ImageRead, fp: Fingerprint | None) -> tuple[PlatformEntry, list
         try:
             host = fingerprint()
         except HpcAnnotateError as exc:
-            if len(read.entries) == 1:  # nothing to choose: the EDF does not depend on the host
+            if len(read.entries) == 1 and not others:  # nothing to choose: the EDF does not depend on the host
                 return read.entries[0], [f"{read.reference} was not checked against this host ({exc})"]
             raise
-    report = rank([read], host)
-    best = report.best
-    assert best is not None
+    best = rank_reads([read, *others], host)[0]
     warnings = []
-    if best.verdict not in (GREEN, ORANGE):
-        reason = best.reasons[0].message if best.reasons else best.verdict
+    if not best.verdict.runs:
+        reason = best.verdict.reasons[0]["message"] if best.verdict.reasons else best.verdict.verdict
         warnings.append(f"no image of {read.reference} fits {'the given host' if fp else 'this host'} "
-                        f"(best: {best.entry.pull}, {best.verdict}: {reason})")
+                        f"(best: {best.entry.pull}, {best.verdict.verdict}: {reason})")
     return best.entry, warnings
 
 
@@ -212,7 +226,8 @@ def build_edf(read: ImageRead, entry: PlatformEntry, config: dict, options: EdfO
     from .registry.reference import parse_reference
 
     inner = config.get("config") or {}
-    data: dict = {"image": image_name(parse_reference(read.reference), tag)}
+    reference = parse_reference(read.reference)
+    data: dict = {"image": pinned_image_name(reference, entry.digest) if options.pin else image_name(reference, tag)}
     workdir = options.workdir or inner.get("WorkingDir") or None
     if workdir:
         data["workdir"] = workdir
@@ -227,7 +242,7 @@ def build_edf(read: ImageRead, entry: PlatformEntry, config: dict, options: EdfO
 def edf(ref: str, options: EdfOptions | None = None, *, fp: Fingerprint | None = None,
         transport: Transport | None = None) -> Edf:
     """Read ``ref`` (manifests and configs only) and write the EDF for the image that fits the host."""
-    from .imageread import Transport, image_config, read_one
+    from .imageread import Transport, image_config
     from .registry.reference import parse_reference
 
     options = options or EdfOptions()
@@ -237,15 +252,17 @@ def edf(ref: str, options: EdfOptions | None = None, *, fp: Fingerprint | None =
         image_name(reference)  # raises: an EDF names a registry image
     for mount in options.mounts:
         check_mount(mount)
-    client = transport.client()
-    try:
-        read = read_one(ref, client, transport)
-    finally:
-        client.close()
-    if read.error:
-        raise HpcAnnotateError(read.error)
-    entry, warnings = choose(read, fp)
-    tag, more = _tag_for(read, entry, transport)
+    from .resolve import gather
+
+    reads, gathered = gather(ref, transport)
+    read = reads[0]
+    entry, warnings = choose(read, fp, reads[1:])
+    warnings = gathered + warnings
+    more: list[str] = []
+    if options.pin:
+        tag = None
+    else:
+        tag, more = _tag_for(read, entry, transport)
     config = image_config(ref, entry, transport)
     data = build_edf(read, entry, config, options, tag)
     hooks, hook_warnings = hook_annotations(entry.annotations, options.hook_style)

@@ -22,6 +22,7 @@ from .infer_cmd import infer_cmd
 from .init_cmd import init_cmd
 from .probe_cmd import probe_cmd
 from .registry_cmds import annotate_cmd, collection_group, inspect_cmd
+from .site_cmds import discover_cmd, report_cmd, resolve_cmd, site_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -55,6 +56,10 @@ cli.add_command(match_cmd)
 cli.add_command(check_cmd)
 cli.add_command(edf_cmd)
 cli.add_command(probe_cmd)
+cli.add_command(discover_cmd)
+cli.add_command(site_cmd)
+cli.add_command(report_cmd)
+cli.add_command(resolve_cmd)
 
 
 def _one_line(text: str) -> str:

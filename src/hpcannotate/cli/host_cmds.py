@@ -223,16 +223,19 @@ def _print_check(report) -> None:
               help="Hook keys as the Container Engine documents them now, or as in the 2024 CSCS talk.")
 @click.option("--fingerprint", "fingerprint_file", type=click.Path(path_type=Path, dir_okay=False),
               help="Host to choose an index entry for (default: this host).")
+@click.option("--by-tag", is_flag=True,
+              help="Name the image by tag (Enroot's REGISTRY#REPO:TAG) instead of pinning it by digest.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write the EDF here.")
 @registry_options
-def edf_cmd(ref: str, mounts, workdir, env, entrypoint, writable, hook_style, fingerprint_file, output,
+def edf_cmd(ref: str, mounts, workdir, env, entrypoint, writable, hook_style, fingerprint_file, by_tag, output,
             authfile, tls_verify, plain_http) -> None:
     """Write a CSCS Environment Definition File (TOML) for an image.
 
-    The image is named in Enroot's REGISTRY#REPO:TAG form; [annotations] switch on the CXI
-    hook (libfabric, or a replaceable MPICH-ABI MPI) and the AWS OFI NCCL hook (NCCL with
-    CUDA 11/12) as the image's annotations call for. For an index, the entry that fits the host
-    is chosen. Only manifests and configs are read.
+    The image is the one `resolve` chooses for the host (among an index's entries and the
+    per-target tags TAG-TARGET), pinned in Enroot's REGISTRY#REPO@sha256:... form (--by-tag:
+    REGISTRY#REPO:TAG); [annotations] switch on the CXI hook (libfabric, or a replaceable
+    MPICH-ABI MPI) and the AWS OFI NCCL hook (NCCL with CUDA 11/12) as the image's
+    annotations call for. Only manifests and configs are read.
 
     \b
     Examples:
@@ -243,7 +246,7 @@ def edf_cmd(ref: str, mounts, workdir, env, entrypoint, writable, hook_style, fi
     from ..fingerprint import Fingerprint
 
     options = EdfOptions(mounts=list(mounts), workdir=workdir, env=dict(check_env(e) for e in env),
-                         entrypoint=entrypoint, writable=writable, hook_style=hook_style)
+                         entrypoint=entrypoint, writable=writable, hook_style=hook_style, pin=not by_tag)
     host = Fingerprint.load(fingerprint_file) if fingerprint_file else None
     result = edf(ref, options, fp=host, transport=_transport(authfile, tls_verify, plain_http))
     for warning in result.warnings:

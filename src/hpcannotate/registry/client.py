@@ -355,6 +355,26 @@ class RegistryClient:
             path = resp.links.get("next", {}).get("url")
         return tags
 
+    def list_repositories(self, registry: str, page_size: int | None = 1000) -> Iterator[list[str]]:
+        """The registry's repositories (``/v2/_catalog``), one page at a time, following ``Link`` pages.
+
+        Pages are yielded as they arrive so a crawl can start on the first page; the scope is
+        ``registry:catalog:*`` (a token server may grant it only to some users).
+        """
+        ref = Reference(registry=registry, repository="_catalog")
+        path: str | None = "/v2/_catalog" + (f"?n={page_size}" if page_size else "")
+        seen: set[str] = set()
+        while path and path not in seen:
+            seen.add(path)
+            resp = self._request("GET", ref, path, ["registry:catalog:*"], read=MANIFEST_LIMIT,
+                                 what="repository catalog")
+            try:
+                names = resp.json().get("repositories") or []
+            except (ValueError, AttributeError):
+                raise RegistryError(f"{registry}: the repository catalog is not JSON", resp.status_code) from None
+            yield [str(n) for n in names]
+            path = resp.links.get("next", {}).get("url")
+
     # -- plumbing ----------------------------------------------------------------------------------
 
     def base_url(self, host: str) -> str:
