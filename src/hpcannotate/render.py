@@ -27,6 +27,7 @@ from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .containerfile import parse as parse_dockerfile
 from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
+from .files import read_bytes, read_text
 from .infer import infer
 from .isolation import DEFAULT_TIMEOUT, run_isolated
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
@@ -98,7 +99,7 @@ def _dockerfile_body(variant: Variant, target: str, context: Path, timeout: floa
     """The recipe's own stages, and the environment its format implies."""
     fmt = variant.format
     if fmt == "dockerfile":
-        fragment = variant.recipe.read_text(encoding="utf-8")
+        fragment = read_text(variant.recipe, "Dockerfile fragment")
         if any(line.strip().upper().startswith("FROM ") for line in fragment.splitlines()):
             raise InputError(f"{variant.recipe}: a dockerfile variant is a fragment without FROM (the base comes from "
                              "hpcannotate.yaml)")
@@ -229,9 +230,11 @@ def _spack_includes(recipe: Path) -> list[Path]:
     import yaml
 
     try:
-        data = yaml.safe_load(recipe.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(read_text(recipe, "Spack environment"))
+    except yaml.YAMLError as exc:
         raise InputError(f"{recipe}: cannot read the Spack environment: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{recipe}: YAML nested too deeply to be a Spack environment") from None
     entries = data.get("spack", {}).get("include") if isinstance(data, dict) and isinstance(
         data.get("spack"), dict) else None
     if isinstance(entries, str):
@@ -282,9 +285,9 @@ def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
         std[OCI_PREFIX + "base.name"] = variant.base
     for kind, doc in recipe_dir.docs.items():
         if kind in ("quickstart", "benchmark"):
-            std[P + f"docs.{kind}.base64"] = b64(doc.read_bytes())
+            std[P + f"docs.{kind}.base64"] = b64(read_bytes(doc, f"docs.{kind} file"))
         elif kind == "build":
-            std[P + "docs.build.quickstart.base64"] = b64(doc.read_bytes())
+            std[P + "docs.build.quickstart.base64"] = b64(read_bytes(doc, "docs.build file"))
     return Annotations.from_mapping(std, prov).merge(declared)
 
 
@@ -294,7 +297,7 @@ def _recipe_doc(variant: Variant, inference: Inference) -> Annotations:
     if key is None or key in inference.annotations:
         return Annotations()
     prov = Provenance(Layer.RECIPE, str(variant.recipe), note="the recipe file, base64")
-    return Annotations.from_mapping({key: b64(variant.recipe.read_bytes())}, prov)
+    return Annotations.from_mapping({key: b64(read_bytes(variant.recipe, "recipe"))}, prov)
 
 
 def _env_lines(env: EnvSpec, present: dict[str, tuple[str, ...]] | None = None) -> list[str]:

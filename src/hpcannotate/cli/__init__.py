@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             if exc.detail:
                 click.echo(exc.detail, err=True)
         click.echo(f"hpcannotate: error: {_one_line(str(exc))}", err=True)
-        return EXIT_ERROR
+        return getattr(exc, "exit_code", EXIT_ERROR)
     except KeyboardInterrupt:
         click.echo("hpcannotate: interrupted", err=True)
         return 130

@@ -16,10 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import kind_of, read_bytes, read_text
 from .media import OCI_INDEX, canonical_json, check_shape, sha256_digest
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
+BLOB_LIMIT = 64 * 1024 * 1024  # manifests and configs read whole; the registry client allows configs this large
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -84,8 +86,12 @@ class OciLayout:
     @classmethod
     def open(cls, path: str | Path) -> OciLayout:
         layout = cls(path)
-        if not (layout.path / "oci-layout").is_file() or not (layout.path / "index.json").is_file():
-            raise InputError(f"oci:{path}: not an OCI image layout (oci-layout or index.json missing)")
+        for name in ("oci-layout", "index.json"):
+            file = layout.path / name
+            if not file.is_file():
+                kind = kind_of(file.stat().st_mode) if file.exists() else None
+                why = f"{name} is {kind}" if kind else "oci-layout or index.json missing"
+                raise InputError(f"oci:{path}: not an OCI image layout ({why})")
         return layout
 
     # -- blobs ----------------------------------------------------------
@@ -108,11 +114,12 @@ class OciLayout:
     def blob_writer(self) -> BlobWriter:
         return BlobWriter(self)
 
-    def read_blob(self, digest: str, verify: bool = True) -> bytes:
-        try:
-            data = self.blob_path(digest).read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"oci:{self.path}: blob {digest} is missing") from None
+    def read_blob(self, digest: str, verify: bool = True, limit: int = BLOB_LIMIT) -> bytes:
+        """A manifest, index or config blob (never a layer: those are streamed), at most ``limit`` bytes."""
+        path = self.blob_path(digest)
+        if not os.path.lexists(path):
+            raise InputError(f"oci:{self.path}: blob {digest} is missing")
+        data = read_bytes(path, "manifest or config blob", limit)
         if verify and sha256_digest(data) != digest:
             raise InputError(f"oci:{self.path}: blob {digest} is corrupt (its content has another digest)")
         return data
@@ -120,16 +127,21 @@ class OciLayout:
     def read_json(self, digest: str) -> dict:
         try:
             return json.loads(self.read_blob(digest))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"oci:{self.path}: blob {digest} is not JSON: {exc.msg}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"oci:{self.path}: blob {digest} is not JSON: {getattr(exc, 'msg', exc.reason)}") from None
+        except RecursionError:
+            raise InputError(f"oci:{self.path}: blob {digest} is JSON nested too deeply") from None
 
     # -- index ----------------------------------------------------------
     def index(self) -> dict:
         where = f"oci:{self.path}: index.json"
+        text = read_text(self.path / "index.json", "layout index")
         try:
-            index = json.loads((self.path / "index.json").read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{where}: unreadable: {exc}") from None
+            index = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: not JSON: {exc.msg} (line {exc.lineno})") from None
+        except RecursionError:
+            raise InputError(f"{where}: JSON nested too deeply") from None
         if not isinstance(index, dict):
             raise InputError(f"{where}: not a JSON object")
         check_shape(index, where)

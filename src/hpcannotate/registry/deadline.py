@@ -1,0 +1,144 @@
+"""An overall deadline per registry request, on top of requests' per-read timeouts.
+
+Why: a read timeout only limits the wait for the *next* byte. A registry that sends one byte every
+five seconds never trips a 60 s read timeout and keeps ``inspect`` running forever. requests has no
+overall deadline, so a watchdog timer shuts the request's socket down when the deadline passes; the
+blocked read then fails at once and the client reports which request ran out of time.
+
+The connection classes below tell the watchdog of the current thread which socket a request uses
+(a pooled connection is reused, so they report it on every request, not only on connect).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+
+import requests
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from ..errors import InputError
+
+DEADLINE_ENV = "HPCANNOTATE_REQUEST_DEADLINE"
+DEFAULT_DEADLINE = 120.0  # seconds for one request's answer; a streamed blob gets this per chunk
+
+_current = threading.local()
+
+
+def default_deadline() -> float:
+    """Seconds from ``$HPCANNOTATE_REQUEST_DEADLINE`` (a positive number), else DEFAULT_DEADLINE."""
+    text = os.environ.get(DEADLINE_ENV, "").strip()
+    if not text:
+        return DEFAULT_DEADLINE
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e6:
+        raise InputError(f"${DEADLINE_ENV}={text!r}: expected a positive number of seconds")
+    return value
+
+
+class Watchdog:
+    """Shuts the sockets of one request down when its deadline passes; ``expired`` says it did."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._connections: list[HTTPConnection] = []
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def arm(self) -> None:
+        """(Re)start the countdown: at the start of a request, and before each chunk of a streamed body."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self.expired:
+                return
+            self._timer = threading.Timer(self.seconds, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._connections.clear()
+
+    def watch(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            if connection not in self._connections:
+                self._connections.append(connection)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for connection in self._connections:
+                sock = getattr(connection, "sock", None)
+                if sock is None:
+                    continue
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read in the requesting thread
+
+    def __enter__(self) -> Watchdog:
+        _current.watchdog = self
+        self.arm()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _current.watchdog = None
+
+
+def _report(connection: HTTPConnection) -> None:
+    watchdog = getattr(_current, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(connection)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        _report(self)
+        super().connect()
+
+    def request(self, *args, **kwargs):  # type: ignore[override]
+        _report(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        _report(self)
+        super().connect()
+
+    def request(self, *args, **kwargs):  # type: ignore[override]
+        _report(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter with connections the watchdog can shut down (direct and through a proxy)."""
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, proxy, **kwargs):
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager
