@@ -113,7 +113,7 @@ def test_a_steady_answer_within_the_deadline_is_read_whole():
     server = DripServer("body", MANIFEST[:0] + b"{}")
     try:
         client = RegistryClient(deadline=DEADLINE * 2, retry=RetryPolicy(retries=0))
-        body = client.fetch_blob("127.0.0.1:%d/r:t" % server.port, "sha256:" + hashlib.sha256(b"{}").hexdigest())
+        body = client.fetch_blob(f"127.0.0.1:{server.port}/r:t", "sha256:" + hashlib.sha256(b"{}").hexdigest())
         assert body == b"{}"
     finally:
         server.close()

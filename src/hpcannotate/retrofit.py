@@ -55,7 +55,7 @@ from .registry.repository import ImageRepository, RegistryRepository, manifest_j
 DEFAULT_ATTEMPTS = 3
 # After a write, wait SETTLE_FACTOR times as long as the check-and-write took (within these bounds)
 # before reading the tag back: long enough for a writer that checked the tag just before ours landed.
-SETTLE_FACTOR = 3.0
+SETTLE_FACTOR = 2.0
 SETTLE_MIN = 0.05
 SETTLE_MAX = 5.0
 CONVERT_FLAG = "--convert-to-oci"
@@ -506,16 +506,18 @@ def _where_now(repo: ImageRepository) -> str | None:
         return None
 
 
-def _settled_tag(repo: ImageRepository, plan: _Plan, took: float) -> str | None:
+def _settled_tag(repo: ImageRepository, took: float, written_at: float) -> str | None:
     """Where the tag points once a writer that read it just before our write would have written too.
 
     The distribution API has no conditional PUT: another command that checked the tag before ours
-    landed may still overwrite it, one PUT later. Waiting a few times as long as our own check-and-write
-    took, then reading the tag, catches that (``_annotate_native`` then merges again).
+    landed may still overwrite it, one PUT later. Reading the tag again a few times as long after our
+    write as our own check-and-write ``took`` catches that (``_annotate_native`` then merges again).
+    The read-back of what was written counts towards the wait.
     """
     if repo.reference.tag is None and not repo.reference.is_layout:
         return None  # no name to lose: the new manifest is addressed by its digest
-    time.sleep(min(SETTLE_MAX, max(SETTLE_MIN, SETTLE_FACTOR * took)))
+    settle = min(SETTLE_MAX, max(SETTLE_MIN, SETTLE_FACTOR * took))
+    time.sleep(max(0.0, written_at + settle - time.monotonic()))
     return _where_now(repo)
 
 
@@ -661,7 +663,11 @@ def _annotate_native(repo: ImageRepository, options: _Options, dry_run: bool, ma
         if not _write(repo, plan, result.warnings):
             continue  # the tag moved: merge again onto what the other writer left
         result.written = True
-        now = _settled_tag(repo, plan, time.monotonic() - started)
+        written_at = time.monotonic()
+        if verify:  # what was written, by digest; the tag is judged below, by what it holds
+            result.verification = _verify(repo, plan, plan.digest, moved_ok=True)
+            result.verified = not result.verification
+        now = _settled_tag(repo, written_at - started, written_at)
         moved = now is not None and now != plan.digest
         if moved and _plan(repo, options).changed:
             lost.append(str(now))  # a writer that read the tag before ours landed wrote over it: merge again
@@ -671,9 +677,6 @@ def _annotate_native(repo: ImageRepository, options: _Options, dry_run: bool, ma
         if moved:
             result.warnings.append(f"another writer moved the tag to {now} after this command wrote; "
                                    "what it holds keeps this command's change")
-        if verify:
-            result.verification = _verify(repo, plan, plan.digest, moved_ok=moved)
-            result.verified = not result.verification
         return result
     if lost:
         raise LostUpdateError(
