@@ -152,3 +152,31 @@ def read_head(path: str | Path, size: int) -> bytes | None:
             return handle.read(size)
     except (InputError, OSError):
         return None
+
+
+def write_text(path: str | Path, text: str, what: str = "output") -> None:
+    """Write an output file the user named (``-o``), or an InputError naming it and why.
+
+    O_NONBLOCK makes a FIFO nobody reads fail at once (ENXIO) instead of blocking; a FIFO with a
+    reader, or a device such as /dev/stdout, is written as asked.
+    """
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise InputError(f"{path}: cannot write the {what}: no such directory {path.parent}") from None
+        if exc.errno == errno.ENXIO:
+            raise InputError(f"{path}: cannot write the {what}: a FIFO that nobody reads") from None
+        raise InputError(f"{path}: cannot write the {what}: {os_reason(exc)}") from None
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb") as handle:
+            fd = -1
+            handle.write(text.encode("utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the {what}: {os_reason(exc)}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)

@@ -8,9 +8,11 @@ rather than a silent last-one-wins.
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 from . import files
+from .dockerfile_text import LINE_BREAKS
 from .errors import InputError
 from .files import MAX_FILE_BYTES
 
@@ -155,6 +157,7 @@ def load_annotation_mapping(path: str | Path) -> dict[str, str]:
     for key, value in data.items():
         if not isinstance(key, str) or not key.strip():
             raise InputError(f"{source}: every key must be a non-empty string, got {key!r}")
+        check_key(key.strip(), source)
         if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, (int, float)) and source.endswith(".json"):
@@ -168,6 +171,32 @@ def load_annotation_mapping(path: str | Path) -> dict[str, str]:
     return result
 
 
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be an annotation or label key (None when it can): one word, no control characters.
+
+    A line break in a key would end a Dockerfile LABEL line, a NUL cannot be passed to a builder at all,
+    and a space splits ``--set KEY=VALUE`` and ``--label`` arguments differently from tool to tool.
+    """
+    for char in key:
+        if char == "\x00":
+            return "holds a NUL character"
+        if char in LINE_BREAKS:
+            return "holds a line break"
+        if char.isspace():
+            return "holds whitespace"
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            return f"holds the control character U+{ord(char):04X}"
+    return None
+
+
+def check_key(key: str, source: str) -> str:
+    """``key``, or an InputError naming the file and the key (shown escaped) when it cannot be a key."""
+    problem = key_problem(key)
+    if problem is not None:
+        raise InputError(f"{source}: key {key!r} {problem}; an annotation key is one word")
+    return key
+
+
 def parse_assignments(pairs, option: str) -> dict[str, str]:
     """``KEY=VALUE`` arguments (the value may hold ``=``) into a mapping, for ``--set`` and ``--userarg``.
 
@@ -178,7 +207,7 @@ def parse_assignments(pairs, option: str) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"{option} {pair!r}: expected KEY=VALUE")
-        key = key.strip()
+        key = check_key(key.strip(), option)
         if key in result and result[key] != value:
             raise InputError(f"{option} {key}: given twice ({key}={result[key]} and {key}={value}); give it once")
         result[key] = value

@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import InputError
-from .inputs import load_structured
+from .inputs import check_key, load_structured
 
 CONFIG_NAME = "hpcannotate.yaml"
 DEFAULT_SHELL = "/bin/bash"
@@ -191,6 +191,10 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
                 raise InputError(f"{config}: variants.{name}.targets: {t!r} is not an archspec CPU target{extra}")
         if "userargs" in raw and fmt != "hpccm":
             raise InputError(f"{config}: variants.{name}.userargs: only hpccm variants take userargs")
+        for where, table in (("annotations", data.get("annotations")), (f"variants.{name}.annotations",
+                                                                         raw.get("annotations"))):
+            for key in table or {}:
+                check_key(key, f"{config}: {where}")
         variants[name] = Variant(
             name=name,
             format=fmt,

@@ -29,6 +29,7 @@ from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
 from .files import read_bytes, read_text
 from .infer import infer
+from .inputs import key_problem
 from .isolation import DEFAULT_TIMEOUT, run_isolated
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
@@ -458,6 +459,19 @@ def render_variant(
     return context
 
 
+def _check_passable(annotations: Annotations, where: str) -> None:
+    """Refuse, at render, what no builder can pass on: a NUL in a value (labels are C strings, so the
+    build would fail much later), or a key that is not one word. Names the file the value came from."""
+    for entry in annotations.entries():
+        source = entry.provenance.file or where
+        problem = key_problem(entry.key)
+        if problem is not None:
+            raise InputError(f"{source}: annotation key {entry.key!r} {problem}; an annotation key is one word")
+        if "\x00" in entry.value:
+            raise InputError(f"{source}: {entry.key}: the value holds a NUL character, which no builder can pass "
+                             "on (labels and annotations are C strings)")
+
+
 def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Path, out_dir: Path,
                  timeout: float, base_reader: Callable[[str], Annotations | None] | None) -> RenderedContext:
     """Write the context files into ``work``; the context describes them at ``out_dir``, where they end up."""
@@ -473,6 +487,7 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
     if inherited is not None:
         annotations = inherited.merge(annotations)
     _check_pinned_target(recipe_dir, variant, target, annotations)
+    _check_passable(annotations, f"{recipe_dir.config}: variant {variant.name}")
     problems = annotations.validate()
     if problems:
         first = problems[0]

@@ -84,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("hpcannotate: interrupted", err=True)
         return 130
+    except (MemoryError, RecursionError) as exc:
+        # Inputs are bounded where they are read (files.py, inputs.check_size); this is the last line of defence.
+        if debug:
+            traceback.print_exc()
+        what = "memory" if isinstance(exc, MemoryError) else "stack (input nested too deeply)"
+        command = " ".join(a for a in args if not a.startswith("-"))[:200]
+        click.echo(f"hpcannotate: error: ran out of {what} on: {command}", err=True)
+        return EXIT_ERROR
     except BrokenPipeError:
         sys.stderr.close()
         return EXIT_ERROR

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import kind_of, read_bytes, read_text
+from ..files import kind_of, os_reason, read_bytes, read_text
 from .media import OCI_INDEX, canonical_json, check_shape, sha256_digest
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -25,14 +25,19 @@ BLOB_LIMIT = 64 * 1024 * 1024  # manifests and configs read whole; the registry 
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    except OSError as exc:  # /proc, a read-only mount, a file where a directory belongs
+        raise InputError(f"{path.parent}: cannot write an OCI layout file here ({os_reason(exc)})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"{path}: cannot write ({os_reason(exc)})") from None
         raise
 
 
@@ -42,8 +47,11 @@ class BlobWriter:
     def __init__(self, layout: OciLayout):
         self._layout = layout
         self._dir = layout.path / "blobs" / "sha256"
-        self._dir.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=self._dir, prefix=".tmp-")
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(dir=self._dir, prefix=".tmp-")
+        except OSError as exc:
+            raise InputError(f"{self._dir}: cannot write a blob here ({os_reason(exc)})") from None
         self._fh = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
@@ -76,7 +84,10 @@ class OciLayout:
     @classmethod
     def create(cls, path: str | Path) -> OciLayout:
         layout = cls(path)
-        layout.path.mkdir(parents=True, exist_ok=True)
+        try:
+            layout.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"oci:{path}: cannot create an OCI layout here ({os_reason(exc)})") from None
         if not (layout.path / "oci-layout").exists():
             _atomic_write(layout.path / "oci-layout", json.dumps(LAYOUT_FILE).encode())
         if not (layout.path / "index.json").exists():
