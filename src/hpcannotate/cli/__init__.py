@@ -89,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         what = "memory" if isinstance(exc, MemoryError) else "stack (input nested too deeply)"
-        command = " ".join(a for a in args if not a.startswith("-"))[:200]
-        click.echo(f"hpcannotate: error: ran out of {what} on: {command}", err=True)
+        command = next((a for a in args if a in cli.commands), "hpcannotate")  # no argument values: they may be secrets
+        click.echo(f"hpcannotate: error: {command}: ran out of {what}; is an input file huge or deeply nested?",
+                   err=True)
         return EXIT_ERROR
     except BrokenPipeError:
         sys.stderr.close()
