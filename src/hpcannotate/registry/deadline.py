@@ -100,24 +100,24 @@ def _report(connection: HTTPConnection) -> None:
         watchdog.watch(connection)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Mixed into urllib3's connections: each request reports its connection to the thread's watchdog."""
+
     def connect(self) -> None:
-        _report(self)
-        super().connect()
+        _report(self)  # type: ignore[arg-type]
+        super().connect()  # type: ignore[misc]
 
-    def request(self, *args, **kwargs):  # type: ignore[override]
-        _report(self)
-        return super().request(*args, **kwargs)
+    def request(self, *args, **kwargs):
+        _report(self)  # type: ignore[arg-type]
+        return super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        _report(self)
-        super().connect()
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args, **kwargs):  # type: ignore[override]
-        _report(self)
-        return super().request(*args, **kwargs)
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
