@@ -231,3 +231,18 @@ def test_a_fingerprint_of_a_sysroot_with_fifos_finishes(tmp_path):
     code, stderr, seconds, peak = run_bounded("fingerprint", "--sysroot", str(root), "--json")
     assert seconds < TIME_LIMIT and peak < MEMORY_LIMIT_MB
     assert "internal error" not in stderr and "Traceback" not in stderr
+
+
+BOMBS = Path(__file__).parent / "bad-input"
+
+
+@pytest.mark.parametrize(("argv", "name"), [
+    (["validate", "{}"], "validate/alias-bomb.yaml"),
+    (["validate", "{}"], "validate/deep-nesting.json"),
+    (["validate", "{}"], "validate/deep-nesting.yaml"),
+    (["collection", "apply", "{}", "--dry-run"], "collection/alias-bomb.yaml"),
+    (["render", "{}", "-o", "/nonexistent/never-written"], "render/deep-nesting.yaml"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_nesting_and_alias_bombs_cost_bounded_time_and_memory(argv, name):
+    path = str(BOMBS / name)
+    assert_one_line(run_bounded(*[path if a == "{}" else a for a in argv]), path)
