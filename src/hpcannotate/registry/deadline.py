@@ -15,6 +15,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 
 import requests
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -43,47 +44,57 @@ def default_deadline() -> float:
 
 
 class Watchdog:
-    """Shuts the sockets of one request down when its deadline passes; ``expired`` says it did."""
+    """Shuts the sockets of one request down when its deadline passes; ``expired`` says it did.
+
+    One timer thread per request; ``arm`` only moves the due time, so re-arming per chunk of a
+    streamed blob costs a clock read, not a thread.
+    """
 
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.expired = False
         self._connections: list[HTTPConnection] = []
-        self._timer: threading.Timer | None = None
-        self._lock = threading.Lock()
+        self._due = 0.0
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._done = False
 
     def arm(self) -> None:
         """(Re)start the countdown: at the start of a request, and before each chunk of a streamed body."""
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            if self.expired:
-                return
-            self._timer = threading.Timer(self.seconds, self._fire)
-            self._timer.daemon = True
-            self._timer.start()
+        with self._wake:
+            self._due = time.monotonic() + self.seconds
+            if self._thread is None and not self._done:
+                self._thread = threading.Thread(target=self._watch, name="hpcannotate-deadline", daemon=True)
+                self._thread.start()
 
     def cancel(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+        with self._wake:
+            self._done = True
             self._connections.clear()
+            self._wake.notify_all()
 
     def watch(self, connection: HTTPConnection) -> None:
-        with self._lock:
+        with self._wake:
             if connection not in self._connections:
                 self._connections.append(connection)
 
+    def _watch(self) -> None:
+        with self._wake:
+            while not self._done:
+                left = self._due - time.monotonic()
+                if left <= 0:
+                    self._fire()
+                    return
+                self._wake.wait(left)
+
     def _fire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for connection in self._connections:
-                sock = getattr(connection, "sock", None)
-                if sock is None:
-                    continue
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read in the requesting thread
+        self.expired = True
+        for connection in self._connections:
+            sock = getattr(connection, "sock", None)
+            if sock is None:
+                continue
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read in the requesting thread
 
     def __enter__(self) -> Watchdog:
         _current.watchdog = self
