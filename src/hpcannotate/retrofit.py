@@ -514,11 +514,9 @@ def _settled_tag(repo: ImageRepository, took: float, written_at: float) -> str |
     write as our own check-and-write ``took`` catches that (``_annotate_native`` then merges again).
     The read-back of what was written counts towards the wait.
     """
-    if repo.reference.tag is None and not repo.reference.is_layout:
-        return None  # no name to lose: the new manifest is addressed by its digest
     settle = min(SETTLE_MAX, max(SETTLE_MIN, SETTLE_FACTOR * took))
     time.sleep(max(0.0, written_at + settle - time.monotonic()))
-    return _where_now(repo)
+    return repo.resolve(repo.reference.tag)
 
 
 def _verify(repo: ImageRepository, plan: _Plan, new_digest: str, exact: bool = True,
@@ -667,7 +665,17 @@ def _annotate_native(repo: ImageRepository, options: _Options, dry_run: bool, ma
         if verify:  # what was written, by digest; the tag is judged below, by what it holds
             result.verification = _verify(repo, plan, plan.digest, moved_ok=True)
             result.verified = not result.verification
-        now = _settled_tag(repo, written_at - started, written_at)
+        now: str | None = plan.digest  # no name (a digest reference): nothing another writer can move
+        if repo.reference.tag is not None or repo.reference.is_layout:
+            try:
+                now = _settled_tag(repo, written_at - started, written_at)
+            except HpcAnnotateError as exc:  # not known to be kept: never reported as verified
+                now, problem = plan.digest, f"could not read the tag back: {exc}"
+            else:
+                problem = "the tag is gone after the write (another writer deleted it)" if now is None else ""
+            if problem:
+                result.verification.append(problem)
+                result.verified = False
         moved = now is not None and now != plan.digest
         if moved and _plan(repo, options).changed:
             lost.append(str(now))  # a writer that read the tag before ours landed wrote over it: merge again
