@@ -21,6 +21,7 @@ import pytest
 
 from hpcannotate.errors import InputError
 from hpcannotate.files import MAX_FILE_BYTES, open_regular, read_bytes, read_limited, write_text
+from hpcannotate.registry import RegistryClient
 from hpcannotate.registry.auth import find_credentials
 from hpcannotate.registry.reference import parse_reference
 
@@ -245,3 +246,32 @@ BOMBS = Path(__file__).parent / "bad-input"
 def test_nesting_and_alias_bombs_cost_bounded_time_and_memory(argv, name):
     path = str(BOMBS / name)
     assert_one_line(run_bounded(*[path if a == "{}" else a for a in argv]), path)
+
+
+@pytest.mark.parametrize("where", ["/proc/hpcannotate-test/layout", "/proc/self"])
+def test_a_layout_where_none_can_be_written_is_one_line(where):
+    from hpcannotate.oci.layout import OciLayout
+
+    with pytest.raises(InputError, match=rf"^(oci:)?{where}.*: cannot (create|write)"):
+        OciLayout.create(where)
+
+
+def test_collection_export_to_an_unwritable_place_is_one_line(registry, tmp_path):
+    """A real index in the real registry, exported to a missing directory and to a directory."""
+    from hpcannotate.oci.media import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
+
+    ref = f"{registry.host}/hpc/export:v1"
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    with RegistryClient() as client:
+        digest = client.push_blob(ref, config)
+        image = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
+                            "config": {"mediaType": OCI_CONFIG, "digest": digest, "size": len(config)}}).encode()
+        image_digest = client.put_manifest(f"{registry.host}/hpc/export:image", image, OCI_MANIFEST)
+        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": image_digest, "size": len(image),
+             "platform": {"os": "linux", "architecture": "amd64"}}]}
+        client.put_manifest(ref, json.dumps(index).encode(), OCI_INDEX)
+    env = {"HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path)}
+    assert_one_line(run_bounded("collection", "export", ref, "-o", str(tmp_path / "no" / "x.yaml"), env=env),
+                    "no such directory")
+    assert_one_line(run_bounded("collection", "export", ref, "-o", str(tmp_path), env=env), "is a directory")
