@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import socket
 import threading
 import time
@@ -131,3 +132,28 @@ def test_a_bad_deadline_setting_is_one_line_on_the_command_line(run_cli):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "hpcannotate: error: $HPCANNOTATE_REQUEST_DEADLINE='soon': expected a positive number of seconds"]
+
+
+def test_an_upload_longer_than_the_deadline_goes_on_while_it_moves(registry, tmp_path, monkeypatch):
+    """A blob upload re-arms the deadline per block read; its length is still sent (not chunked)."""
+    import requests
+
+    from hpcannotate.registry import deadline
+
+    blob = tmp_path / "blob"
+    blob.write_bytes(os.urandom(3 << 20))
+    real_read = deadline.ArmingReader.read
+
+    def slow_read(self, size=-1):
+        time.sleep(0.002)  # 3 MiB in 16 KiB blocks: ~0.4 s or more in all, longer than the deadline
+        return real_read(self, size)
+
+    monkeypatch.setattr(deadline.ArmingReader, "read", slow_read)
+    with blob.open("rb") as raw:
+        assert requests.utils.super_len(deadline.ArmingReader(raw, deadline.Watchdog(1))) == 3 << 20
+    client = RegistryClient(deadline=0.3, retry=RetryPolicy(retries=0))
+    ref = f"{registry.host}/slow/upload:x"
+    start = time.monotonic()
+    digest = client.push_blob(ref, blob)
+    assert time.monotonic() - start > 0.3
+    assert client.blob_exists(ref, digest)

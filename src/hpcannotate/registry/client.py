@@ -47,7 +47,7 @@ from .auth import (
     pull_scope,
     push_scope,
 )
-from .deadline import DEADLINE_ENV, Watchdog, WatchedAdapter, default_deadline
+from .deadline import DEADLINE_ENV, ArmingReader, Watchdog, WatchedAdapter, default_deadline
 from .reference import Reference, is_loopback, parse_reference
 
 log = logging.getLogger("hpcannotate.registry")
@@ -480,7 +480,7 @@ class RegistryClient:
         keep = False
         try:
             with watchdog:
-                resp = self._send_watched(method, url, headers, body, read)
+                resp = self._send_watched(method, url, headers, body, read, watchdog)
                 if resp.status_code >= 300:
                     _discard(resp, self.stats)  # a slow error body counts against the deadline too
                 keep = read is None and resp.status_code < 300
@@ -501,8 +501,9 @@ class RegistryClient:
         return DeadlineError(f"{method} {_loggable(url)}: no complete answer within {self.deadline:g} s "
                              f"(the registry is too slow; ${DEADLINE_ENV} sets the limit)")
 
-    def _send_watched(self, method: str, url: str, headers: dict, body: Body, read: int | None) -> requests.Response:
-        stream = body() if callable(body) else body
+    def _send_watched(self, method: str, url: str, headers: dict, body: Body, read: int | None,
+                      watchdog: Watchdog) -> requests.Response:
+        stream = ArmingReader(body(), watchdog) if callable(body) else body
         try:
             prepared = self._session.prepare_request(
                 requests.Request(method, url, headers=headers, data=stream, auth=_KEEP_HEADERS)

@@ -153,3 +153,35 @@ class WatchedAdapter(requests.adapters.HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **kwargs)
         manager.pool_classes_by_scheme = dict(_POOLS)
         return manager
+
+
+class ArmingReader:
+    """A file sent as a request body that re-arms the watchdog on every read.
+
+    An upload must keep moving, not finish, within the deadline: a 1 GiB layer on a slow link is
+    fine, a stalled one is not. ``fileno``/``tell``/``seek`` let requests size the body as before
+    (Content-Length, not chunked).
+    """
+
+    def __init__(self, raw, watchdog: Watchdog):
+        self._raw = raw
+        self._watchdog = watchdog
+
+    def read(self, size: int = -1) -> bytes:
+        self._watchdog.arm()
+        return self._raw.read(size)
+
+    def __getattr__(self, name: str):
+        return getattr(self._raw, name)  # mode, name, ...: what requests asks of a file
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def close(self) -> None:
+        self._raw.close()
