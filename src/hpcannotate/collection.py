@@ -33,6 +33,7 @@ from . import console
 from .annotations import Problem
 from .catalogue import OCI_PREFIX, SUPERCONTAINERS_PREFIX, is_managed
 from .errors import HpcAnnotateError, InputError
+from .inputs import check_key
 from .oci.index import build_index, descriptor_annotations
 from .oci.media import INDEX_TYPES, OCI_INDEX, sha256_digest
 from .oci.store import Manifest
@@ -176,6 +177,7 @@ def _annotations(value: object, source: str, path: str) -> dict[str, str]:
         return {}
     data = _mapping(value, where)
     for key, item in data.items():
+        check_key(key, where)
         _text(item, f"{where}.{key}")
     return validated_annotations(dict(data), Provenance(Layer.USER, source), where)
 

@@ -50,6 +50,10 @@ def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
         if name:
             return name, path
         raise InputError(f"{path}: not a recognised recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb); use --format")
+    if not path.is_dir():
+        from .files import kind_of
+
+        raise InputError(f"{path}: is {kind_of(path.stat().st_mode)}, not a recipe file or directory")
     if (path / RECIPE_DIR_CONFIG).is_file():
         chosen = recipe_dir_variant(path, format)
         return chosen.format, chosen.recipe

@@ -8,33 +8,23 @@ rather than a silent last-one-wins.
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
+from . import files
+from .dockerfile_text import LINE_BREAKS
 from .errors import InputError
+from .files import MAX_FILE_BYTES
 
-MAX_FILE_BYTES = 16 * 1024 * 1024
+# Beyond these a document is not an annotation file, a collection or a recipe-directory configuration:
+# deeper nesting crashes recursive code downstream, and YAML aliases can make a small file name a huge tree.
+MAX_DEPTH = 64
+MAX_NODES = 1_000_000
 
 
 def read_text(path: str | Path, what: str = "file", max_bytes: int = MAX_FILE_BYTES) -> str:
-    """The UTF-8 text of a small input file, or an InputError naming it."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise InputError(f"{path}: is a directory, expected a {what}")
-        if size > max_bytes:
-            raise InputError(f"{path}: {size} bytes is too large for a {what} (limit {max_bytes})")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a {what}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    """The UTF-8 text of a small input file, or an InputError naming it (see ``files``: regular files only)."""
+    return files.read_text(path, what, max_bytes)
 
 
 def _yaml_loader():
@@ -68,6 +58,8 @@ def parse_yaml(text: str, source: str):
 
     try:
         docs = list(yaml.load_all(text, Loader=_yaml_loader()))  # BaseLoader builds no objects
+    except RecursionError:
+        raise InputError(f"{source}: YAML nested too deeply (more than {MAX_DEPTH} levels)") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f":{mark.line + 1}" if mark else ""
@@ -77,7 +69,41 @@ def parse_yaml(text: str, source: str):
         raise InputError(f"{source}: malformed YAML: {exc}") from None
     if len(docs) > 1:
         raise InputError(f"{source}: holds {len(docs)} YAML documents, expected one")
-    return docs[0] if docs else None
+    if not docs:
+        return None
+    check_size(docs[0], source)
+    return docs[0]
+
+
+def check_size(data, source: str) -> None:
+    """Refuse a parsed document nested more than MAX_DEPTH deep, or of more than MAX_NODES values once
+    YAML aliases are expanded, or that contains itself; linear in the distinct values (shared ones count once)."""
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (height, expanded node count)
+    busy: set[int] = set()
+    stack: list[tuple[object, bool]] = [(data, False)]
+    while stack:
+        value, done = stack.pop()
+        if not isinstance(value, (dict, list)):
+            continue
+        children = [c for c in (value.values() if isinstance(value, dict) else value) if isinstance(c, (dict, list))]
+        key = id(value)
+        if done:
+            busy.discard(key)
+            height = 1 + max((sizes[id(c)][0] for c in children), default=0)
+            count = 1 + len(value) + sum(sizes[id(c)][1] for c in children)
+            if height > MAX_DEPTH:
+                raise InputError(f"{source}: nested too deeply (more than {MAX_DEPTH} levels)")
+            if count > MAX_NODES:
+                raise InputError(f"{source}: more than {MAX_NODES} values once YAML aliases are expanded")
+            sizes[key] = (height, count)
+            continue
+        if key in sizes:
+            continue
+        if key in busy:
+            raise InputError(f"{source}: a YAML alias makes the document contain itself")
+        busy.add(key)
+        stack.append((value, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
 
 
 def _no_duplicates(source: str):
@@ -94,9 +120,13 @@ def _no_duplicates(source: str):
 
 def parse_json(text: str, source: str):
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates(source))
+        data = json.loads(text, object_pairs_hook=_no_duplicates(source))
     except json.JSONDecodeError as exc:
         raise InputError(f"{source}:{exc.lineno}: malformed JSON: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{source}: JSON nested too deeply (more than {MAX_DEPTH} levels)") from None
+    check_size(data, source)
+    return data
 
 
 def load_structured(path: str | Path, what: str = "file"):
@@ -127,6 +157,7 @@ def load_annotation_mapping(path: str | Path) -> dict[str, str]:
     for key, value in data.items():
         if not isinstance(key, str) or not key.strip():
             raise InputError(f"{source}: every key must be a non-empty string, got {key!r}")
+        check_key(key.strip(), source)
         if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, (int, float)) and source.endswith(".json"):
@@ -140,6 +171,32 @@ def load_annotation_mapping(path: str | Path) -> dict[str, str]:
     return result
 
 
+def key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be an annotation or label key (None when it can): one word, no control characters.
+
+    A line break in a key would end a Dockerfile LABEL line, a NUL cannot be passed to a builder at all,
+    and a space splits ``--set KEY=VALUE`` and ``--label`` arguments differently from tool to tool.
+    """
+    for char in key:
+        if char == "\x00":
+            return "holds a NUL character"
+        if char in LINE_BREAKS:
+            return "holds a line break"
+        if char.isspace():
+            return "holds whitespace"
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            return f"holds the control character U+{ord(char):04X}"
+    return None
+
+
+def check_key(key: str, source: str) -> str:
+    """``key``, or an InputError naming the file and the key (shown escaped) when it cannot be a key."""
+    problem = key_problem(key)
+    if problem is not None:
+        raise InputError(f"{source}: key {key!r} {problem}; an annotation key is one word")
+    return key
+
+
 def parse_assignments(pairs, option: str) -> dict[str, str]:
     """``KEY=VALUE`` arguments (the value may hold ``=``) into a mapping, for ``--set`` and ``--userarg``.
 
@@ -150,7 +207,7 @@ def parse_assignments(pairs, option: str) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(f"{option} {pair!r}: expected KEY=VALUE")
-        key = key.strip()
+        key = check_key(key.strip(), option)
         if key in result and result[key] != value:
             raise InputError(f"{option} {key}: given twice ({key}={result[key]} and {key}={value}); give it once")
         result[key] = value

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import InputError
-from .inputs import load_structured
+from .inputs import check_key, load_structured
 
 CONFIG_NAME = "hpcannotate.yaml"
 DEFAULT_SHELL = "/bin/bash"
@@ -205,10 +205,14 @@ def spack_includes(recipe: Path) -> list[Path]:
     """
     import yaml
 
+    from .files import read_text
+
     try:
-        data = yaml.safe_load(recipe.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = yaml.safe_load(read_text(recipe, "Spack environment"))
+    except yaml.YAMLError as exc:
         raise InputError(f"{recipe}: cannot read the Spack environment: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{recipe}: YAML nested too deeply to be a Spack environment") from None
     entries = data.get("spack", {}).get("include") if isinstance(data, dict) and isinstance(
         data.get("spack"), dict) else None
     if isinstance(entries, str):
@@ -289,6 +293,10 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
                 raise InputError(f"{config}: variants.{name}.targets: {t!r} is not an archspec CPU target{extra}")
         if "userargs" in raw and fmt != "hpccm":
             raise InputError(f"{config}: variants.{name}.userargs: only hpccm variants take userargs")
+        for where, table in (("annotations", data.get("annotations")), (f"variants.{name}.annotations",
+                                                                         raw.get("annotations"))):
+            for key in table or {}:
+                check_key(key, f"{config}: {where}")
         variants[name] = Variant(
             name=name,
             format=fmt,

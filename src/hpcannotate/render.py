@@ -28,7 +28,9 @@ from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .containerfile import parse as parse_dockerfile
 from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
+from .files import read_bytes, read_text
 from .infer import infer, name_target_source
+from .inputs import key_problem
 from .isolation import DEFAULT_TIMEOUT, malformed, run_isolated
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
@@ -99,7 +101,7 @@ def _dockerfile_body(variant: Variant, target: str, context: Path, timeout: floa
     """The recipe's own stages, and the environment its format implies."""
     fmt = variant.format
     if fmt == "dockerfile":
-        fragment = variant.recipe.read_text(encoding="utf-8")
+        fragment = read_text(variant.recipe, "Dockerfile fragment")
         if any(line.strip().upper().startswith("FROM ") for line in fragment.splitlines()):
             raise InputError(f"{variant.recipe}: a dockerfile variant is a fragment without FROM (the base comes from "
                              "hpcannotate.yaml)")
@@ -280,9 +282,9 @@ def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
         std[OCI_PREFIX + "base.name"] = variant.base
     for kind, doc in recipe_dir.docs.items():
         if kind in ("quickstart", "benchmark"):
-            std[P + f"docs.{kind}.base64"] = b64(doc.read_bytes())
+            std[P + f"docs.{kind}.base64"] = b64(read_bytes(doc, f"docs.{kind} file"))
         elif kind == "build":
-            std[P + "docs.build.quickstart.base64"] = b64(doc.read_bytes())
+            std[P + "docs.build.quickstart.base64"] = b64(read_bytes(doc, "docs.build file"))
     return Annotations.from_mapping(std, prov).merge(declared)
 
 
@@ -292,7 +294,7 @@ def _recipe_doc(variant: Variant, inference: Inference) -> Annotations:
     if key is None or key in inference.annotations:
         return Annotations()
     prov = Provenance(Layer.RECIPE, str(variant.recipe), note="the recipe file, base64")
-    return Annotations.from_mapping({key: b64(variant.recipe.read_bytes())}, prov)
+    return Annotations.from_mapping({key: b64(read_bytes(variant.recipe, "recipe"))}, prov)
 
 
 def _env_lines(env: EnvSpec, present: dict[str, tuple[str, ...]] | None = None) -> list[str]:
@@ -469,6 +471,19 @@ def render_variant(
     return context
 
 
+def _check_passable(annotations: Annotations, where: str) -> None:
+    """Refuse, at render, what no builder can pass on: a NUL in a value (labels are C strings, so the
+    build would fail much later), or a key that is not one word. Names the file the value came from."""
+    for entry in annotations.entries():
+        source = entry.provenance.file or where
+        problem = key_problem(entry.key)
+        if problem is not None:
+            raise InputError(f"{source}: annotation key {entry.key!r} {problem}; an annotation key is one word")
+        if "\x00" in entry.value:
+            raise InputError(f"{source}: {entry.key}: the value holds a NUL character, which no builder can pass "
+                             "on (labels and annotations are C strings)")
+
+
 def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Path, out_dir: Path,
                  timeout: float, base_reader: Callable[[str], Annotations | None] | None,
                  target_source: str | None = None) -> RenderedContext:
@@ -485,6 +500,7 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
     if inherited is not None:
         annotations = inherited.merge(annotations)
     _check_pinned_target(recipe_dir, variant, target, annotations)
+    _check_passable(annotations, f"{recipe_dir.config}: variant {variant.name}")
     problems = annotations.validate()
     if problems:
         first = problems[0]

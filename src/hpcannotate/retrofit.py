@@ -22,6 +22,8 @@ digest stay with it (the result's warnings say so).
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,11 @@ from .registry.reference import is_loopback
 from .registry.repository import ImageRepository, RegistryRepository, manifest_json, open_repository
 
 DEFAULT_ATTEMPTS = 3
+# After a write, wait SETTLE_FACTOR times as long as the check-and-write took (within these bounds)
+# before reading the tag back: long enough for a writer that checked the tag just before ours landed.
+SETTLE_FACTOR = 3.0
+SETTLE_MIN = 0.05
+SETTLE_MAX = 5.0
 CONVERT_FLAG = "--convert-to-oci"
 
 
@@ -61,6 +68,15 @@ class RetrofitError(HpcAnnotateError):
 
 class ConcurrentUpdateError(RetrofitError):
     """The tag kept moving under us (another writer): nothing was written under the tag."""
+
+
+class LostUpdateError(RetrofitError):
+    """This command's change was written, then overwritten by another writer, every time it was tried.
+
+    Exit 1, not 2: the input was fine, and running the command again is the fix.
+    """
+
+    exit_code = 1
 
 
 # -- what to change ----------------------------------------------------------------------------------
@@ -495,15 +511,30 @@ def _where_now(repo: ImageRepository) -> str | None:
         return None
 
 
-def _verify(repo: ImageRepository, plan: _Plan, new_digest: str, exact: bool = True) -> list[str]:
+def _settled_tag(repo: ImageRepository, took: float, written_at: float) -> str | None:
+    """Where the tag points once a writer that read it just before our write would have written too.
+
+    The distribution API has no conditional PUT: another command that checked the tag before ours
+    landed may still overwrite it, one PUT later. Reading the tag again a few times as long after our
+    write as our own check-and-write ``took`` catches that (``_annotate_native`` then merges again).
+    The read-back of what was written counts towards the wait.
+    """
+    settle = min(SETTLE_MAX, max(SETTLE_MIN, SETTLE_FACTOR * took))
+    time.sleep(max(0.0, written_at + settle - time.monotonic()))
+    return repo.resolve(repo.reference.tag)
+
+
+def _verify(repo: ImageRepository, plan: _Plan, new_digest: str, exact: bool = True,
+            moved_ok: bool = False) -> list[str]:
     """Read everything back: the tag, the top manifest, every child of the index, annotations and blobs.
 
     ``exact``: the stored bytes must be the ones written (native); crane writes its own bytes and
-    config, so then only the annotations and the layers are compared.
+    config, so then only the annotations and the layers are compared. ``moved_ok``: the tag was moved
+    by a later writer whose manifest keeps this change (checked by the caller).
     """
     problems: list[str] = []
     try:
-        if repo.reference.tag is not None or repo.reference.is_layout:
+        if (repo.reference.tag is not None or repo.reference.is_layout) and not moved_ok:
             now = repo.resolve(repo.reference.tag)
             if now != new_digest:
                 problems.append(f"the tag points at {now}, not at the {new_digest} written "
@@ -623,6 +654,7 @@ def _raise_introduced(repo: ImageRepository, plan: _Plan) -> None:
 
 def _annotate_native(repo: ImageRepository, options: _Options, dry_run: bool, max_attempts: int,
                      verify: bool) -> RetrofitResult:
+    lost: list[str] = []  # where the tag was each time another writer overwrote this command's change
     for attempt in range(1, max(1, max_attempts) + 1):
         plan = _plan(repo, options)
         _raise_introduced(repo, plan)
@@ -630,14 +662,40 @@ def _annotate_native(repo: ImageRepository, options: _Options, dry_run: bool, ma
         result.attempts = attempt
         if dry_run or not plan.changed:
             return result
+        started = time.monotonic()
         if not _write(repo, plan, result.warnings):
             continue  # the tag moved: merge again onto what the other writer left
         result.written = True
-        result.warnings.append(_signature_warning(plan.old.digest, plan.digest))
-        if verify:
-            result.verification = _verify(repo, plan, plan.digest)
+        written_at = time.monotonic()
+        if verify:  # what was written, by digest; the tag is judged below, by what it holds
+            result.verification = _verify(repo, plan, plan.digest, moved_ok=True)
             result.verified = not result.verification
+        now: str | None = plan.digest  # no name (a digest reference): nothing another writer can move
+        if repo.reference.tag is not None or repo.reference.is_layout:
+            try:
+                now = _settled_tag(repo, written_at - started, written_at)
+            except HpcAnnotateError as exc:  # not known to be kept: never reported as verified
+                now, problem = plan.digest, f"could not read the tag back: {exc}"
+            else:
+                problem = "the tag is gone after the write (another writer deleted it)" if now is None else ""
+            if problem:
+                result.verification.append(problem)
+                result.verified = False
+        moved = now is not None and now != plan.digest
+        if moved and _plan(repo, options).changed:
+            lost.append(str(now))  # a writer that read the tag before ours landed wrote over it: merge again
+            time.sleep(random.uniform(0, SETTLE_MIN))  # noqa: S311 - jitter, so two writers do not retry in step
+            continue
+        result.warnings.append(_signature_warning(plan.old.digest, plan.digest))
+        if moved:
+            result.warnings.append(f"another writer moved the tag to {now} after this command wrote; "
+                                   "what it holds keeps this command's change")
         return result
+    if lost:
+        raise LostUpdateError(
+            f"{repo.describe()}: another writer overwrote this command's change {len(lost)} time(s) (the tag is "
+            f"at {lost[-1]}, without it); nothing else is wrong: run the command again"
+        )
     raise ConcurrentUpdateError(
         f"{repo.describe()}: the tag moved {max_attempts} times while annotating (another writer is busy); "
         "nothing was written under the tag; try again"

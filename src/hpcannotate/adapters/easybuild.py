@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import HpcAnnotateError, InputError, IsolatedError
+from ..files import read_bytes
 from ..isolation import run_isolated
 from .base import Adapter, Inference, InferOptions, apply_target
 
@@ -71,9 +72,9 @@ class EasyBuildAdapter(Adapter):
         inference.warnings.extend(facts["warnings"])
         inference.set("build.recipe.format", "easybuild", fragment="*.eb easyconfig")
         try:
-            text = path.read_bytes()
-        except OSError as exc:
-            return InputError(f"{path}: cannot read: {exc.strerror}")
+            text = read_bytes(path, "easyconfig")
+        except InputError as exc:
+            return exc
         inference.set("docs.build.easyconfig", base64.b64encode(text).decode("ascii"), note="the easyconfig, base64")
         apply_target(inference, options.target)
         return inference

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from ..catalogue import catalogue, is_managed
 from ..errors import InputError
+from ..files import read_head
 from ..isolation import malformed, run_isolated
 from .base import MODE_KEY, TARGET_KEY, Adapter, Inference, InferOptions, apply_target
 from .facts import (
@@ -867,10 +868,10 @@ def interpret(raw: dict, inference: Inference, target: str | None) -> Inference:
 
 # ------------------------------------------------------------------ the adapter
 def _looks_like_recipe(path: Path) -> bool:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")[:200_000]
-    except OSError:
+    head = read_head(path, 200_000)
+    if head is None:
         return False
+    text = head.decode("utf-8", "replace")
     return bool(RECIPE_MARKERS.search(text))
 
 

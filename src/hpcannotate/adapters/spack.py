@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import read_head
 from ..inputs import read_text
 from .base import Adapter, Inference, InferOptions, apply_target
 from .facts import (
@@ -1048,10 +1049,8 @@ def _sorted_frameworks(found: dict[str, Fact]) -> list[str]:
 def _is_lock(path: Path) -> bool:
     if path.name == LOCK_NAME:
         return True
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4096)
-    except OSError:
+    head = read_head(path, 4096)
+    if head is None:
         return False
     return head.lstrip().startswith(b"{") and b"spack-lockfile" in head
 
@@ -1061,11 +1060,10 @@ def _is_environment_yaml(path: Path) -> bool:
         return True
     if path.suffix.lower() not in (".yaml", ".yml"):
         return False
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(65536).decode("utf-8", "replace")
-    except OSError:
+    raw = read_head(path, 65536)
+    if raw is None:
         return False
+    head = raw.decode("utf-8", "replace")
     for line in head.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith(("#", "---", "%")):

@@ -92,10 +92,19 @@ def main(argv: list[str] | None = None) -> int:
             if exc.detail:
                 click.echo(exc.detail, err=True)
         click.echo(f"hpcannotate: error: {_one_line(str(exc))}", err=True)
-        return EXIT_ERROR
+        return getattr(exc, "exit_code", EXIT_ERROR)
     except KeyboardInterrupt:
         click.echo("hpcannotate: interrupted", err=True)
         return 130
+    except (MemoryError, RecursionError) as exc:
+        # Inputs are bounded where they are read (files.py, inputs.check_size); this is the last line of defence.
+        if debug:
+            traceback.print_exc()
+        what = "memory" if isinstance(exc, MemoryError) else "stack (input nested too deeply)"
+        command = next((a for a in args if a in cli.commands), "hpcannotate")  # no argument values: they may be secrets
+        click.echo(f"hpcannotate: error: {command}: ran out of {what}; is an input file huge or deeply nested?",
+                   err=True)
+        return EXIT_ERROR
     except BrokenPipeError:
         sys.stderr.close()
         return EXIT_ERROR

@@ -253,12 +253,9 @@ def edf_cmd(ref: str, mounts, workdir, env, entrypoint, writable, hook_style, fi
         console.warn(warning)
     text = result.toml()
     if output:
-        from ..errors import InputError
+        from ..files import write_text
 
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"{output}: cannot write ({exc.strerror or exc})") from None
+        write_text(output, text, "environment definition file")
         console.status(f"wrote {output}")
     else:
         click.echo(text, nl=False)

@@ -291,5 +291,7 @@ def collection_export_cmd(ref: str, name, output: Path | None, authfile, tls_ver
     if output is None:
         click.echo(text, nl=False)
         return
-    output.write_text(text, encoding="utf-8")
+    from ..files import write_text
+
+    write_text(output, text, "collection YAML")
     console.ok(f"wrote {output}")

@@ -10,6 +10,7 @@ cached host detection or patching its globals. archspec is imported lazily.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -199,7 +200,11 @@ def detect(host: HostView) -> CpuInfo:
     where = str(host.where("/proc/cpuinfo"))
     text = host.read("/proc/cpuinfo")
     if text is None:
-        raise InputError(f"{where}: no such file (a sysroot needs at least proc/cpuinfo)")
+        from ..files import kind_of
+
+        kind = kind_of(os.stat(where).st_mode) if os.path.exists(where) else None
+        why = f"is {kind}, not a file" if kind else "no such file"
+        raise InputError(f"{where}: {why} (a sysroot needs at least proc/cpuinfo)")
     return from_cpuinfo(text, where, arch_hint(host))
 
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import InputError
+from ..files import open_regular
 from .commands import Runner
 
 READ_LIMIT = 4 * 1024 * 1024
@@ -31,14 +33,14 @@ def read_bytes(path: Path, limit: int = READ_LIMIT) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:  # a FIFO or device in a sysroot: unknown, not a hang
             while size < limit:
                 chunk = handle.read(CHUNK)
                 if not chunk:
                     break
                 chunks.append(chunk)
                 size += len(chunk)
-    except OSError:
+    except (OSError, InputError):
         return None
     return b"".join(chunks)[:limit]
 

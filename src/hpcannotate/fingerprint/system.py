@@ -14,6 +14,8 @@ import platform
 import re
 from dataclasses import dataclass, field
 
+from ..errors import InputError
+from ..files import open_regular
 from . import commands as cmd
 from .hostview import HostView
 
@@ -108,9 +110,9 @@ def _libc_from_tree(host: HostView) -> tuple[str, str | None, str] | None:
                 return "musl", None, f"/{directory}/{name}"
         if "libc.so.6" in names:
             try:
-                with open(host.path(f"{directory}/libc.so.6"), "rb") as handle:
+                with open_regular(host.path(f"{directory}/libc.so.6")) as handle:
                     data = handle.read(BANNER_LIMIT)
-            except OSError:
+            except (OSError, InputError):
                 continue
             match = re.search(rb"GNU C Library[^\n]*?version (\d+\.\d+(?:\.\d+)?)", data)
             if match:

@@ -16,21 +16,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import kind_of, os_reason, read_bytes, read_text
 from .media import OCI_INDEX, canonical_json, check_shape, sha256_digest
 
 REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
+BLOB_LIMIT = 64 * 1024 * 1024  # manifests and configs read whole; the registry client allows configs this large
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    except OSError as exc:  # /proc, a read-only mount, a file where a directory belongs
+        raise InputError(f"{path.parent}: cannot write an OCI layout file here ({os_reason(exc)})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise InputError(f"{path}: cannot write ({os_reason(exc)})") from None
         raise
 
 
@@ -40,8 +47,11 @@ class BlobWriter:
     def __init__(self, layout: OciLayout):
         self._layout = layout
         self._dir = layout.path / "blobs" / "sha256"
-        self._dir.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=self._dir, prefix=".tmp-")
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(dir=self._dir, prefix=".tmp-")
+        except OSError as exc:
+            raise InputError(f"{self._dir}: cannot write a blob here ({os_reason(exc)})") from None
         self._fh = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
@@ -74,7 +84,10 @@ class OciLayout:
     @classmethod
     def create(cls, path: str | Path) -> OciLayout:
         layout = cls(path)
-        layout.path.mkdir(parents=True, exist_ok=True)
+        try:
+            layout.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"oci:{path}: cannot create an OCI layout here ({os_reason(exc)})") from None
         if not (layout.path / "oci-layout").exists():
             _atomic_write(layout.path / "oci-layout", json.dumps(LAYOUT_FILE).encode())
         if not (layout.path / "index.json").exists():
@@ -84,8 +97,12 @@ class OciLayout:
     @classmethod
     def open(cls, path: str | Path) -> OciLayout:
         layout = cls(path)
-        if not (layout.path / "oci-layout").is_file() or not (layout.path / "index.json").is_file():
-            raise InputError(f"oci:{path}: not an OCI image layout (oci-layout or index.json missing)")
+        for name in ("oci-layout", "index.json"):
+            file = layout.path / name
+            if not file.is_file():
+                kind = kind_of(file.stat().st_mode) if file.exists() else None
+                why = f"{name} is {kind}" if kind else "oci-layout or index.json missing"
+                raise InputError(f"oci:{path}: not an OCI image layout ({why})")
         return layout
 
     # -- blobs ----------------------------------------------------------
@@ -108,11 +125,12 @@ class OciLayout:
     def blob_writer(self) -> BlobWriter:
         return BlobWriter(self)
 
-    def read_blob(self, digest: str, verify: bool = True) -> bytes:
-        try:
-            data = self.blob_path(digest).read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"oci:{self.path}: blob {digest} is missing") from None
+    def read_blob(self, digest: str, verify: bool = True, limit: int = BLOB_LIMIT) -> bytes:
+        """A manifest, index or config blob (never a layer: those are streamed), at most ``limit`` bytes."""
+        path = self.blob_path(digest)
+        if not os.path.lexists(path):
+            raise InputError(f"oci:{self.path}: blob {digest} is missing")
+        data = read_bytes(path, "manifest or config blob", limit)
         if verify and sha256_digest(data) != digest:
             raise InputError(f"oci:{self.path}: blob {digest} is corrupt (its content has another digest)")
         return data
@@ -120,16 +138,21 @@ class OciLayout:
     def read_json(self, digest: str) -> dict:
         try:
             return json.loads(self.read_blob(digest))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"oci:{self.path}: blob {digest} is not JSON: {exc.msg}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"oci:{self.path}: blob {digest} is not JSON: {getattr(exc, 'msg', exc.reason)}") from None
+        except RecursionError:
+            raise InputError(f"oci:{self.path}: blob {digest} is JSON nested too deeply") from None
 
     # -- index ----------------------------------------------------------
     def index(self) -> dict:
         where = f"oci:{self.path}: index.json"
+        text = read_text(self.path / "index.json", "layout index")
         try:
-            index = json.loads((self.path / "index.json").read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"{where}: unreadable: {exc}") from None
+            index = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where}: not JSON: {exc.msg} (line {exc.lineno})") from None
+        except RecursionError:
+            raise InputError(f"{where}: JSON nested too deeply") from None
         if not isinstance(index, dict):
             raise InputError(f"{where}: not a JSON object")
         check_shape(index, where)

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import HpcAnnotateError, InputError
-from ..oci.layout import OciLayout
+from ..files import open_regular, read_bytes
+from ..oci.layout import BLOB_LIMIT, OciLayout
 from ..oci.media import INDEX_TYPES, sha256_digest
 from ..oci.store import Manifest
 from ..registry.platform import choose_image, parse_platform
@@ -154,10 +155,12 @@ class LayoutSource(ImageSource):
     @contextlib.contextmanager
     def open_layer(self, layer: LayerRef) -> Iterator[BinaryIO]:
         path = self.layout.blob_path(layer.digest)
+        if not os.path.lexists(path):
+            raise LayerError(f"{self.reference}: layer {layer.digest} is missing from the layout")
         try:
-            fh = path.open("rb")
-        except FileNotFoundError:
-            raise LayerError(f"{self.reference}: layer {layer.digest} is missing from the layout") from None
+            fh = open_regular(path, "layer blob")
+        except InputError as exc:
+            raise LayerError(str(exc)) from None
         with fh:
             yield fh
 
@@ -263,7 +266,7 @@ class RegistrySource(ImageSource):
         """A config: from the cache, else fetched (digest-checked by the client) and cached."""
         path = self.cache.path(digest)
         if path.is_file():
-            data = path.read_bytes()
+            data = read_bytes(path, "cached config blob", BLOB_LIMIT)
             if sha256_digest(data) == digest:
                 self.stats.blobs_from_cache += 1
                 return data
@@ -280,7 +283,7 @@ class RegistrySource(ImageSource):
         if path.is_file():
             self.stats.blobs_from_cache += 1
             try:
-                with path.open("rb") as fh:
+                with open_regular(path, "cached layer blob") as fh:
                     yield fh
             except LayerError:
                 # a cached blob that does not read right is dropped, so the next run downloads it again

@@ -112,7 +112,10 @@ def find_credentials(
 def check_authfile(authfile: str | Path | None) -> None:
     """A login file named on purpose must exist: a typo must not quietly mean anonymous access."""
     if authfile and not Path(authfile).is_file():
-        raise InputError(f"--authfile {authfile}: no such file")
+        from ..files import kind_of
+
+        kind = kind_of(os.stat(authfile).st_mode) if os.path.exists(authfile) else None
+        raise InputError(f"--authfile {authfile}: {f'is {kind}, not a file' if kind else 'no such file'}")
 
 
 def auth_file_paths(env: Mapping[str, str], authfile: str | Path | None = None) -> list[Path]:
@@ -146,12 +149,11 @@ def _from_file(path: Path, ref: Reference, env: Mapping[str, str], timeout: floa
 
 
 def _load_json(path: Path) -> dict | None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    from ..files import read_text
+
+    if not os.path.exists(path):  # a dangling link counts as absent, as before
         return None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read registry credentials ({exc.strerror})") from None
+    text = read_text(path, "file of registry credentials")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -33,6 +33,7 @@ import requests
 import urllib3
 
 from ..errors import InputError
+from ..files import open_regular
 from ..oci.media import ALL_MANIFEST_TYPES, MANIFEST_LIMIT, sha256_digest
 from .auth import (
     AuthenticationError,
@@ -46,6 +47,7 @@ from .auth import (
     pull_scope,
     push_scope,
 )
+from .deadline import DEADLINE_ENV, ArmingReader, Watchdog, WatchedAdapter, default_deadline
 from .reference import Reference, is_loopback, parse_reference
 
 log = logging.getLogger("hpcannotate.registry")
@@ -103,6 +105,10 @@ class TransferStats:
             "retries": self.retries,
             "by_method": dict(self.by_method),
         }
+
+
+class DeadlineError(RegistryError):
+    """A request whose answer did not arrive within the client's deadline; it is not retried."""
 
 
 class RawManifest(NamedTuple):
@@ -164,6 +170,7 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: float | None = None,
     ):
         self._explicit = Credentials(username, password or "", None, "caller") if username else None
         check_authfile(authfile)
@@ -171,11 +178,15 @@ class RegistryClient:
         self.plain_http = plain_http
         self.verify: bool | str = False if insecure else verify
         self.timeout = timeout
+        # One request's whole answer (a streamed blob: each chunk of it) must arrive within this.
+        self.deadline = deadline if deadline is not None else default_deadline()
         self.retry = retry or RetryPolicy()
         self.stats = TransferStats()
         self._sleep = sleep
         self._session = session or _Session()
         self._settings_cache: dict[tuple[str, str], dict] = {}
+        for prefix in ("http://", "https://"):
+            self._session.mount(prefix, WatchedAdapter())
         self._session.headers["User-Agent"] = USER_AGENT
         self.auth = Authenticator(self._token_send, self._find_credentials)
         if insecure:
@@ -265,14 +276,21 @@ class RegistryClient:
             "GET", ref, f"blobs/{digest}", [pull_scope(ref.repository)], read=None, what=f"blob {digest}"
         )
         hasher = hashlib.sha256()
+        watchdog: Watchdog | None = getattr(resp, "watchdog", None)
         try:
             for chunk in resp.iter_content(chunk_size):
                 hasher.update(chunk)
                 self.stats.bytes_received += len(chunk)
+                if watchdog is not None:
+                    watchdog.arm()  # each chunk within the deadline: slow but steady transfers go on
                 yield chunk
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as exc:
+            if watchdog is not None and watchdog.expired:
+                raise self._deadline_error("GET", resp.url) from None
             raise RegistryError(f"{ref.registry}: blob {digest} cut off ({_reason(exc, self.timeout)})") from None
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             resp.close()
         if "sha256:" + hasher.hexdigest() != digest:
             raise DigestMismatchError(f"{ref.name}: blob {digest} has content of another digest")
@@ -478,7 +496,35 @@ class RegistryClient:
             self._sleep(delay)
 
     def _send_once(self, method: str, url: str, headers: dict, body: Body, read: int | None) -> requests.Response:
-        stream = body() if callable(body) else body
+        """One attempt, within the deadline: a streamed answer (``read=None``) keeps its watchdog."""
+        watchdog = Watchdog(self.deadline)
+        keep = False
+        try:
+            with watchdog:
+                resp = self._send_watched(method, url, headers, body, read, watchdog)
+                if resp.status_code >= 300:
+                    _discard(resp, self.stats)  # a slow error body counts against the deadline too
+                keep = read is None and resp.status_code < 300
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, RegistryError):
+            if watchdog.expired:
+                raise self._deadline_error(method, url) from None
+            raise
+        finally:
+            if not keep:
+                watchdog.cancel()
+        if keep:
+            resp.watchdog = watchdog  # type: ignore[attr-defined]
+        elif watchdog.expired and resp.status_code >= 300:
+            raise self._deadline_error(method, url)
+        return resp
+
+    def _deadline_error(self, method: str, url: str) -> DeadlineError:
+        return DeadlineError(f"{method} {_loggable(url)}: no complete answer within {self.deadline:g} s "
+                             f"(the registry is too slow; ${DEADLINE_ENV} sets the limit)")
+
+    def _send_watched(self, method: str, url: str, headers: dict, body: Body, read: int | None,
+                      watchdog: Watchdog) -> requests.Response:
+        stream = ArmingReader(body(), watchdog) if callable(body) else body
         try:
             prepared = self._prepare(method, url, headers, stream)
             self._count_request(prepared)
@@ -595,7 +641,7 @@ def _with_query(url: str, params: dict) -> str:
 
 def _body(data: bytes | Path) -> Body:
     if isinstance(data, Path):
-        return lambda: data.open("rb")
+        return lambda: open_regular(data, "blob")
     return data
 
 
@@ -603,7 +649,7 @@ def _digest_of(data: bytes | Path) -> str:
     if isinstance(data, bytes):
         return sha256_digest(data)
     hasher = hashlib.sha256()
-    with data.open("rb") as fh:
+    with open_regular(data, "blob") as fh:
         for chunk in iter(lambda: fh.read(CHUNK), b""):
             hasher.update(chunk)
     return "sha256:" + hasher.hexdigest()

@@ -13,8 +13,10 @@ Paths may contain ``:``; the last ``:`` segment is taken as the tag only when it
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -200,14 +202,31 @@ def _check_digest(digest: str, text: str) -> None:
 
 
 def is_loopback(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ::1 (with or without a port): plain HTTP is allowed there."""
+    """True for 127.0.0.0/8 and ::1, and for ``localhost`` and ``*.localhost`` names that resolve only to
+    those (with or without a port): plain HTTP is allowed there.
+
+    A ``.localhost`` name is not trusted by its spelling: /etc/hosts or a resolver can point it
+    anywhere, and plain HTTP there would send credentials over the network in clear.
+    """
     name = _hostname(host).lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
     try:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
+        pass
+    if name == "localhost" or name.endswith(".localhost"):
+        return _resolves_to_loopback(name)
+    return False
+
+
+@functools.lru_cache(maxsize=64)
+def _resolves_to_loopback(name: str) -> bool:
+    """Every address ``name`` resolves to is a loopback one (False when it does not resolve)."""
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
         return False
+    addresses = {info[4][0].split("%", 1)[0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
 def _hostname(host: str) -> str:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import HpcAnnotateError
+from ..files import open_regular
 from .auth import DigestMismatchError, push_scope
 from .repository import ImageRepository, LayoutRepository, RegistryRepository
 
@@ -90,6 +91,7 @@ def _copy(source: ImageRepository, target: ImageRepository, digest: str) -> int:
     """Stream one blob across through a temporary file; returns its size."""
     with tempfile.TemporaryDirectory(prefix="hpcannotate-blob-") as tmp:
         path = _local_copy(source, digest, Path(tmp) / "blob")
+        open_regular(path, "blob").close()  # a FIFO or device in a layout's blobs/ would block or never end
         size = path.stat().st_size
         if isinstance(target, RegistryRepository):
             target.client.push_blob(target.reference, path, digest=digest)
@@ -97,7 +99,7 @@ def _copy(source: ImageRepository, target: ImageRepository, digest: str) -> int:
             assert isinstance(target, LayoutRepository)
             writer = target.layout.blob_writer()
             try:
-                with path.open("rb") as fh:
+                with open_regular(path, "blob") as fh:
                     shutil.copyfileobj(fh, writer)
                 got = writer.commit()
             except BaseException:
