@@ -280,6 +280,7 @@ def apply_collection(
     push: str | None = None,
     dry_run: bool = False,
     convert_to_oci: bool = False,
+    aliases: bool = False,
     client: RegistryClient | None = None,
     authfile: str | Path | None = None,
     tls_verify: bool = True,
@@ -290,7 +291,7 @@ def apply_collection(
     ``push``: where the indexes go: a registry and namespace (``registry.example.org/metahub``:
     each index at ``PREFIX/NAME:TAG``), a full ``REF:tag`` for a one-application file, or
     ``oci:DIR`` (a layout per application in ``DIR/NAME``, tagged ``TAG``). Without it, the
-    registry the images share, at ``REGISTRY/NAME:TAG``.
+    registry the images share, at ``REGISTRY/NAME:TAG``. ``aliases``: also write the seeds' spellings.
     """
     if not isinstance(collection, Collection):
         collection = load_collection(collection)
@@ -299,7 +300,8 @@ def apply_collection(
     try:
         # Every image of every application is read and checked before anything is written: a bad
         # image in the last application must not leave the first ones pushed.
-        plans = [_plan(app, _target(push, app, len(collection.applications)), dry_run, convert_to_oci, client)
+        how = ApplyOptions(convert=convert_to_oci, aliases=aliases)
+        plans = [_plan(app, _target(push, app, len(collection.applications)), dry_run, how, client)
                  for app in collection.applications]
         if not dry_run:
             for plan in plans:
@@ -331,6 +333,14 @@ def _target(push: str | None, app: Application, count: int) -> Reference:
     return parse_reference(f"{push.rstrip('/')}/{app.name}:{app.tag}")
 
 
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How the images are rewritten: Docker v2 converted to OCI, the seeds' key spellings added."""
+
+    convert: bool = False
+    aliases: bool = False
+
+
 @dataclass
 class _AppPlan:
     """One application's index, ready to write: what was read, and the result to fill in."""
@@ -342,11 +352,11 @@ class _AppPlan:
     result: AppliedCollection
 
 
-def _plan(app: Application, target_ref: Reference, dry_run: bool, convert: bool,
+def _plan(app: Application, target_ref: Reference, dry_run: bool, how: ApplyOptions,
           client: RegistryClient) -> _AppPlan:
-    prepared = [_prepare(image, client, convert) for image in app.images]
+    prepared = [_prepare(image, client, how) for image in app.images]
     entries = [(p.manifest, p.applied.platform, p.applied.descriptor) for p in prepared]
-    index_annotations = _index_annotations(app, [p.applied.descriptor for p in prepared])
+    index_annotations = _index_annotations(app, [p.applied.descriptor for p in prepared], how.aliases)
     raw = build_index(entries, index_annotations)
     tag = target_ref.tag or app.tag
     result = AppliedCollection(app.name, tag, str(target_ref), sha256_digest(raw),
@@ -378,7 +388,7 @@ def _resolve(repo: ImageRepository) -> str | None:
         return None
 
 
-def _prepare(image: CollectionImage, client: RegistryClient, convert: bool) -> _Prepared:
+def _prepare(image: CollectionImage, client: RegistryClient, how: ApplyOptions) -> _Prepared:
     source = open_repository(image.image, client=client)
     top = source.get(None)
     where = f"{image.where}: {image.image}"
@@ -399,8 +409,8 @@ def _prepare(image: CollectionImage, client: RegistryClient, convert: bool) -> _
         if not found.get("os") or not found.get("architecture"):
             raise InputError(f"{where}: its config names no os/architecture; give platform in the collection")
         platform = Platform(found["os"], found["architecture"], found.get("variant"))
-    change = AnnotationChange(dict(image.annotations), sources=(image.where,))
-    rewrite = rewrite_image(manifest, change, convert=convert, where=where)
+    change = AnnotationChange(dict(image.annotations), sources=(image.where,), aliases=how.aliases)
+    rewrite = rewrite_image(manifest, change, convert=how.convert, where=where)
     status, introduced, _notes = check_change(where, rewrite.old_annotations, rewrite.annotations)
     if introduced:
         raise InputError(f"{where}: {introduced[0].key}: {introduced[0].message}")
@@ -425,14 +435,14 @@ def _config(source: ImageRepository, data: dict, where: str) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def _index_annotations(app: Application, descriptors: list[dict[str, str]]) -> dict[str, str]:
+def _index_annotations(app: Application, descriptors: list[dict[str, str]], aliases: bool = False) -> dict[str, str]:
     """What every image shares (CPU target and features aside), the application's own keys, and its title."""
     shared = dict(descriptors[0]) if descriptors else {}
     for other in descriptors[1:]:
         shared = {k: v for k, v in shared.items() if other.get(k) == v}
     shared = {k: v for k, v in shared.items()
               if not k.startswith(SUPERCONTAINERS_PREFIX + "hardware.cpu.") and k != FEATURES_KEY}
-    return AnnotationChange(dict(app.annotations)).apply({**shared, TITLE_KEY: app.name})
+    return AnnotationChange(dict(app.annotations), aliases=aliases).apply({**shared, TITLE_KEY: app.name})
 
 
 def _verify(target: ImageRepository, tag: str, raw: bytes, prepared: list[_Prepared]) -> list[str]:

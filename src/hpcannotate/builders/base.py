@@ -32,6 +32,7 @@ class BuildOptions:
     plain_http: bool | None = None  # for the registry hpcannotate itself talks to (push, probe, base annotations)
     stream_log: bool = False
     build_contexts: dict[str, str] = field(default_factory=dict)  # buildx named contexts (local base images)
+    aliases: bool = False  # also write the seeds' spellings of the keys (--aliases)
 
 
 @dataclass

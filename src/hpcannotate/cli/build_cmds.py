@@ -74,10 +74,13 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
               help="Render and print the builder commands, long values shortened (--json: the complete argv); "
                    "build nothing.")
 @click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
+@click.option("--aliases", is_flag=True,
+              help="Also write the seeds' spellings of the keys (mpi.provider, openmpi.version, ...) beside the "
+                   "canonical ones, for older consumers.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, root, runroot,
               storage_driver, authfile, tls_verify, plain_http, make_base, probe, workdir, dry_run, stream_log,
-              as_json) -> None:
+              aliases, as_json) -> None:
     """Build one annotated image per CPU target and an annotated index over them.
 
     \b
@@ -90,7 +93,7 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
                            authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None,
-                           stream_log=stream_log)
+                           stream_log=stream_log, aliases=aliases)
     if dry_run:
         _dry_run(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
                  output=output, workdir=workdir, options=options, allow_make_base=make_base, as_json=as_json)

@@ -111,6 +111,12 @@ def _grouped_rows(rows: dict[str, list[str]], groups: dict[str, dict[str, str]])
 @click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
               help="Only these images of an index (repeatable; default: all).")
 @click.option("--descriptor", is_flag=True, help="Also write the keys on the index's descriptors.")
+@click.option("--labels", is_flag=True,
+              help="Also change the config's labels (what skopeo/docker inspect, Apptainer and Charliecloud "
+                   "read): one small config blob per image, layers untouched.")
+@click.option("--aliases", is_flag=True,
+              help="Also write the seeds' spellings of the keys (mpi.provider, openmpi.version, ...) beside the "
+                   "canonical ones, for older consumers.")
 @click.option("--convert-to-oci", is_flag=True,
               help="Rewrite Docker v2 schema 2 manifests as OCI (they cannot carry annotations).")
 @click.option("--backend", type=click.Choice(["native", "crane"]), default="native", show_default=True,
@@ -118,8 +124,9 @@ def _grouped_rows(rows: dict[str, list[str]], groups: dict[str, dict[str, str]])
 @click.option("--dry-run", is_flag=True, help="Print the diff; write nothing.")
 @registry_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def annotate_cmd(ref: str, assignments, removals, from_path, platforms, descriptor: bool, convert_to_oci: bool,
-                 backend: str, dry_run: bool, authfile, tls_verify, plain_http, as_json: bool) -> None:
+def annotate_cmd(ref: str, assignments, removals, from_path, platforms, descriptor: bool, labels: bool, aliases: bool,
+                 convert_to_oci: bool, backend: str, dry_run: bool, authfile, tls_verify, plain_http,
+                 as_json: bool) -> None:
     """Add or change annotations of an image or index in place, without rebuilding or re-uploading layers.
 
     Keys not named are kept. For an index each changed image is written by digest first and
@@ -136,8 +143,9 @@ def annotate_cmd(ref: str, assignments, removals, from_path, platforms, descript
     from ..inputs import parse_assignments
     from ..retrofit import annotate, make_change
 
-    change, warnings = make_change(parse_assignments(assignments, "--set"), removals, from_path)
+    change, warnings = make_change(parse_assignments(assignments, "--set"), removals, from_path, aliases)
     result = annotate(ref, change=change, platforms=platforms, descriptor=descriptor, convert_to_oci=convert_to_oci,
+                      labels=labels,
                       dry_run=dry_run, backend=backend, **_transport(authfile, tls_verify, plain_http))
     result.warnings[:0] = warnings
     if as_json:
@@ -192,11 +200,14 @@ def collection_group() -> None:
 @click.option("--push", metavar="REF", help="Where the indexes go: REGISTRY[/NAMESPACE] (each at .../NAME:TAG), "
               "a full REF:TAG (one application), or oci:DIR. Default: the images' registry.")
 @click.option("--convert-to-oci", is_flag=True, help="Rewrite Docker v2 schema 2 images as OCI to annotate them.")
+@click.option("--aliases", is_flag=True,
+              help="Also write the seeds' spellings of the keys (mpi.provider, openmpi.version, ...) beside the "
+                   "canonical ones, for older consumers.")
 @click.option("--dry-run", is_flag=True, help="Validate, read the images and print the plan; write nothing.")
 @registry_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def collection_apply_cmd(file: Path, push, convert_to_oci: bool, dry_run: bool, authfile, tls_verify, plain_http,
-                         as_json: bool) -> None:
+def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, dry_run: bool, authfile, tls_verify,
+                         plain_http, as_json: bool) -> None:
     """Annotate the listed images and assemble an OCI index per application from a collection YAML.
 
     The listed images are not changed: each one's manifest, with the curated annotations, is
@@ -210,7 +221,7 @@ def collection_apply_cmd(file: Path, push, convert_to_oci: bool, dry_run: bool, 
     from ..errors import HpcAnnotateError
 
     collection = load_collection(file)
-    results = apply_collection(collection, push=push, dry_run=dry_run, convert_to_oci=convert_to_oci,
+    results = apply_collection(collection, push=push, dry_run=dry_run, convert_to_oci=convert_to_oci, aliases=aliases,
                                **_transport(authfile, tls_verify, plain_http))
     if as_json:
         console.emit_json([r.to_json() for r in results])

@@ -72,6 +72,7 @@ class AnnotationChange:
     set: dict[str, str] = field(default_factory=dict)
     unset: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    aliases: bool = False  # also write the seeds' spellings (``--aliases``), kept in step with the canonical key
 
     def __post_init__(self) -> None:
         both = sorted(set(self.set) & set(self.unset))
@@ -100,7 +101,7 @@ class AnnotationChange:
         for key, value in self.set.items():
             if key not in placed:
                 result[key] = value
-        return result
+        return with_alias_spellings(result) if self.aliases else result
 
     def _already(self, existing: Mapping[str, str]) -> set[str]:
         """Keys to set that the image already carries with that value, in whatever spelling: left alone."""
@@ -113,14 +114,36 @@ class AnnotationChange:
         """The part of this change that concerns ``keys`` (in any spelling): to keep copies in step."""
         present = {canonical_key(k) for k in keys}
         return AnnotationChange({k: v for k, v in self.set.items() if k in present},
-                                tuple(k for k in self.unset if k in present), self.sources)
+                                tuple(k for k in self.unset if k in present), self.sources, self.aliases)
 
     def to_dict(self) -> dict:
-        return {"set": dict(self.set), "unset": list(self.unset), "sources": list(self.sources)}
+        return {"set": dict(self.set), "unset": list(self.unset), "sources": list(self.sources),
+                "aliases": self.aliases}
 
 
 def canonical_key(key: str) -> str:
     return catalogue().canonical(key)
+
+
+def with_alias_spellings(values: Mapping[str, str]) -> dict[str, str]:
+    """``values`` with every alias spelling of its canonical keys (``mpi.provider`` beside
+    ``mpi.implementation``, ``openmpi.version`` beside ``mpi.version`` of an Open MPI image), equal to
+    the canonical value; an alias spelling whose condition no longer holds (``openmpi.version`` of an
+    image that now says mpich) is dropped, so no spelling states a wrong value."""
+    cat = catalogue()
+    canonical = {k: v for k, v in values.items() if k in cat.specs}
+    result: dict[str, str] = {}
+    for key, value in values.items():
+        found = cat.resolve(key)
+        alias = found[1] if found else None
+        if alias is not None and found is not None and found[0].key in canonical:
+            continue  # rewritten below from the canonical value, or dropped when it no longer applies
+        result[key] = value
+    for key, value in canonical.items():
+        for alias in cat.specs[key].aliases:
+            if alias.applies_to(canonical):
+                result[alias.key] = value
+    return result
 
 
 def diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[KeyChange]:
