@@ -62,4 +62,4 @@ def test_without_reading_layers_nothing_is_claimed(tmp_path, run_cli):
     result = run_cli("check", "--no-layers", "--json", f"oci:{layout}:1")
     data = json.loads(result.stdout)
     found = next(c for c in data["checks"] if c["name"] == "cmd")
-    assert found["passed"] and "not read" in found["reason"] and "loads" not in found["reason"]
+    assert found["status"] == "pass" and "not read" in found["reason"] and "loads" not in found["reason"]

@@ -272,6 +272,7 @@ class _Prepared:
     manifest: Manifest
     blobs: list[tuple[str, int]]
     expected: dict[str, str]
+    config: bytes | None = None  # the relabelled config (--labels): stored in the target, not copied
 
 
 def apply_collection(
@@ -281,6 +282,7 @@ def apply_collection(
     dry_run: bool = False,
     convert_to_oci: bool = False,
     aliases: bool = False,
+    labels: bool = False,
     client: RegistryClient | None = None,
     authfile: str | Path | None = None,
     tls_verify: bool = True,
@@ -291,7 +293,8 @@ def apply_collection(
     ``push``: where the indexes go: a registry and namespace (``registry.example.org/metahub``:
     each index at ``PREFIX/NAME:TAG``), a full ``REF:tag`` for a one-application file, or
     ``oci:DIR`` (a layout per application in ``DIR/NAME``, tagged ``TAG``). Without it, the
-    registry the images share, at ``REGISTRY/NAME:TAG``. ``aliases``: also write the seeds' spellings.
+    registry the images share, at ``REGISTRY/NAME:TAG``. ``aliases``: also write the seeds' spellings;
+    ``labels``: make the images' changes to their config labels too (one small config blob each).
     """
     if not isinstance(collection, Collection):
         collection = load_collection(collection)
@@ -300,7 +303,7 @@ def apply_collection(
     try:
         # Every image of every application is read and checked before anything is written: a bad
         # image in the last application must not leave the first ones pushed.
-        how = ApplyOptions(convert=convert_to_oci, aliases=aliases)
+        how = ApplyOptions(convert=convert_to_oci, aliases=aliases, labels=labels)
         plans = [_plan(app, _target(push, app, len(collection.applications)), dry_run, how, client)
                  for app in collection.applications]
         if not dry_run:
@@ -335,10 +338,12 @@ def _target(push: str | None, app: Application, count: int) -> Reference:
 
 @dataclass(frozen=True)
 class ApplyOptions:
-    """How the images are rewritten: Docker v2 converted to OCI, the seeds' key spellings added."""
+    """How the images are rewritten: Docker v2 converted to OCI, the seeds' key spellings added, the
+    config labels changed too."""
 
     convert: bool = False
     aliases: bool = False
+    labels: bool = False
 
 
 @dataclass
@@ -373,7 +378,10 @@ def _write(plan: _AppPlan, client: RegistryClient) -> None:
     target = open_repository(plan.target_ref, client=client, create=True)
     result.previous = _resolve(target)
     for p in prepared:
-        p.applied.transfer = ensure_blobs(p.source, target, p.blobs)
+        config = p.config and sha256_digest(p.config)
+        p.applied.transfer = ensure_blobs(p.source, target, [b for b in p.blobs if b[0] != config])
+        if p.config is not None:
+            target.put_config(p.config)
         target.put(p.manifest.raw, p.manifest.media_type)  # by digest, before the index names it
     target.put(raw, OCI_INDEX, tag)
     result.written = True
@@ -410,7 +418,8 @@ def _prepare(image: CollectionImage, client: RegistryClient, how: ApplyOptions) 
             raise InputError(f"{where}: its config names no os/architecture; give platform in the collection")
         platform = Platform(found["os"], found["architecture"], found.get("variant"))
     change = AnnotationChange(dict(image.annotations), sources=(image.where,), aliases=how.aliases)
-    rewrite = rewrite_image(manifest, change, convert=how.convert, where=where)
+    rewrite = rewrite_image(manifest, change, convert=how.convert, where=where,
+                            labels_from=source if how.labels else None)
     status, introduced, _notes = check_change(where, rewrite.old_annotations, rewrite.annotations)
     if introduced:
         raise InputError(f"{where}: {introduced[0].key}: {introduced[0].message}")
@@ -421,7 +430,7 @@ def _prepare(image: CollectionImage, client: RegistryClient, how: ApplyOptions) 
                            rewrite.media_type, rewrite.changes, dict(sorted(descriptor.items())),
                            rewrite.converted, status)
     new_manifest = Manifest(rewrite.raw, rewrite.media_type, rewrite.digest)
-    return _Prepared(applied, source, new_manifest, rewrite.blobs, rewrite.annotations)
+    return _Prepared(applied, source, new_manifest, rewrite.blobs, rewrite.annotations, rewrite.config)
 
 
 def _config(source: ImageRepository, data: dict, where: str) -> dict:

@@ -203,11 +203,14 @@ def collection_group() -> None:
 @click.option("--aliases", is_flag=True,
               help="Also write the seeds' spellings of the keys (mpi.provider, openmpi.version, ...) beside the "
                    "canonical ones, for older consumers.")
+@click.option("--labels", is_flag=True,
+              help="Also change each image's config labels (what skopeo/docker inspect, Apptainer and Charliecloud "
+                   "read): one small config blob per image, layers untouched.")
 @click.option("--dry-run", is_flag=True, help="Validate, read the images and print the plan; write nothing.")
 @registry_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, dry_run: bool, authfile, tls_verify,
-                         plain_http, as_json: bool) -> None:
+def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, labels: bool, dry_run: bool, authfile,
+                         tls_verify, plain_http, as_json: bool) -> None:
     """Annotate the listed images and assemble an OCI index per application from a collection YAML.
 
     The listed images are not changed: each one's manifest, with the curated annotations, is
@@ -222,6 +225,7 @@ def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, 
 
     collection = load_collection(file)
     results = apply_collection(collection, push=push, dry_run=dry_run, convert_to_oci=convert_to_oci, aliases=aliases,
+                               labels=labels,
                                **_transport(authfile, tls_verify, plain_http))
     if as_json:
         console.emit_json([r.to_json() for r in results])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..catalogue import catalogue
+from ..catalogue import SUPERCONTAINERS_PREFIX, catalogue
 from ..errors import InputError
 from ..oci.media import (
     DOCKER_CONFIG,
@@ -126,20 +126,24 @@ def canonical_key(key: str) -> str:
 
 
 def with_alias_spellings(values: Mapping[str, str]) -> dict[str, str]:
-    """``values`` with every alias spelling of its canonical keys (``mpi.provider`` beside
-    ``mpi.implementation``, ``openmpi.version`` beside ``mpi.version`` of an Open MPI image), equal to
-    the canonical value; an alias spelling whose condition no longer holds (``openmpi.version`` of an
-    image that now says mpich) is dropped, so no spelling states a wrong value."""
+    """``values`` with every catalogue key in its canonical spelling and every alias spelling of it
+    (``mpi.provider`` beside ``mpi.implementation``, ``openmpi.version`` beside ``mpi.version`` of an
+    Open MPI image), all equal to the canonical value; an alias spelling whose condition does not
+    hold (``openmpi.version`` of an image that says mpich) is dropped, so no spelling states a
+    wrong value. Where the image has both spellings, the canonical one's value wins."""
     cat = catalogue()
-    canonical = {k: v for k, v in values.items() if k in cat.specs}
+    canonical: dict[str, str] = {}
     result: dict[str, str] = {}
     for key, value in values.items():
         found = cat.resolve(key)
-        alias = found[1] if found else None
-        if alias is not None and found is not None and found[0].key in canonical:
-            continue  # rewritten below from the canonical value, or dropped when it no longer applies
-        result[key] = value
+        if found is None or not key.startswith(SUPERCONTAINERS_PREFIX):
+            result[key] = value  # other tools' keys, unknown keys: as they are
+        elif found[1] is None:
+            canonical[found[0].key] = value
+        else:
+            canonical.setdefault(found[0].key, value)
     for key, value in canonical.items():
+        result[key] = value
         for alias in cat.specs[key].aliases:
             if alias.applies_to(canonical):
                 result[alias.key] = value
