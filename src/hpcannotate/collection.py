@@ -37,11 +37,12 @@ from .oci.media import INDEX_TYPES, OCI_INDEX, sha256_digest
 from .oci.store import Manifest
 from .provenance import Layer, Provenance
 from .registry.client import RegistryClient
-from .registry.edit import AnnotationChange, KeyChange
+from .registry.compress import Compressed, compress_layers
+from .registry.edit import AnnotationChange, KeyChange, blobs_of, serialise
 from .registry.platform import Platform, choose_image, parse_platform
 from .registry.reference import Reference, parse_reference
-from .registry.repository import ImageRepository, manifest_json, open_repository
-from .registry.transfer import TransferReport, ensure_blobs
+from .registry.repository import ImageRepository, LayoutRepository, manifest_json, open_repository
+from .registry.transfer import TransferReport, ensure_blobs, put_file
 from .retrofit import check_change, read_back_problems, rewrite_image, validated_annotations
 
 FEATURES_KEY = SUPERCONTAINERS_PREFIX + "platform.features"
@@ -256,13 +257,14 @@ class AppliedCollection:
     verified: bool | None = None
     verification: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    compression: dict = field(default_factory=dict)  # layers compressed for the push: how, bytes before/after
 
     def to_json(self) -> dict:
         return {"name": self.name, "tag": self.tag, "reference": self.reference, "digest": self.digest,
                 "previous": self.previous, "dry_run": self.dry_run, "written": self.written,
                 "verified": self.verified, "verification": list(self.verification),
                 "annotations": dict(self.annotations), "manifests": [i.to_json() for i in self.images],
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "compression": dict(self.compression)}
 
 
 @dataclass
@@ -273,6 +275,7 @@ class _Prepared:
     blobs: list[tuple[str, int]]
     expected: dict[str, str]
     config: bytes | None = None  # the relabelled config (--labels): stored in the target, not copied
+    files: dict[str, Path] = field(default_factory=dict)  # compressed layers: stored from these files
 
 
 def apply_collection(
@@ -283,6 +286,7 @@ def apply_collection(
     convert_to_oci: bool = False,
     aliases: bool = False,
     labels: bool = False,
+    compression: str | None = None,
     client: RegistryClient | None = None,
     authfile: str | Path | None = None,
     tls_verify: bool = True,
@@ -295,22 +299,26 @@ def apply_collection(
     ``oci:DIR`` (a layout per application in ``DIR/NAME``, tagged ``TAG``). Without it, the
     registry the images share, at ``REGISTRY/NAME:TAG``. ``aliases``: also write the seeds' spellings;
     ``labels``: make the images' changes to their config labels too (one small config blob each).
+    ``compression`` (gzip, zstd, none): how the uncompressed layers of images read from an OCI layout
+    are pushed; default gzip to a registry, none (as the builder wrote them) to a layout.
     """
     if not isinstance(collection, Collection):
         collection = load_collection(collection)
     own_client = client is None
     client = client or RegistryClient(authfile=authfile, insecure=not tls_verify, plain_http=plain_http)
+    store = Compressed.create()
     try:
         # Every image of every application is read and checked before anything is written: a bad
         # image in the last application must not leave the first ones pushed.
-        how = ApplyOptions(convert=convert_to_oci, aliases=aliases, labels=labels)
-        plans = [_plan(app, _target(push, app, len(collection.applications)), dry_run, how, client)
+        how = ApplyOptions(convert=convert_to_oci, aliases=aliases, labels=labels, compression=compression)
+        plans = [_plan(app, _target(push, app, len(collection.applications)), dry_run, how, client, store)
                  for app in collection.applications]
         if not dry_run:
             for plan in plans:
                 _write(plan, client)
         return [plan.result for plan in plans]
     finally:
+        store.cleanup()
         if own_client:
             client.close()
 
@@ -344,6 +352,10 @@ class ApplyOptions:
     convert: bool = False
     aliases: bool = False
     labels: bool = False
+    compression: str | None = None  # None: gzip to a registry, none to a layout
+
+    def compression_for(self, target: Reference) -> str:
+        return self.compression or ("none" if target.is_layout else "gzip")
 
 
 @dataclass
@@ -358,14 +370,19 @@ class _AppPlan:
 
 
 def _plan(app: Application, target_ref: Reference, dry_run: bool, how: ApplyOptions,
-          client: RegistryClient) -> _AppPlan:
-    prepared = [_prepare(image, client, how) for image in app.images]
+          client: RegistryClient, store: Compressed) -> _AppPlan:
+    compression = how.compression_for(target_ref)
+    before, after = store.bytes_before, store.bytes_after
+    prepared = [_prepare(image, client, how, store, compression) for image in app.images]
     entries = [(p.manifest, p.applied.platform, p.applied.descriptor) for p in prepared]
     index_annotations = _index_annotations(app, [p.applied.descriptor for p in prepared], how.aliases)
     raw = build_index(entries, index_annotations)
     tag = target_ref.tag or app.tag
     result = AppliedCollection(app.name, tag, str(target_ref), sha256_digest(raw),
                                [p.applied for p in prepared], index_annotations, dry_run=dry_run)
+    layers = len({d for p in prepared for d in p.files})
+    result.compression = {"compression": compression, "layers": layers,
+                          "bytes_before": store.bytes_before - before, "bytes_after": store.bytes_after - after}
     for p in prepared:
         if p.applied.converted:
             result.warnings.append(f"{p.applied.image}: written as OCI (it was Docker v2 schema 2)")
@@ -379,7 +396,13 @@ def _write(plan: _AppPlan, client: RegistryClient) -> None:
     result.previous = _resolve(target)
     for p in prepared:
         config = p.config and sha256_digest(p.config)
-        p.applied.transfer = ensure_blobs(p.source, target, [b for b in p.blobs if b[0] != config])
+        p.applied.transfer = ensure_blobs(p.source, target, [b for b in p.blobs
+                                                             if b[0] != config and b[0] not in p.files])
+        for digest, path in p.files.items():
+            sent = put_file(target, path, digest)
+            p.applied.transfer.bytes_copied += sent
+            p.applied.transfer.copied += bool(sent)
+            p.applied.transfer.present += not sent
         if p.config is not None:
             target.put_config(p.config)
         target.put(p.manifest.raw, p.manifest.media_type)  # by digest, before the index names it
@@ -396,7 +419,8 @@ def _resolve(repo: ImageRepository) -> str | None:
         return None
 
 
-def _prepare(image: CollectionImage, client: RegistryClient, how: ApplyOptions) -> _Prepared:
+def _prepare(image: CollectionImage, client: RegistryClient, how: ApplyOptions, store: Compressed,
+             compression: str) -> _Prepared:
     source = open_repository(image.image, client=client)
     top = source.get(None)
     where = f"{image.where}: {image.image}"
@@ -429,8 +453,17 @@ def _prepare(image: CollectionImage, client: RegistryClient, how: ApplyOptions) 
     applied = AppliedImage(image.image, str(platform), image.features, manifest.digest, rewrite.digest,
                            rewrite.media_type, rewrite.changes, dict(sorted(descriptor.items())),
                            rewrite.converted, status)
-    new_manifest = Manifest(rewrite.raw, rewrite.media_type, rewrite.digest)
-    return _Prepared(applied, source, new_manifest, rewrite.blobs, rewrite.annotations, rewrite.config)
+    raw, blobs, files = rewrite.raw, rewrite.blobs, {}
+    if isinstance(source, LayoutRepository) and compression != "none":
+        layout = source.layout
+        compressed, changed = compress_layers(json.loads(raw), compression,
+                                              lambda digest: layout.blob_path(digest).open("rb"), store, where)
+        if changed:
+            raw, blobs = serialise(compressed), blobs_of(compressed)
+            files = {d: store.files[d] for d, _ in blobs if d in store.files}
+            applied.digest = sha256_digest(raw)
+    new_manifest = Manifest(raw, rewrite.media_type, sha256_digest(raw))
+    return _Prepared(applied, source, new_manifest, blobs, rewrite.annotations, rewrite.config, files)
 
 
 def _config(source: ImageRepository, data: dict, where: str) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import platform
 import re
 import shutil
 import tempfile
@@ -155,6 +156,26 @@ def login_shell(variant: Variant, annotations: Annotations) -> str:
 # a base's own /etc/profile (Debian's, Alpine's: they load profile.d already) is left alone.
 LOGIN_PROFILE_RUN = ("[ -e /etc/profile ] || [ -L /etc/profile ] || "
                      "cp /usr/share/hpcannotate/etc-profile.sh /etc/profile")
+
+def _login_profile(base: str | None, target: str, shell: str, warnings: list[str], where: str) -> str | None:
+    """The instruction that gives the image an /etc/profile loading profile.d when its base has none.
+
+    FROM scratch: there is no base file, so a COPY (no shell needed, no emulation for another
+    architecture). Otherwise a RUN that copies only when /etc/profile is absent (busybox has none;
+    Debian's and Alpine's load profile.d already): it runs in the image, so only for the host's
+    architecture; a build for another one gets a warning instead.
+    """
+    from .builders.base import platform_for
+    from .targets import family_of
+
+    if base is None:
+        return None  # the template's COPY for scratch
+    if platform_for(family_of(target)) != platform_for(platform.machine()):
+        warnings.append(f"{where}: built for another architecture than this machine's, so the build cannot check "
+                        "for /etc/profile: on a base without one, login shells will not load the profile")
+        return None
+    return "RUN " + exec_form([shell, "-c", LOGIN_PROFILE_RUN])
+
 
 RESERVED_IN_CONTEXT = ("Dockerfile", "hpcannotate", "annotations.json", MARKER)
 
@@ -512,9 +533,10 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
         target=target,
         body=body.rstrip(),
         usage=bool(variant.usage),
+        scratch=base is None,
         env_lines=_env_lines(env, _final_env_dirs(body, str(variant.recipe)), base_env),
         label_lines=[label_pair(k, v) for k, v in in_file.items()],
-        login_profile=exec_form([shell, "-c", LOGIN_PROFILE_RUN]),
+        login_profile=_login_profile(base, target, shell, env_warnings, f"{recipe_dir.name}:{target}"),
         cmd=exec_form([shell, "-l"]),
     )
     (work / "Dockerfile").write_text(dockerfile, encoding="utf-8")

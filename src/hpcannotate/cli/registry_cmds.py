@@ -206,11 +206,14 @@ def collection_group() -> None:
 @click.option("--labels", is_flag=True,
               help="Also change each image's config labels (what skopeo/docker inspect, Apptainer and Charliecloud "
                    "read): one small config blob per image, layers untouched.")
+@click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default=None,
+              help="How uncompressed layers read from an OCI layout are pushed (default: gzip to a registry, "
+                   "as they are to a layout).")
 @click.option("--dry-run", is_flag=True, help="Validate, read the images and print the plan; write nothing.")
 @registry_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, labels: bool, dry_run: bool, authfile,
-                         tls_verify, plain_http, as_json: bool) -> None:
+def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, labels: bool, compression: str | None,
+                         dry_run: bool, authfile, tls_verify, plain_http, as_json: bool) -> None:
     """Annotate the listed images and assemble an OCI index per application from a collection YAML.
 
     The listed images are not changed: each one's manifest, with the curated annotations, is
@@ -225,7 +228,7 @@ def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, 
 
     collection = load_collection(file)
     results = apply_collection(collection, push=push, dry_run=dry_run, convert_to_oci=convert_to_oci, aliases=aliases,
-                               labels=labels,
+                               labels=labels, compression=compression,
                                **_transport(authfile, tls_verify, plain_http))
     if as_json:
         console.emit_json([r.to_json() for r in results])
@@ -246,6 +249,10 @@ def _print_collection(result) -> None:
         rows.append([image.platform + (f" [{','.join(image.features)}]" if image.features else ""),
                      console.shorten(image.image, 50), image.digest[:19], console.shorten(changes, 60)])
     console.table(rows, headers=["platform", "image", "digest", "changes"], indent=2)
+    done = result.compression
+    if done.get("layers"):
+        click.echo(f"  {done['layers']} layer(s) compressed with {done['compression']}: "
+                   f"{done['bytes_before']:,} -> {done['bytes_after']:,} bytes")
     if result.dry_run:
         click.echo(f"  dry run: nothing written (the index would be {result.digest})")
     else:
