@@ -448,7 +448,7 @@ def check_reference(ref: str, transport: Transport | None = None, layers: bool |
     from .imageread import Transport, image_config, read_one
 
     transport = transport or Transport()
-    client = None if ref.startswith("oci:") else transport.client()
+    client = None if ref.startswith(LOCAL_PREFIXES) else transport.client()
     try:
         read = read_one(ref, client, transport)
     finally:
