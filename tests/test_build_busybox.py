@@ -219,3 +219,17 @@ def test_post_build_probe_values_are_in_the_manifest(hello_layout):
     assert "org.opencontainers.image.base.digest" not in manifest["annotations"] or \
         manifest["annotations"]["org.opencontainers.image.base.digest"]
     assert report.conflicts == []
+
+
+def test_build_with_aliases_writes_the_seed_spellings(buildah_store, busybox_base, tmp_path):
+    from dataclasses import replace
+
+    options = replace(buildah_store.options, aliases=True)
+    build(HELLO, targets=["x86_64"], workdir=tmp_path, options=options, backend="buildah", probe=False)
+    layout = tmp_path / "hello" / "oci"
+    oci = OciLayout.open(layout)
+    manifest = oci.read_json(oci.find("1.0-x86_64")["digest"])
+    labels = image_config(layout, "1.0-x86_64")["config"]["Labels"]
+    for where in (manifest["annotations"], labels):
+        assert where[P + "mpi.provider"] == where[P + "mpi.implementation"] == "none"
+        assert where[P + "hardware.cpu.optimized.architecture"] == "x86_64"

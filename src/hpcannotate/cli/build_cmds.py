@@ -8,7 +8,7 @@ import click
 
 from .. import console
 from ..isolation import DEFAULT_TIMEOUT
-from .registry_cmds import registry_options
+from .registry_cmds import aliases_option, registry_options
 
 
 @click.command("render")
@@ -74,9 +74,7 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, exp
               help="Render and print the builder commands, long values shortened (--json: the complete argv); "
                    "build nothing.")
 @click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
-@click.option("--aliases", is_flag=True,
-              help="Also write the seeds' spellings of the keys (mpi.provider, openmpi.version, ...) beside the "
-                   "canonical ones, for older consumers.")
+@aliases_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, root, runroot,
               storage_driver, authfile, tls_verify, plain_http, make_base, probe, workdir, dry_run, stream_log,

@@ -98,6 +98,16 @@ def _grouped_rows(rows: dict[str, list[str]], groups: dict[str, dict[str, str]])
     console.table(table, headers=["group", "key", "value", "in"], indent=4)
 
 
+aliases_option = click.option(
+    "--aliases", is_flag=True,
+    help="Also write the seeds' spellings of the keys (mpi.provider, openmpi.version, ...) beside the canonical "
+         "ones, for older consumers.")
+labels_option = click.option(
+    "--labels", is_flag=True,
+    help="Also change each image's config labels (what skopeo/docker inspect, Apptainer and Charliecloud read): "
+         "one small config blob per image, layers untouched.")
+
+
 # -- annotate -----------------------------------------------------------------------------------------
 
 
@@ -111,12 +121,8 @@ def _grouped_rows(rows: dict[str, list[str]], groups: dict[str, dict[str, str]])
 @click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
               help="Only these images of an index (repeatable; default: all).")
 @click.option("--descriptor", is_flag=True, help="Also write the keys on the index's descriptors.")
-@click.option("--labels", is_flag=True,
-              help="Also change the config's labels (what skopeo/docker inspect, Apptainer and Charliecloud "
-                   "read): one small config blob per image, layers untouched.")
-@click.option("--aliases", is_flag=True,
-              help="Also write the seeds' spellings of the keys (mpi.provider, openmpi.version, ...) beside the "
-                   "canonical ones, for older consumers.")
+@labels_option
+@aliases_option
 @click.option("--convert-to-oci", is_flag=True,
               help="Rewrite Docker v2 schema 2 manifests as OCI (they cannot carry annotations).")
 @click.option("--backend", type=click.Choice(["native", "crane"]), default="native", show_default=True,
@@ -200,12 +206,8 @@ def collection_group() -> None:
 @click.option("--push", metavar="REF", help="Where the indexes go: REGISTRY[/NAMESPACE] (each at .../NAME:TAG), "
               "a full REF:TAG (one application), or oci:DIR. Default: the images' registry.")
 @click.option("--convert-to-oci", is_flag=True, help="Rewrite Docker v2 schema 2 images as OCI to annotate them.")
-@click.option("--aliases", is_flag=True,
-              help="Also write the seeds' spellings of the keys (mpi.provider, openmpi.version, ...) beside the "
-                   "canonical ones, for older consumers.")
-@click.option("--labels", is_flag=True,
-              help="Also change each image's config labels (what skopeo/docker inspect, Apptainer and Charliecloud "
-                   "read): one small config blob per image, layers untouched.")
+@aliases_option
+@labels_option
 @click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default=None,
               help="How uncompressed layers read from an OCI layout are pushed (default: gzip to a registry, "
                    "as they are to a layout).")
