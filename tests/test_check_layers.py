@@ -63,3 +63,23 @@ def test_without_reading_layers_nothing_is_claimed(tmp_path, run_cli):
     data = json.loads(result.stdout)
     found = next(c for c in data["checks"] if c["name"] == "cmd")
     assert found["status"] == "pass" and "not read" in found["reason"] and "loads" not in found["reason"]
+
+
+def test_a_registry_image_is_read_with_layers_only_when_asked(tmp_path, registry, run_cli):
+    import shutil
+    import subprocess
+
+    if not shutil.which("skopeo"):
+        import pytest
+
+        pytest.skip("skopeo is not installed (apt-get install skopeo)")
+    layout = image_layout(tmp_path, {**PROFILE_D, "etc/profile": ". /etc/profile.d/hpcannotate.sh\n"})
+    ref = f"{registry.host}/check/layers:1"
+    copy = subprocess.run(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:1", f"docker://{ref}"],
+                          capture_output=True, text=True, timeout=120)
+    assert copy.returncode == 0, copy.stderr
+    plain = json.loads(run_cli("check", "--json", ref).stdout)
+    assert "not read" in next(c for c in plain["checks"] if c["name"] == "cmd")["reason"]
+    read = json.loads(run_cli("check", "--layers", "--json", ref).stdout)
+    found = next(c for c in read["checks"] if c["name"] == "cmd")
+    assert found["status"] == "pass" and "sources /etc/profile.d" in found["reason"]

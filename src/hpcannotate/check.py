@@ -277,7 +277,8 @@ def judge_cmd(cmd: list[str], entrypoint: list[str], inherited_from: str | None 
             if not any(a in ("-l", "--login", "-il", "-li") for a in args):
                 return Check("cmd", True, f"CMD {shown}: a shell")
             if login is None:
-                return Check("cmd", True, f"CMD {shown}: a login shell (its /etc/profile is in a layer, not read)")
+                return Check("cmd", True, f"CMD {shown}: a login shell (/etc/profile not read, so whether it "
+                                           "sources the profile is unchecked)")
             if login.loads:
                 return Check("cmd", True, f"CMD {shown}: a login shell; {login.reason}")
             if profiles:
