@@ -111,6 +111,20 @@ def test_runs_with_and_without_the_entrypoint(hello_layout, buildah_store):
     assert entry.stdout.strip() == 'Hello, "world" $USER, Ada'
 
 
+def test_a_login_shell_loads_the_profile_on_a_base_without_etc_profile(hello_layout, buildah_store):
+    """busybox has no /etc/profile: the build writes one that loads profile.d, so `sh -lc` finds the app
+    with a PATH that does not have it (as `ch-run IMG -- sh -lc app` runs, with the host's environment)."""
+    _, layout_dir = hello_layout
+    login = run_in_image(buildah_store, layout_dir, "1.0-x86_64",
+                         ["/bin/env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-lc", "hello Ada"])
+    assert login.returncode == 0, login.stderr
+    assert login.stdout.strip() == 'Hello, "world" $USER, Ada', (login.stdout, login.stderr)
+    plain = run_in_image(buildah_store, layout_dir, "1.0-x86_64",
+                         ["/bin/env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c", "hello Ada"])
+    assert plain.returncode != 0  # the test can fail: without the login profile there is no app on PATH
+
+
+
 def test_files_the_recipe_copies_from_its_directory_are_in_the_image(buildah_store, busybox_base, tmp_path):
     files = Path(__file__).parent / "data" / "recipedirs" / "files"
     build(files, workdir=tmp_path, options=buildah_store.options, backend="buildah", probe=False)
@@ -205,3 +219,17 @@ def test_post_build_probe_values_are_in_the_manifest(hello_layout):
     assert "org.opencontainers.image.base.digest" not in manifest["annotations"] or \
         manifest["annotations"]["org.opencontainers.image.base.digest"]
     assert report.conflicts == []
+
+
+def test_build_with_aliases_writes_the_seed_spellings(buildah_store, busybox_base, tmp_path):
+    from dataclasses import replace
+
+    options = replace(buildah_store.options, aliases=True)
+    build(HELLO, targets=["x86_64"], workdir=tmp_path, options=options, backend="buildah", probe=False)
+    layout = tmp_path / "hello" / "oci"
+    oci = OciLayout.open(layout)
+    manifest = oci.read_json(oci.find("1.0-x86_64")["digest"])
+    labels = image_config(layout, "1.0-x86_64")["config"]["Labels"]
+    for where in (manifest["annotations"], labels):
+        assert where[P + "mpi.provider"] == where[P + "mpi.implementation"] == "none"
+        assert where[P + "hardware.cpu.optimized.architecture"] == "x86_64"

@@ -187,7 +187,11 @@ def test_hpccm_env_path_is_not_doubled(tmp_path):
 def test_env_lines_skip_present_directories_only():
     env = EnvSpec(path=("/a/bin", "/b/bin"), ld_library_path=("/a/lib",))
     lines = _env_lines(env, {"PATH": ("/a/bin",)})
-    assert lines[0].startswith('PATH="/b/bin${PATH') and lines[1].startswith('LD_LIBRARY_PATH="/a/lib$')
+    # plain ${VAR}, no ${VAR:+...} (Charliecloud's ch-image refuses it); an unset LD_LIBRARY_PATH gets no ":"
+    assert lines == ['PATH="/b/bin:${PATH}"', 'LD_LIBRARY_PATH="/a/lib"']
+    assert _env_lines(env, {}, {"LD_LIBRARY_PATH": "/usr/local/nvidia/lib"})[1] == \
+        'LD_LIBRARY_PATH="/a/lib:${LD_LIBRARY_PATH}"'
+    assert _env_lines(EnvSpec(path=('/o"p$t/bin',)))[0] == 'PATH="/o\\"p\\$t/bin:${PATH}"'
     assert _env_lines(env, {"PATH": ("/a/bin", "/b/bin"), "LD_LIBRARY_PATH": ("/a/lib",)}) == []
 
 

@@ -53,8 +53,8 @@ def from_values(ref: str, manifest_annotations: dict | None, labels: dict | None
     return Annotations.from_mapping(values, Provenance(Layer.BASE_IMAGE, ref, note=where))
 
 
-def from_buildah(ref: str, global_args: list[str]) -> Annotations | None:
-    """The base as the buildah store holds it (what the build will use); None when it is not there."""
+def buildah_inspect(ref: str, global_args: list[str]) -> dict | None:
+    """``buildah inspect --type image`` of ``ref`` as the store holds it; None when it is not there."""
     try:
         proc = subprocess.run([*global_args, "inspect", "--type", "image", ref], capture_output=True, text=True,
                               check=False, timeout=60)
@@ -70,8 +70,30 @@ def from_buildah(ref: str, global_args: list[str]) -> Annotations | None:
         raise HpcAnnotateError(f"base image {ref}: buildah inspect printed no JSON ({exc})") from None
     if not isinstance(data, dict):
         raise HpcAnnotateError(f"base image {ref}: buildah inspect printed {type(data).__name__}, not an object")
+    return data
+
+
+def _config(data: dict) -> dict:
     config = (data.get("OCIv1") or {}).get("config") or {}
-    labels = config.get("Labels") if isinstance(config, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+def from_buildah(ref: str, global_args: list[str]) -> Annotations | None:
+    """The base as the buildah store holds it (what the build will use); None when it is not there."""
+    data = buildah_inspect(ref, global_args)
+    if data is None:
+        return None
+    labels = _config(data).get("Labels")
     annotations = data.get("ImageAnnotations")
     return from_values(ref, annotations if isinstance(annotations, dict) else None,
                        labels if isinstance(labels, dict) else None, "read from the buildah store")
+
+
+def env_from_buildah(ref: str, global_args: list[str]) -> dict[str, str] | None:
+    """The base's environment (config ``Env``) as the buildah store holds it; None when it is not there."""
+    data = buildah_inspect(ref, global_args)
+    if data is None:
+        return None
+    env = _config(data).get("Env") or []
+    pairs = (str(item).partition("=") for item in env if isinstance(item, str))
+    return {name: value for name, _, value in pairs if name}

@@ -273,6 +273,21 @@ def base_reader(builder: Builder, allow_make: bool, make: bool = True, work: Pat
     return read
 
 
+def base_env_reader(builder: Builder):
+    """Reads the final stage's base environment from the builder's store (buildah only; None elsewhere).
+
+    Called after ``base_reader``, which puts the base in the store when it can."""
+    from .baseannotations import env_from_buildah
+    from .builders.buildah import BuildahBuilder
+
+    def read(ref: str):
+        if not isinstance(builder, BuildahBuilder) or not builder.available():
+            return None
+        return env_from_buildah(ref, builder.global_args())
+
+    return read
+
+
 def probe_target(reference: str, context: RenderedContext, options: BuildOptions):
     """Read the built image's user land (layer ``image probe``) and merge it over the recipe's values.
 
@@ -295,7 +310,7 @@ def probe_target(reference: str, context: RenderedContext, options: BuildOptions
     return merged, conflicts
 
 
-def write_post_build(store: ImageRepository, tag: str, annotations: Annotations):
+def write_post_build(store: ImageRepository, tag: str, annotations: Annotations, aliases: bool = False):
     """Post-build annotations (probe values; dropping the empty ``base.digest`` buildah writes for
     FROM scratch) written into the manifest in place: same config and layers, no blob upload."""
     from .oci.media import canonical_json
@@ -304,7 +319,7 @@ def write_post_build(store: ImageRepository, tag: str, annotations: Annotations)
     data = manifest.json()
     current = data.get("annotations") or {}
     wanted = {k: v for k, v in current.items() if v != ""}
-    wanted.update({k: v for k, v in annotations.to_oci().items() if k != OCI_PREFIX + "ref.name"})
+    wanted.update({k: v for k, v in annotations.to_oci(aliases).items() if k != OCI_PREFIX + "ref.name"})
     if wanted == current:
         return manifest
     data["annotations"] = dict(sorted(wanted.items()))
@@ -331,8 +346,10 @@ def verify(store: ImageRepository, index_ref: str, expected: dict[str, dict[str,
                                    f"did not arrive intact ({len(missing)} in all)")
         labels = json.loads(store.config(manifest["config"]["digest"])).get("config", {}).get("Labels") or {}
         # labels are the recipe's values; post-build (probe) values live in the manifest only
+        from .catalogue import catalogue
+
         wrong = [k for k, v in want.items() if k.startswith(P) and k in labels and labels.get(k) != v
-                 and k not in probed.get(target, ())]
+                 and catalogue().canonical(k) not in probed.get(target, ())]  # an alias follows its key
         if wrong:
             raise HpcAnnotateError(f"{store.describe(index_ref)}: target {target}: label {wrong[0]} is not in the "
                                    "image config")
@@ -383,7 +400,9 @@ def plan(
     for target in wanted:
         console.progress(f"[{target}] rendering {chosen.format} recipe")
         context = render_variant(recipe_dir, chosen.name, target, work / target / "context", base_reader=reader,
-                                 target_source="--target" if targets else None, userargs=userargs)
+                                 target_source="--target" if targets else None, userargs=userargs,
+                                 base_env_reader=base_env_reader(builder))
+        context.aliases = options.aliases  # the alias labels the Dockerfile lacks go to the builder as arguments
         warn_all(context)
         warnings.extend(context.warnings)
         contexts.append(context)
@@ -448,8 +467,8 @@ def execute(the_plan: BuildPlan, options: BuildOptions, *, allow_make_base: bool
             console.progress(f"[{target}] probing {reference}")
             final, conflicts = probe_target(reference, context, options)
             report.conflicts.extend(f"{target}: {c}" for c in conflicts)
-        manifest = write_post_build(destination.store, destination.target_tag(target), final)
-        values = {k: v for k, v in final.to_oci().items() if k != OCI_PREFIX + "ref.name"}
+        manifest = write_post_build(destination.store, destination.target_tag(target), final, options.aliases)
+        values = {k: v for k, v in final.to_oci(options.aliases).items() if k != OCI_PREFIX + "ref.name"}
         entries.append((manifest, step.platform, descriptor_annotations(values)))
         expected[target] = values
         probed[target] = {e.key for e in final.entries() if e.provenance.layer == Layer.PROBE}

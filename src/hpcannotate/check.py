@@ -29,6 +29,7 @@ from .knowledge import shells
 
 if TYPE_CHECKING:
     from .annotations import Annotations
+    from .check_layers import LoginProfile
     from .containerfile import Dockerfile
     from .imageread import PlatformEntry, Transport
 
@@ -253,11 +254,14 @@ def _judge_script(entrypoint: list[str], script: Script) -> tuple[Check, Check]:
     return entry, selection
 
 
-def judge_cmd(cmd: list[str], entrypoint: list[str], inherited_from: str | None = None) -> Check:
+def judge_cmd(cmd: list[str], entrypoint: list[str], inherited_from: str | None = None,
+              login: LoginProfile | None = None, profiles: Iterable[str] = ()) -> Check:
     """CMD a shell (a login shell is best) or a usage message.
 
     ``inherited_from`` names the base image when the Dockerfile sets no CMD and the base's
-    CMD is known to be a shell.
+    CMD is known to be a shell. ``login``: what the image's /etc/profile does, when its layers
+    were read; only then is "the profile loads" said. A login-shell CMD whose /etc/profile does
+    not load the image's ``profiles`` (in /etc/profile.d) fails: it shows no PATH and no usage.
     """
     if not cmd:
         if inherited_from:
@@ -271,9 +275,17 @@ def judge_cmd(cmd: list[str], entrypoint: list[str], inherited_from: str | None 
     args = cmd[1:]
     if name in SHELLS:
         if all(a in SHELL_FLAGS for a in args):
-            login = " (a login shell: the profile loads)" if any(a in ("-l", "--login", "-il", "-li") for a in args) \
-                else ""
-            return Check("cmd", True, f"CMD {shown}: a shell{login}")
+            if not any(a in ("-l", "--login", "-il", "-li") for a in args):
+                return Check("cmd", True, f"CMD {shown}: a shell")
+            if login is None:
+                return Check("cmd", True, f"CMD {shown}: a login shell (/etc/profile not read, so whether it "
+                                           "sources the profile is unchecked)")
+            if login.loads:
+                return Check("cmd", True, f"CMD {shown}: a login shell; {login.reason}")
+            if profiles:
+                return Check("cmd", False, f"CMD {shown}: a login shell, but {login.reason}: "
+                                           f"{', '.join(profiles)} never loads")
+            return Check("cmd", True, f"CMD {shown}: a login shell ({login.reason})")
         if "-c" in args and _is_usage(args[args.index("-c") + 1:]):
             return Check("cmd", True, f"CMD {shown}: prints a usage message")
         return Check("cmd", False, f"CMD {shown} runs shell code, neither a shell nor a usage message")
@@ -398,8 +410,9 @@ def embedded_dockerfile(annotations: Mapping[str, str], where: str) -> Dockerfil
         return None
 
 
-def check_image_entry(entry: PlatformEntry, config: dict) -> list[Check]:
-    """The checks of one image, from its annotations and config (and its embedded Dockerfile, if any)."""
+def check_image_entry(entry: PlatformEntry, config: dict, login: LoginProfile | None = None) -> list[Check]:
+    """The checks of one image, from its annotations and config (and its embedded Dockerfile, if any);
+    ``login`` is what its /etc/profile does, when the layers were read."""
     inner = config.get("config") or {}
     entrypoint = [str(a) for a in inner.get("Entrypoint") or []]
     cmd = [str(a) for a in inner.get("Cmd") or []]
@@ -421,19 +434,23 @@ def check_image_entry(entry: PlatformEntry, config: dict) -> list[Check]:
         judge_annotations(entry.annotations),
         entry_check,
         selection,
-        judge_cmd(cmd, entrypoint),
+        judge_cmd(cmd, entrypoint, login=login, profiles=profiles),
         judge_environment(entrypoint, env, profiles),
         judge_one_target(targets, target_flags(builds)),
     ]
 
 
-def check_reference(ref: str, transport: Transport | None = None) -> CheckReport:
-    """Check every image of ``ref``: manifests and configs only."""
+LOCAL_PREFIXES = ("oci:", "oci-archive:", "docker-archive:")
+
+
+def check_reference(ref: str, transport: Transport | None = None, layers: bool | None = None) -> CheckReport:
+    """Check every image of ``ref`` from its manifests and configs; with ``layers`` (default: for local
+    images, a layout or an archive) its layers are read too, for what /etc/profile does."""
     from .errors import HpcAnnotateError
     from .imageread import Transport, image_config, read_one
 
     transport = transport or Transport()
-    client = None if ref.startswith("oci:") else transport.client()
+    client = None if ref.startswith(LOCAL_PREFIXES) else transport.client()
     try:
         read = read_one(ref, client, transport)
     finally:
@@ -442,8 +459,11 @@ def check_reference(ref: str, transport: Transport | None = None) -> CheckReport
     if read.error:
         raise HpcAnnotateError(read.error)
     report = CheckReport(read.reference, "index" if read.is_index else "image")
+    if layers is None:
+        layers = ref.startswith(LOCAL_PREFIXES)
     for entry in read.entries:
-        checks = check_image_entry(entry, image_config(ref, entry, transport))
+        config = image_config(ref, entry, transport)
+        checks = check_image_entry(entry, config, _login_profile(entry, config, transport) if layers else None)
         if not read.is_index:
             report.checks = checks
             return report
@@ -452,19 +472,36 @@ def check_reference(ref: str, transport: Transport | None = None) -> CheckReport
     return report
 
 
+def _login_profile(entry: PlatformEntry, config: dict, transport: Transport) -> LoginProfile | None:
+    """/etc/profile of the image, read from its layers, when its CMD is a login shell (else nothing to read)."""
+    from .check_layers import login_profile
+
+    cmd = [str(a) for a in (config.get("config") or {}).get("Cmd") or []]
+    if not cmd or not any(a in ("-l", "--login", "-il", "-li") for a in cmd[1:]):
+        return None
+    platform = entry.platform or {}
+    text = "/".join(p for p in (platform.get("os") or "linux", platform.get("architecture") or "amd64",
+                                platform.get("variant")) if p)
+    return login_profile(entry.pull, text, transport)
+
+
 def looks_like_path(text: str) -> bool:
     name = Path(text).name
     return text.startswith(("/", "./", "../", "~")) or "Dockerfile" in name or "Containerfile" in name \
         or text in (".", "..")
 
 
-def check(subject: str, transport: Transport | None = None) -> CheckReport:
-    """Check a reference, a Dockerfile, or a directory (build context, recipe directory, OCI layout)."""
+def check(subject: str, transport: Transport | None = None, layers: bool | None = None) -> CheckReport:
+    """Check a reference, a Dockerfile, or a directory (build context, recipe directory, OCI layout).
+
+    ``layers``: read the image's layers for /etc/profile (None: for local images only)."""
     path = Path(subject).expanduser()
     if path.exists():
         from .check_dockerfile import check_path
 
+        if (path / "oci-layout").is_file() and layers is not None:
+            return check_reference(f"oci:{path}", transport, layers)
         return check_path(path, transport)
     if looks_like_path(subject):
         raise InputError(f"{subject}: no such file or directory")
-    return check_reference(subject, transport)
+    return check_reference(subject, transport, layers)

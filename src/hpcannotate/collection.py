@@ -39,11 +39,12 @@ from .oci.media import INDEX_TYPES, OCI_INDEX, sha256_digest
 from .oci.store import Manifest
 from .provenance import Layer, Provenance
 from .registry.client import RegistryClient
-from .registry.edit import AnnotationChange, KeyChange
+from .registry.compress import Compressed, compress_layers
+from .registry.edit import AnnotationChange, KeyChange, blobs_of, serialise
 from .registry.platform import Platform, choose_image, parse_platform
 from .registry.reference import Reference, parse_reference
-from .registry.repository import ImageRepository, manifest_json, open_repository
-from .registry.transfer import TransferReport, ensure_blobs
+from .registry.repository import ImageRepository, LayoutRepository, manifest_json, open_repository
+from .registry.transfer import TransferReport, ensure_blobs, put_file
 from .retrofit import check_change, read_back_problems, rewrite_image, validated_annotations
 
 FEATURES_KEY = SUPERCONTAINERS_PREFIX + "platform.features"
@@ -259,13 +260,14 @@ class AppliedCollection:
     verified: bool | None = None
     verification: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    compression: dict = field(default_factory=dict)  # layers compressed for the push: how, bytes before/after
 
     def to_json(self) -> dict:
         return {"name": self.name, "tag": self.tag, "reference": self.reference, "digest": self.digest,
                 "previous": self.previous, "dry_run": self.dry_run, "written": self.written,
                 "verified": self.verified, "verification": list(self.verification),
                 "annotations": dict(self.annotations), "manifests": [i.to_json() for i in self.images],
-                "warnings": list(self.warnings)}
+                "warnings": list(self.warnings), "compression": dict(self.compression)}
 
 
 @dataclass
@@ -275,6 +277,8 @@ class _Prepared:
     manifest: Manifest
     blobs: list[tuple[str, int]]
     expected: dict[str, str]
+    config: bytes | None = None  # the relabelled config (--labels): stored in the target, not copied
+    files: dict[str, Path] = field(default_factory=dict)  # compressed layers: stored from these files
 
 
 def apply_collection(
@@ -283,6 +287,9 @@ def apply_collection(
     push: str | None = None,
     dry_run: bool = False,
     convert_to_oci: bool = False,
+    aliases: bool = False,
+    labels: bool = False,
+    compression: str | None = None,
     client: RegistryClient | None = None,
     authfile: str | Path | None = None,
     tls_verify: bool = True,
@@ -293,26 +300,32 @@ def apply_collection(
     ``push``: where the indexes go: a registry and namespace (``registry.example.org/metahub``:
     each index at ``PREFIX/NAME:TAG``), a full ``REF:tag`` for a one-application file, or
     ``oci:DIR`` (a layout per application in ``DIR/NAME``, tagged ``TAG``). Without it, the
-    registry the images share, at ``REGISTRY/NAME:TAG``.
+    registry the images share, at ``REGISTRY/NAME:TAG``. ``aliases``: also write the seeds' spellings;
+    ``labels``: make the images' changes to their config labels too (one small config blob each).
+    ``compression`` (gzip, zstd, none): how the uncompressed layers of images read from an OCI layout
+    are pushed; default gzip to a registry, none (as the builder wrote them) to a layout.
     """
     if not isinstance(collection, Collection):
         collection = load_collection(collection)
     own_client = client is None
     client = client or RegistryClient(authfile=authfile, insecure=not tls_verify, plain_http=plain_http)
+    store = Compressed.create()
     try:
         # Every image of every application is read and checked before anything is written: a bad
         # image in the last application must not leave the first ones pushed.
+        how = ApplyOptions(convert=convert_to_oci, aliases=aliases, labels=labels, compression=compression)
         plans = []
         for app in collection.applications:
             target = _target(push, app, len(collection.applications))
             console.progress(f"[{app.name}] reading {len(app.images)} image(s) for {target}")
-            plans.append(_plan(app, target, dry_run, convert_to_oci, client))
+            plans.append(_plan(app, target, dry_run, how, client, store))
         if not dry_run:
             for plan, app in zip(plans, collection.applications, strict=True):
                 console.progress(f"[{app.name}] writing the annotated index {plan.target_ref}")
                 _write(plan, client)
         return [plan.result for plan in plans]
     finally:
+        store.cleanup()
         if own_client:
             client.close()
 
@@ -338,6 +351,20 @@ def _target(push: str | None, app: Application, count: int) -> Reference:
     return parse_reference(f"{push.rstrip('/')}/{app.name}:{app.tag}")
 
 
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How the images are rewritten: Docker v2 converted to OCI, the seeds' key spellings added, the
+    config labels changed too."""
+
+    convert: bool = False
+    aliases: bool = False
+    labels: bool = False
+    compression: str | None = None  # None: gzip to a registry, none to a layout
+
+    def compression_for(self, target: Reference) -> str:
+        return self.compression or ("none" if target.is_layout else "gzip")
+
+
 @dataclass
 class _AppPlan:
     """One application's index, ready to write: what was read, and the result to fill in."""
@@ -349,15 +376,20 @@ class _AppPlan:
     result: AppliedCollection
 
 
-def _plan(app: Application, target_ref: Reference, dry_run: bool, convert: bool,
-          client: RegistryClient) -> _AppPlan:
-    prepared = [_prepare(image, client, convert) for image in app.images]
+def _plan(app: Application, target_ref: Reference, dry_run: bool, how: ApplyOptions,
+          client: RegistryClient, store: Compressed) -> _AppPlan:
+    compression = how.compression_for(target_ref)
+    before, after = store.bytes_before, store.bytes_after
+    prepared = [_prepare(image, client, how, store, compression) for image in app.images]
     entries = [(p.manifest, p.applied.platform, p.applied.descriptor) for p in prepared]
-    index_annotations = _index_annotations(app, [p.applied.descriptor for p in prepared])
+    index_annotations = _index_annotations(app, [p.applied.descriptor for p in prepared], how.aliases)
     raw = build_index(entries, index_annotations)
     tag = target_ref.tag or app.tag
     result = AppliedCollection(app.name, tag, str(target_ref), sha256_digest(raw),
                                [p.applied for p in prepared], index_annotations, dry_run=dry_run)
+    layers = len({d for p in prepared for d in p.files})
+    result.compression = {"compression": compression, "layers": layers,
+                          "bytes_before": store.bytes_before - before, "bytes_after": store.bytes_after - after}
     for p in prepared:
         if p.applied.converted:
             result.warnings.append(f"{p.applied.image}: written as OCI (it was Docker v2 schema 2)")
@@ -370,7 +402,16 @@ def _write(plan: _AppPlan, client: RegistryClient) -> None:
     target = open_repository(plan.target_ref, client=client, create=True)
     result.previous = _resolve(target)
     for p in prepared:
-        p.applied.transfer = ensure_blobs(p.source, target, p.blobs)
+        config = p.config and sha256_digest(p.config)
+        p.applied.transfer = ensure_blobs(p.source, target, [b for b in p.blobs
+                                                             if b[0] != config and b[0] not in p.files])
+        for digest, path in p.files.items():
+            sent = put_file(target, path, digest)
+            p.applied.transfer.bytes_copied += sent
+            p.applied.transfer.copied += bool(sent)
+            p.applied.transfer.present += not sent
+        if p.config is not None:
+            target.put_config(p.config)
         target.put(p.manifest.raw, p.manifest.media_type)  # by digest, before the index names it
     target.put(raw, OCI_INDEX, tag)
     result.written = True
@@ -385,7 +426,8 @@ def _resolve(repo: ImageRepository) -> str | None:
         return None
 
 
-def _prepare(image: CollectionImage, client: RegistryClient, convert: bool) -> _Prepared:
+def _prepare(image: CollectionImage, client: RegistryClient, how: ApplyOptions, store: Compressed,
+             compression: str) -> _Prepared:
     source = open_repository(image.image, client=client)
     top = source.get(None)
     where = f"{image.where}: {image.image}"
@@ -406,8 +448,9 @@ def _prepare(image: CollectionImage, client: RegistryClient, convert: bool) -> _
         if not found.get("os") or not found.get("architecture"):
             raise InputError(f"{where}: its config names no os/architecture; give platform in the collection")
         platform = Platform(found["os"], found["architecture"], found.get("variant"))
-    change = AnnotationChange(dict(image.annotations), sources=(image.where,))
-    rewrite = rewrite_image(manifest, change, convert=convert, where=where)
+    change = AnnotationChange(dict(image.annotations), sources=(image.where,), aliases=how.aliases)
+    rewrite = rewrite_image(manifest, change, convert=how.convert, where=where,
+                            labels_from=source if how.labels else None)
     status, introduced, _notes = check_change(where, rewrite.old_annotations, rewrite.annotations)
     if introduced:
         raise InputError(f"{where}: {introduced[0].key}: {introduced[0].message}")
@@ -417,8 +460,17 @@ def _prepare(image: CollectionImage, client: RegistryClient, convert: bool) -> _
     applied = AppliedImage(image.image, str(platform), image.features, manifest.digest, rewrite.digest,
                            rewrite.media_type, rewrite.changes, dict(sorted(descriptor.items())),
                            rewrite.converted, status)
-    new_manifest = Manifest(rewrite.raw, rewrite.media_type, rewrite.digest)
-    return _Prepared(applied, source, new_manifest, rewrite.blobs, rewrite.annotations)
+    raw, blobs, files = rewrite.raw, rewrite.blobs, {}
+    if isinstance(source, LayoutRepository) and compression != "none":
+        layout = source.layout
+        compressed, changed = compress_layers(json.loads(raw), compression,
+                                              lambda digest: layout.blob_path(digest).open("rb"), store, where)
+        if changed:
+            raw, blobs = serialise(compressed), blobs_of(compressed)
+            files = {d: store.files[d] for d, _ in blobs if d in store.files}
+            applied.digest = sha256_digest(raw)
+    new_manifest = Manifest(raw, rewrite.media_type, sha256_digest(raw))
+    return _Prepared(applied, source, new_manifest, blobs, rewrite.annotations, rewrite.config, files)
 
 
 def _config(source: ImageRepository, data: dict, where: str) -> dict:
@@ -432,14 +484,14 @@ def _config(source: ImageRepository, data: dict, where: str) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def _index_annotations(app: Application, descriptors: list[dict[str, str]]) -> dict[str, str]:
+def _index_annotations(app: Application, descriptors: list[dict[str, str]], aliases: bool = False) -> dict[str, str]:
     """What every image shares (CPU target and features aside), the application's own keys, and its title."""
     shared = dict(descriptors[0]) if descriptors else {}
     for other in descriptors[1:]:
         shared = {k: v for k, v in shared.items() if other.get(k) == v}
     shared = {k: v for k, v in shared.items()
               if not k.startswith(SUPERCONTAINERS_PREFIX + "hardware.cpu.") and k != FEATURES_KEY}
-    return AnnotationChange(dict(app.annotations)).apply({**shared, TITLE_KEY: app.name})
+    return AnnotationChange(dict(app.annotations), aliases=aliases).apply({**shared, TITLE_KEY: app.name})
 
 
 def _verify(target: ImageRepository, tag: str, raw: bytes, prepared: list[_Prepared]) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import platform
 import re
 import shutil
 import stat
@@ -65,16 +66,17 @@ class RenderedContext:
     annotations: Annotations
     dockerfile_labels: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    aliases: bool = False  # labels and annotations also in the seeds' spellings (build --aliases)
 
     @property
     def dockerfile(self) -> Path:
         return self.directory / "Dockerfile"
 
     def oci_annotations(self) -> dict[str, str]:
-        return self.annotations.to_oci()
+        return self.annotations.to_oci(self.aliases)
 
     def labels(self) -> dict[str, str]:
-        return self.annotations.to_labels()
+        return self.annotations.to_labels(self.aliases)
 
     def argv_labels(self) -> dict[str, str]:
         """Labels the Dockerfile could not carry (line breaks, base64 docs): passed to the builder."""
@@ -155,6 +157,31 @@ def login_shell(variant: Variant, annotations: Annotations) -> str:
         return variant.shell
     shells = set(annotations.get(P + "shell.implementation", "").split(","))
     return "/bin/sh" if "bash" not in shells and shells & {"sh", "ash", "dash"} else DEFAULT_SHELL
+
+
+# The RUN that gives a base without /etc/profile (busybox, scratch-based) one that loads profile.d;
+# a base's own /etc/profile (Debian's, Alpine's: they load profile.d already) is left alone.
+LOGIN_PROFILE_RUN = ("[ -e /etc/profile ] || [ -L /etc/profile ] || "
+                     "cp /usr/share/hpcannotate/etc-profile.sh /etc/profile")
+
+def _login_profile(base: str | None, target: str, shell: str, warnings: list[str], where: str) -> str | None:
+    """The instruction that gives the image an /etc/profile loading profile.d when its base has none.
+
+    FROM scratch: there is no base file, so a COPY (no shell needed, no emulation for another
+    architecture). Otherwise a RUN that copies only when /etc/profile is absent (busybox has none;
+    Debian's and Alpine's load profile.d already): it runs in the image, so only for the host's
+    architecture; a build for another one gets a warning instead.
+    """
+    from .builders.base import platform_for
+    from .targets import family_of
+
+    if base is None:
+        return None  # the template's COPY for scratch
+    if platform_for(family_of(target)) != platform_for(platform.machine()):
+        warnings.append(f"{where}: built for another architecture than this machine's, so the build cannot check "
+                        "for /etc/profile: on a base without one, login shells will not load the profile")
+        return None
+    return "RUN " + exec_form([shell, "-c", LOGIN_PROFILE_RUN])
 
 
 RESERVED_IN_CONTEXT = ("Dockerfile", "hpcannotate", "annotations.json", MARKER)
@@ -297,18 +324,26 @@ def _recipe_doc(variant: Variant, inference: Inference) -> Annotations:
     return Annotations.from_mapping({key: b64(read_bytes(variant.recipe, "recipe"))}, prov)
 
 
-def _env_lines(env: EnvSpec, present: dict[str, tuple[str, ...]] | None = None) -> list[str]:
-    """ENV instructions equal to what the profile sets; ``${VAR:+:${VAR}}`` keeps the base image's value.
+def _env_lines(env: EnvSpec, present: dict[str, tuple[str, ...]] | None = None,
+               base_env: dict[str, str] | None = None) -> list[str]:
+    """ENV instructions equal to what the profile sets, in the syntax every builder reads.
 
-    ``present`` holds the directories the recipe's own final stage already put in PATH /
-    LD_LIBRARY_PATH with ENV (hpccm's ``ENV PATH=/usr/local/gromacs/bin:$PATH``): not added twice.
+    Charliecloud's ``ch-image build`` refuses ``${VAR:+...}`` modifiers (its issue #774), so the
+    lines use plain ``${VAR}``. PATH is set in every image (buildah, BuildKit and ch-image give
+    one to a base that has none), so ``dirs:${PATH}`` keeps the base's. LD_LIBRARY_PATH often is
+    not set, and ``dirs:`` with an empty tail would put the working directory in the search path:
+    the base's value is appended only where the base (``base_env``) or the recipe's final stage
+    (``present``) sets it. ``present`` holds the directories the final stage's own ENV already put
+    in PATH / LD_LIBRARY_PATH (hpccm's ``ENV PATH=/usr/local/gromacs/bin:$PATH``): not added twice.
     """
     present = present or {}
     lines = []
     for var, dirs in (("PATH", env.path), ("LD_LIBRARY_PATH", env.ld_library_path)):
         dirs = tuple(d for d in dirs if d not in present.get(var, ()))
-        if dirs:
-            lines.append(f"{var}={quote(':'.join(dirs))[:-1]}${{{var}:+:${{{var}}}}}\"")
+        if not dirs:
+            continue
+        inherited = var == "PATH" or var in present or bool((base_env or {}).get(var))
+        lines.append(f"{var}={quote(':'.join(dirs))[:-1]}{f':${{{var}}}' if inherited else ''}\"")
     lines.extend(f"{key}={quote(value)}" for key, value in env.vars.items())
     return lines
 
@@ -434,6 +469,7 @@ def render_variant(
     base_reader: Callable[[str], Annotations | None] | None = None,
     target_source: str | None = None,
     userargs: dict[str, str] | None = None,
+    base_env_reader: Callable[[str], dict[str, str] | None] | None = None,
 ) -> RenderedContext:
     """Write the build context for one variant and target into ``out_dir``.
 
@@ -445,7 +481,8 @@ def render_variant(
     is replaced only if it is empty or an earlier render wrote it (``MARKER``).
 
     ``base_reader`` returns the annotations of the final stage's base image (layer
-    ``base image``): the lowest layer, which the recipe's values override visibly.
+    ``base image``): the lowest layer, which the recipe's values override visibly. ``base_env_reader``
+    returns its environment (config ``Env``), None when unknown.
     """
     variant = with_userargs(recipe_dir.variant(variant_name), userargs)
     _check_env(variant.env, recipe_dir.config)
@@ -462,7 +499,8 @@ def render_variant(
     except OSError as exc:
         raise InputError(f"{out_dir}: cannot write the build context there: {exc.strerror or exc}") from None
     try:
-        context = _render_into(recipe_dir, variant, target, work, out_dir, timeout, base_reader, target_source)
+        context = _render_into(recipe_dir, variant, target, work, out_dir, timeout, base_reader, base_env_reader,
+                               target_source)
         work.chmod(0o755)  # mkdtemp makes it 0700
         _replace_dir(work, out_dir)
     except BaseException:
@@ -486,6 +524,7 @@ def _check_passable(annotations: Annotations, where: str) -> None:
 
 def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Path, out_dir: Path,
                  timeout: float, base_reader: Callable[[str], Annotations | None] | None,
+                 base_env_reader: Callable[[str], dict[str, str] | None] | None = None,
                  target_source: str | None = None) -> RenderedContext:
     """Write the context files into ``work``; the context describes them at ``out_dir``, where they end up."""
     (work / "hpcannotate").mkdir(parents=True)
@@ -509,6 +548,13 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
     if variant.format in ("dockerfile", "hpccm"):
         _copy_local_sources(body, variant.recipe.parent, work, str(variant.recipe))
 
+    shell = login_shell(variant, annotations)
+    base_env = base_env_reader(base) if base_env_reader and base else None
+    env_warnings = []
+    if env.ld_library_path and base and base_env is None:
+        env_warnings.append(f"{recipe_dir.name}:{target}: the environment of base image {base} is unknown "
+                                  "(not in the builder's store): ENV LD_LIBRARY_PATH replaces any value it sets "
+                                  "(the profile keeps it, for login shells and the entrypoint)")
     labels = annotations.to_labels()
     in_file = {k: v for k, v in labels.items() if _in_dockerfile(k, v)}
     dockerfile = render_template(
@@ -519,9 +565,11 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
         target=target,
         body=body.rstrip(),
         usage=bool(variant.usage),
-        env_lines=_env_lines(env, _final_env_dirs(body, str(variant.recipe))),
+        scratch=base is None,
+        env_lines=_env_lines(env, _final_env_dirs(body, str(variant.recipe)), base_env),
         label_lines=[label_pair(k, v) for k, v in in_file.items()],
-        cmd=exec_form([login_shell(variant, annotations), "-l"]),
+        login_profile=_login_profile(base, target, shell, env_warnings, f"{recipe_dir.name}:{target}"),
+        cmd=exec_form([shell, "-l"]),
     )
     (work / "Dockerfile").write_text(dockerfile, encoding="utf-8")
     profile = render_template(
@@ -537,13 +585,14 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
     (work / "hpcannotate" / "profile.sh").write_text(profile, encoding="utf-8")
     entrypoint = work / "hpcannotate" / "entrypoint.sh"
     shutil.copyfile(templates_dir() / "entrypoint.sh", entrypoint)
+    shutil.copyfile(templates_dir() / "etc-profile.sh", work / "hpcannotate" / "etc-profile.sh")
     entrypoint.chmod(0o755)
     if variant.usage:
         (work / "hpcannotate" / "usage.txt").write_text(variant.usage.rstrip() + "\n", encoding="utf-8")
 
     annotations.set(DOCKERFILE_DOC_KEY, b64(dockerfile),
                     Provenance(Layer.RECIPE, str(out_dir / "Dockerfile"), note="the rendered Dockerfile"))
-    warnings = list(inference.warnings) + check_size(annotations.to_oci(), f"{recipe_dir.name}:{target}")
+    warnings = list(inference.warnings) + env_warnings + check_size(annotations.to_oci(), f"{recipe_dir.name}:{target}")
     context = RenderedContext(out_dir, recipe_dir, variant, target, annotations, in_file, warnings)
     (work / "annotations.json").write_text(json.dumps(annotations.to_json(), indent=2) + "\n", encoding="utf-8")
     return context

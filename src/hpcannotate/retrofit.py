@@ -100,11 +100,13 @@ def make_change(
     set: Mapping[str, str] | None = None,
     unset: Iterable[str] = (),
     from_path: str | Path | None = None,
+    aliases: bool = False,
 ) -> tuple[AnnotationChange, list[str]]:
     """Validated, canonical keys to set and remove; ``set`` wins over ``from_path``. Also returns warnings.
 
     Each value is checked against the key catalogue here, before anything is read or written,
-    so a typo fails fast with the key and the reason.
+    so a typo fails fast with the key and the reason. ``aliases``: the image gets the seeds'
+    spellings of its keys too (``mpi.provider`` beside ``mpi.implementation``).
     """
     values: dict[str, str] = {}
     warnings: list[str] = []
@@ -128,9 +130,9 @@ def make_change(
         key = canonical_key(name)
         if key not in removed:
             removed.append(key)
-    if not values and not removed:
+    if not values and not removed and not aliases:
         raise InputError("nothing to change: give --set KEY=VALUE, --unset KEY or --from FILE")
-    return AnnotationChange(values, tuple(removed), tuple(sources)), warnings
+    return AnnotationChange(values, tuple(removed), tuple(sources), aliases), warnings
 
 
 def validated_annotations(mapping: dict[str, str], provenance: Provenance, source: str) -> dict[str, str]:
@@ -230,6 +232,7 @@ class _Write:
     digest: str
     expected: dict[str, str]
     blobs: list[tuple[str, int]]
+    config: bytes | None = None  # its rewritten config (--labels), stored before the manifest
 
 
 @dataclass
@@ -262,6 +265,7 @@ class _Plan(_Rewritten):
     expected: dict[str, str] = field(default_factory=dict)
     blobs: list[tuple[str, int]] = field(default_factory=list)
     converted: bool = False
+    config: bytes | None = None  # the single image's rewritten config (--labels)
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,7 @@ class _Options:
     platforms: tuple[Platform, ...]
     descriptor: bool
     convert: bool
+    labels: bool = False
 
 
 ATTESTATION_DIGEST = "vnd.docker.reference.digest"
@@ -303,13 +308,19 @@ class Rewrite(_Rewritten):
     changes: list[KeyChange]
     blobs: list[tuple[str, int]]
     converted: bool = False
+    config: bytes | None = None  # the rewritten config blob to store first (labels changed), else None
+    label_changes: list[KeyChange] = field(default_factory=list)
 
 
-def rewrite_image(old: Manifest, change: AnnotationChange, *, convert: bool, where: str) -> Rewrite:
+def rewrite_image(old: Manifest, change: AnnotationChange, *, convert: bool, where: str,
+                  labels_from: ImageRepository | None = None) -> Rewrite:
     """Apply ``change`` to one image manifest; Docker v2 needs ``convert`` (else the error names the flag).
 
     Only ``annotations`` (and, when converting, media types) differ from the old manifest, so the
-    new one points at the same config and layers.
+    new one points at the same config and layers. With ``labels_from`` (the repository holding the
+    config: ``--labels``) the change is made to the config's labels too, for the readers that see
+    only labels (``skopeo inspect``, ``docker inspect``, Apptainer, Charliecloud): one small new
+    config blob, the layers and the diff_ids untouched.
     """
     data = manifest_json(old, where)
     new_data, media_type = data, old.media_type
@@ -321,8 +332,40 @@ def rewrite_image(old: Manifest, change: AnnotationChange, *, convert: bool, whe
     new_annotations = change.apply(old_annotations)
     changes = diff(old_annotations, new_annotations)
     converted = media_type != old.media_type
-    raw = serialise(with_annotations(new_data, new_annotations)) if changes or converted else old.raw
-    return Rewrite(old, raw, media_type, old_annotations, new_annotations, changes, blobs_of(data), converted)
+    config, label_changes = None, []
+    if labels_from is not None:
+        config, label_changes = _relabel(labels_from, data, change, where)
+        if config is not None:
+            new_data = {**new_data, "config": {**new_data["config"], "digest": sha256_digest(config),
+                                               "size": len(config)}}
+    touched = changes or converted or config is not None
+    raw = serialise(with_annotations(new_data, new_annotations)) if touched else old.raw
+    return Rewrite(old, raw, media_type, old_annotations, new_annotations, changes, blobs_of(new_data), converted,
+                   config, label_changes)
+
+
+def _relabel(repo: ImageRepository, data: Mapping, change: AnnotationChange,
+             where: str) -> tuple[bytes | None, list[KeyChange]]:
+    """The config with ``change`` made to its labels (None when they already say it), and the label diff."""
+    from .annotations import LAYOUT_ONLY_KEYS
+
+    config = _config(repo, data, where)
+    inner = config.get("config")
+    if inner is None:
+        inner = {}
+    if not isinstance(inner, dict):
+        raise RegistryError(f"{where}: config {data['config']['digest']}: its config field is not an object")
+    old_labels = inner.get("Labels") or {}
+    if not isinstance(old_labels, dict):
+        raise RegistryError(f"{where}: config {data['config']['digest']}: Labels is not an object")
+    label_change = AnnotationChange({k: v for k, v in change.set.items() if k not in LAYOUT_ONLY_KEYS},
+                                    change.unset, change.sources, change.aliases)
+    new_labels = label_change.apply(old_labels)
+    changes = diff(old_labels, new_labels)
+    if not changes:
+        return None, []
+    new_config = {**config, "config": {**inner, "Labels": new_labels}}
+    return serialise(new_config), changes
 
 
 def check_change(where: str, old: Mapping[str, str], new: Mapping[str, str], *,
@@ -355,10 +398,13 @@ def _plan_image(repo: ImageRepository, old: Manifest, data: dict, options: _Opti
             have = platform_text(config)
             wanted = ", ".join(map(str, options.platforms))
             raise InputError(f"{where}: is a single image for {have}, not {wanted}")
-    rewrite = rewrite_image(old, options.change, convert=options.convert, where=where)
+    rewrite = rewrite_image(old, options.change, convert=options.convert, where=where,
+                            labels_from=repo if options.labels else None)
     plan = _Plan(old, rewrite.raw, rewrite.media_type, False, converted=rewrite.converted,
-                 expected=rewrite.annotations, blobs=rewrite.blobs)
+                 expected=rewrite.annotations, blobs=rewrite.blobs, config=rewrite.config)
     plan.diff.append(PlaceDiff("image", rewrite.changes, old.digest, rewrite.digest, rewrite.converted))
+    if rewrite.label_changes:
+        plan.diff.append(PlaceDiff("image labels", rewrite.label_changes))
     _check(plan, "image", rewrite.old_annotations, rewrite.annotations)
     return plan
 
@@ -442,13 +488,16 @@ def _plan_child(repo: ImageRepository, plan: _Plan, desc: dict, label: str, touc
     if child.media_type in INDEX_TYPES:
         raise InputError(f"{where}: is itself an index; annotate it by its digest")
     change = options.change if touch else AnnotationChange()
-    rewrite = rewrite_image(child, change, convert=options.convert, where=where)
+    rewrite = rewrite_image(child, change, convert=options.convert, where=where,
+                            labels_from=repo if options.labels and touch else None)
     new_desc = dict(desc)
     if rewrite.changed:
         plan.children.append(_Write(rewrite.raw, rewrite.media_type, rewrite.digest, rewrite.annotations,
-                                    rewrite.blobs))
+                                    rewrite.blobs, rewrite.config))
         new_desc.update(mediaType=rewrite.media_type, digest=rewrite.digest, size=len(rewrite.raw))
     plan.diff.append(PlaceDiff(label, rewrite.changes, child.digest, new_desc["digest"], rewrite.converted))
+    if rewrite.label_changes:
+        plan.diff.append(PlaceDiff(f"{label} labels", rewrite.label_changes))
     if touch:
         _check(plan, label, rewrite.old_annotations, rewrite.annotations)
         old_desc_annotations = annotations_of(desc, f"{where} descriptor")
@@ -480,7 +529,15 @@ def _config(repo: ImageRepository, data: Mapping, where: str) -> dict:
 
 
 def _write(repo: ImageRepository, plan: _Plan, warnings: list[str]) -> bool:
-    """PUT children by digest, re-check the tag, PUT the top under its name; False if the tag moved."""
+    """PUT children by digest, re-check the tag, PUT the top under its name; False if the tag moved.
+
+    A rewritten config (``--labels``) is stored before the manifest that names it."""
+    for config in [c.config for c in plan.children if c.config is not None] + [plan.config] * bool(plan.config):
+        try:
+            repo.put_config(config)
+        except HpcAnnotateError as exc:
+            raise RetrofitError(f"{repo.describe()}: storing a relabelled config failed ({exc}); "
+                                f"the tag is unchanged at {plan.old.digest}") from None
     for child in plan.children:
         try:
             repo.put(child.raw, child.media_type)
@@ -585,6 +642,7 @@ def annotate(
     platforms: Iterable[str | Platform] = (),
     descriptor: bool = False,
     convert_to_oci: bool = False,
+    labels: bool = False,
     dry_run: bool = False,
     backend: str = "native",
     client: RegistryClient | None = None,
@@ -598,7 +656,8 @@ def annotate(
     """Merge annotations into the image or index ``ref`` names (a registry reference or ``oci:PATH[:tag]``).
 
     ``set``/``unset``/``from_path`` (or a ready ``change``) say what; ``platforms`` narrows an
-    index to some children; ``descriptor`` also writes the keys on the index's descriptors.
+    index to some children; ``descriptor`` also writes the keys on the index's descriptors;
+    ``labels`` makes the change to each image's config labels too (one small config blob each).
     Returns old and new digests, the diff, the validation status and the read-back verdict.
     Raises ``InputError`` for bad input or an invalid value (nothing written), ``RetrofitError``
     when a write fails (the message says where the tag was left).
@@ -609,7 +668,9 @@ def annotate(
     if backend not in ("native", "crane"):
         raise InputError(f"--backend {backend}: unknown backend (native or crane)")
     chosen = tuple(p if isinstance(p, Platform) else parse_platform(p) for p in platforms)
-    options = _Options(change, chosen, descriptor, convert_to_oci)
+    if labels and backend == "crane":
+        raise InputError("--labels: the crane backend rewrites configs its own way; use --backend native")
+    options = _Options(change, chosen, descriptor, convert_to_oci, labels)
     repo = repository or open_repository(ref, client=client, authfile=authfile, tls_verify=tls_verify,
                                          plain_http=plain_http)
     before = repo.stats.as_dict() if repo.stats else None

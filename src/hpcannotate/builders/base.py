@@ -33,6 +33,7 @@ class BuildOptions:
     stream_log: bool = False
     build_contexts: dict[str, str] = field(default_factory=dict)  # buildx named contexts (local base images)
     base_layouts: dict[str, str] = field(default_factory=dict)  # FROM reference -> oci:PATH[:TAG] (buildx --base)
+    aliases: bool = False  # also write the seeds' spellings of the keys (--aliases)
 
 
 @dataclass

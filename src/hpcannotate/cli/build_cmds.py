@@ -8,7 +8,7 @@ import click
 
 from .. import console
 from ..isolation import DEFAULT_TIMEOUT
-from .registry_cmds import registry_options
+from .registry_cmds import aliases_option, registry_options
 
 
 @click.command("render")
@@ -149,10 +149,11 @@ def _write_script(script: Path, recipe_dir, variant: str, contexts) -> None:
 @click.option("--log", "stream_log", is_flag=True, help="Stream the builder's log to stderr.")
 @click.option("--userarg", multiple=True, metavar="KEY=VALUE",
               help="HPCCM USERARG entries over the variant's userargs: (repeatable).")
+@aliases_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_builder, bases, root, runroot,
               storage_driver, authfile, tls_verify, plain_http, make_base, probe, workdir, dry_run, stream_log,
-              userarg, as_json) -> None:
+              userarg, aliases, as_json) -> None:
     """Build one annotated image per CPU target and an annotated index over them.
 
     \b
@@ -166,7 +167,7 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
                            authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None,
-                           stream_log=stream_log, base_layouts=_base_layouts(bases))
+                           stream_log=stream_log, base_layouts=_base_layouts(bases), aliases=aliases)
     userargs = parse_assignments(userarg, "--userarg")
     if dry_run:
         _dry_run(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,

@@ -156,16 +156,22 @@ def _print_match(report, where: str = "this host") -> None:
 @click.command("check")
 @click.argument("subject", metavar="REF|Dockerfile|DIR")
 @registry_options
+@click.option("--layers/--no-layers", default=None,
+              help="Read the image's layers for /etc/profile, to verify that a login-shell CMD loads "
+                   "/etc/profile.d (default: for OCI layouts and archives, not for registry images).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 @click.pass_context
-def check_cmd(ctx: click.Context, subject: str, authfile, tls_verify, plain_http, as_json: bool) -> None:
+def check_cmd(ctx: click.Context, subject: str, authfile, tls_verify, plain_http, layers: bool | None,
+              as_json: bool) -> None:
     """Check an image, a Dockerfile or a directory against the expected HPC image behaviour.
 
     Named checks, each pass or fail with a reason: mandatory annotations present and valid;
     ENTRYPOINT absent or a small script that exec's its arguments; no runtime binary
     selection; CMD a shell or a usage message; the environment available without the
-    entrypoint (ENV or /etc/profile.d); one CPU target per image. An image is read from its
-    manifests and config only. DIR is a build context, a recipe directory or an OCI layout.
+    entrypoint (ENV or /etc/profile.d); one CPU target per image. A registry image is read from
+    its manifests and config only, unless --layers: then (as for a layout or an archive) its
+    layers are streamed for /etc/profile, to tell whether a login shell loads /etc/profile.d.
+    DIR is a build context, a recipe directory or an OCI layout.
     Exit 0 when conformant, 1 when not.
 
     \b
@@ -176,7 +182,7 @@ def check_cmd(ctx: click.Context, subject: str, authfile, tls_verify, plain_http
     """
     from ..check import check
 
-    report = check(subject, _transport(authfile, tls_verify, plain_http))
+    report = check(subject, _transport(authfile, tls_verify, plain_http), layers)
     if as_json:
         console.emit_json(report.to_json())
     else:

@@ -98,6 +98,16 @@ def _grouped_rows(rows: dict[str, list[str]], groups: dict[str, dict[str, str]])
     console.table(table, headers=["group", "key", "value", "in"], indent=4)
 
 
+aliases_option = click.option(
+    "--aliases", is_flag=True,
+    help="Also write the seeds' spellings of the keys (mpi.provider, openmpi.version, ...) beside the canonical "
+         "ones, for older consumers.")
+labels_option = click.option(
+    "--labels", is_flag=True,
+    help="Also change each image's config labels (what skopeo/docker inspect, Apptainer and Charliecloud read): "
+         "one small config blob per image, layers untouched.")
+
+
 # -- annotate -----------------------------------------------------------------------------------------
 def target_assignments(target: str, given: dict[str, str]) -> dict[str, str]:
     """``--target T``: the target and the mode archspec derives from it, so the two never disagree."""
@@ -131,6 +141,8 @@ def target_assignments(target: str, given: dict[str, str]) -> dict[str, str]:
 @click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH[/VARIANT]",
               help="Only these images of an index (repeatable; default: all).")
 @click.option("--descriptor", is_flag=True, help="Also write the keys on the index's descriptors.")
+@labels_option
+@aliases_option
 @click.option("--convert-to-oci", is_flag=True,
               help="Rewrite Docker v2 schema 2 manifests as OCI (they cannot carry annotations).")
 @click.option("--backend", type=click.Choice(["native", "crane"]), default="native", show_default=True,
@@ -138,7 +150,8 @@ def target_assignments(target: str, given: dict[str, str]) -> dict[str, str]:
 @click.option("--dry-run", is_flag=True, help="Print the diff; write nothing.")
 @registry_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def annotate_cmd(ref: str, assignments, removals, target, from_path, platforms, descriptor: bool,
+def annotate_cmd(ref: str, assignments, removals, target, from_path, platforms, descriptor: bool, labels: bool,
+                 aliases: bool,
                  convert_to_oci: bool, backend: str, dry_run: bool, authfile, tls_verify, plain_http,
                  as_json: bool) -> None:
     """Add or change annotations of an image or index in place, without rebuilding or re-uploading layers.
@@ -161,8 +174,9 @@ def annotate_cmd(ref: str, assignments, removals, target, from_path, platforms, 
     values = parse_assignments(assignments, "--set")
     if target:
         values.update(target_assignments(target, values))
-    change, warnings = make_change(values, removals, from_path)
+    change, warnings = make_change(values, removals, from_path, aliases)
     result = annotate(ref, change=change, platforms=platforms, descriptor=descriptor, convert_to_oci=convert_to_oci,
+                      labels=labels,
                       dry_run=dry_run, backend=backend, **_transport(authfile, tls_verify, plain_http))
     result.warnings[:0] = warnings
     if as_json:
@@ -217,11 +231,16 @@ def collection_group() -> None:
 @click.option("--push", metavar="REF", help="Where the indexes go: REGISTRY[/NAMESPACE] (each at .../NAME:TAG), "
               "a full REF:TAG (one application), or oci:DIR. Default: the images' registry.")
 @click.option("--convert-to-oci", is_flag=True, help="Rewrite Docker v2 schema 2 images as OCI to annotate them.")
+@aliases_option
+@labels_option
+@click.option("--compression", type=click.Choice(["gzip", "zstd", "none"]), default=None,
+              help="How uncompressed layers read from an OCI layout are pushed (default: gzip to a registry, "
+                   "as they are to a layout).")
 @click.option("--dry-run", is_flag=True, help="Validate, read the images and print the plan; write nothing.")
 @registry_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
-def collection_apply_cmd(file: Path, push, convert_to_oci: bool, dry_run: bool, authfile, tls_verify, plain_http,
-                         as_json: bool) -> None:
+def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, labels: bool, compression: str | None,
+                         dry_run: bool, authfile, tls_verify, plain_http, as_json: bool) -> None:
     """Annotate the listed images and assemble an OCI index per application from a collection YAML.
 
     The listed images are not changed: each one's manifest, with the curated annotations, is
@@ -235,7 +254,8 @@ def collection_apply_cmd(file: Path, push, convert_to_oci: bool, dry_run: bool, 
     from ..errors import HpcAnnotateError
 
     collection = load_collection(file)
-    results = apply_collection(collection, push=push, dry_run=dry_run, convert_to_oci=convert_to_oci,
+    results = apply_collection(collection, push=push, dry_run=dry_run, convert_to_oci=convert_to_oci, aliases=aliases,
+                               labels=labels, compression=compression,
                                **_transport(authfile, tls_verify, plain_http))
     if as_json:
         console.emit_json([r.to_json() for r in results])
@@ -256,6 +276,10 @@ def _print_collection(result) -> None:
         rows.append([image.platform + (f" [{','.join(image.features)}]" if image.features else ""),
                      console.shorten(image.image, 50), image.digest[:19], console.shorten(changes, 60)])
     console.table(rows, headers=["platform", "image", "digest", "changes"], indent=2)
+    done = result.compression
+    if done.get("layers"):
+        click.echo(f"  {done['layers']} layer(s) compressed with {done['compression']}: "
+                   f"{done['bytes_before']:,} -> {done['bytes_after']:,} bytes")
     if result.dry_run:
         click.echo(f"  dry run: nothing written (the index would be {result.digest})")
     else:

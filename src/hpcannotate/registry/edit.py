@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..catalogue import catalogue
+from ..catalogue import SUPERCONTAINERS_PREFIX, catalogue
 from ..errors import InputError
 from ..oci.media import (
     DOCKER_CONFIG,
@@ -72,6 +72,7 @@ class AnnotationChange:
     set: dict[str, str] = field(default_factory=dict)
     unset: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    aliases: bool = False  # also write the seeds' spellings (``--aliases``), kept in step with the canonical key
 
     def __post_init__(self) -> None:
         both = sorted(set(self.set) & set(self.unset))
@@ -100,7 +101,7 @@ class AnnotationChange:
         for key, value in self.set.items():
             if key not in placed:
                 result[key] = value
-        return result
+        return with_alias_spellings(result) if self.aliases else result
 
     def _already(self, existing: Mapping[str, str]) -> set[str]:
         """Keys to set that the image already carries with that value, in whatever spelling: left alone."""
@@ -113,14 +114,40 @@ class AnnotationChange:
         """The part of this change that concerns ``keys`` (in any spelling): to keep copies in step."""
         present = {canonical_key(k) for k in keys}
         return AnnotationChange({k: v for k, v in self.set.items() if k in present},
-                                tuple(k for k in self.unset if k in present), self.sources)
+                                tuple(k for k in self.unset if k in present), self.sources, self.aliases)
 
     def to_dict(self) -> dict:
-        return {"set": dict(self.set), "unset": list(self.unset), "sources": list(self.sources)}
+        return {"set": dict(self.set), "unset": list(self.unset), "sources": list(self.sources),
+                "aliases": self.aliases}
 
 
 def canonical_key(key: str) -> str:
     return catalogue().canonical(key)
+
+
+def with_alias_spellings(values: Mapping[str, str]) -> dict[str, str]:
+    """``values`` with every catalogue key in its canonical spelling and every alias spelling of it
+    (``mpi.provider`` beside ``mpi.implementation``, ``openmpi.version`` beside ``mpi.version`` of an
+    Open MPI image), all equal to the canonical value; an alias spelling whose condition does not
+    hold (``openmpi.version`` of an image that says mpich) is dropped, so no spelling states a
+    wrong value. Where the image has both spellings, the canonical one's value wins."""
+    cat = catalogue()
+    canonical: dict[str, str] = {}
+    result: dict[str, str] = {}
+    for key, value in values.items():
+        found = cat.resolve(key)
+        if found is None or not key.startswith(SUPERCONTAINERS_PREFIX):
+            result[key] = value  # other tools' keys, unknown keys: as they are
+        elif found[1] is None:
+            canonical[found[0].key] = value
+        else:
+            canonical.setdefault(found[0].key, value)
+    for key, value in canonical.items():
+        result[key] = value
+        for alias in cat.specs[key].aliases:
+            if alias.applies_to(canonical):
+                result[alias.key] = value
+    return result
 
 
 def diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[KeyChange]:

@@ -100,6 +100,10 @@ def parse_reference(text: str) -> Reference:
     if not isinstance(text, str) or not text.strip():
         raise InputError("empty image reference")
     text = text.strip()
+    if text.startswith(("oci-archive:", "docker-archive:")):  # unpacked once into the cache, read as a layout
+        from ..oci.archive import as_layout
+
+        return _parse_layout(as_layout(text))
     if text.startswith(LAYOUT_PREFIX):
         return _parse_layout(text)
     if text.startswith("docker://"):

@@ -67,6 +67,10 @@ class ImageRepository(ABC):
     def config(self, digest: str) -> bytes:
         """An image config blob (small JSON); layers are never read through here."""
 
+    @abstractmethod
+    def put_config(self, raw: bytes) -> str:
+        """Store a small blob (a rewritten image config, ``annotate --labels``); returns its digest."""
+
     def same_repository(self, other: ImageRepository) -> bool:
         return self.reference.name == other.reference.name
 
@@ -110,6 +114,9 @@ class RegistryRepository(ImageRepository):
 
     def config(self, digest: str) -> bytes:
         return self.client.fetch_blob(self.reference, digest)
+
+    def put_config(self, raw: bytes) -> str:
+        return self.client.push_blob(self.reference, raw)
 
     def close(self) -> None:
         self.client.close()
@@ -198,6 +205,9 @@ class LayoutRepository(ImageRepository):
 
     def config(self, digest: str) -> bytes:
         return self.layout.read_blob(digest)
+
+    def put_config(self, raw: bytes) -> str:
+        return self.layout.put_blob(raw)
 
 
 def _media_type_of(raw: bytes, where: str) -> str:

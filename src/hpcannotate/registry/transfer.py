@@ -90,24 +90,30 @@ def _mount(source: ImageRepository, target: ImageRepository, digest: str) -> boo
 def _copy(source: ImageRepository, target: ImageRepository, digest: str) -> int:
     """Stream one blob across through a temporary file; returns its size."""
     with tempfile.TemporaryDirectory(prefix="hpcannotate-blob-") as tmp:
-        path = _local_copy(source, digest, Path(tmp) / "blob")
-        open_regular(path, "blob").close()  # a FIFO or device in a layout's blobs/ would block or never end
-        size = path.stat().st_size
-        if isinstance(target, RegistryRepository):
-            target.client.push_blob(target.reference, path, digest=digest)
-        else:
-            assert isinstance(target, LayoutRepository)
-            writer = target.layout.blob_writer()
-            try:
-                with open_regular(path, "blob") as fh:
-                    shutil.copyfileobj(fh, writer)
-                got = writer.commit()
-            except BaseException:
-                writer.abort()
-                raise
-            if got != digest:
-                raise DigestMismatchError(f"{target.describe()}: blob {digest} arrived with digest {got}")
-        return size
+        return put_file(target, _local_copy(source, digest, Path(tmp) / "blob"), digest)
+
+
+def put_file(target: ImageRepository, path: Path, digest: str) -> int:
+    """Store the blob in file ``path`` (of digest ``digest``) in ``target`` unless it is there: the bytes sent."""
+    if _has_blob(target, digest):
+        return 0
+    open_regular(path, "blob").close()  # a FIFO or device in a layout's blobs/ would block or never end
+    size = path.stat().st_size
+    if isinstance(target, RegistryRepository):
+        target.client.push_blob(target.reference, path, digest=digest)
+    else:
+        assert isinstance(target, LayoutRepository)
+        writer = target.layout.blob_writer()
+        try:
+            with open_regular(path, "blob") as fh:
+                shutil.copyfileobj(fh, writer)
+            got = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        if got != digest:
+            raise DigestMismatchError(f"{target.describe()}: blob {digest} arrived with digest {got}")
+    return size
 
 
 def _local_copy(source: ImageRepository, digest: str, path: Path) -> Path:
