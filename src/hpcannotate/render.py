@@ -29,6 +29,7 @@ from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
 from .infer import infer
 from .isolation import DEFAULT_TIMEOUT, run_isolated
+from .oci.layout import current_umask
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
 from .recipedir import DEFAULT_SHELL, EnvSpec, RecipeDir, Variant
@@ -447,7 +448,7 @@ def render_variant(
         raise InputError(f"{out_dir}: cannot write the build context there: {exc.strerror or exc}") from None
     try:
         context = _render_into(recipe_dir, variant, target, work, out_dir, timeout, base_reader)
-        work.chmod(0o755)  # mkdtemp makes it 0700
+        work.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700; other users may build from it
         _replace_dir(work, out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

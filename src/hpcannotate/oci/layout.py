@@ -3,7 +3,10 @@
 The layout is hpcannotate's embedded default output: no registry and no daemon
 needed, and buildah, skopeo, crane and buildx all read it. Writes go to a
 temporary file first and are renamed into place, so an interrupted write never
-leaves a half blob or a half ``index.json``.
+leaves a half blob or a half ``index.json``. ``mkstemp`` makes its files 0600;
+they are given the mode ``open()`` would have given them (0666 less the umask,
+0644 under 022), as buildah and skopeo do: layouts live on shared file systems
+and other users' skopeo, umoci or Charliecloud must read them.
 """
 
 from __future__ import annotations
@@ -22,9 +25,39 @@ REF_NAME = "org.opencontainers.image.ref.name"
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)  # older kernels: set and restore (not thread-safe, hence the last resort)
+    os.umask(old)
+    return old
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would create: 0666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
+def _mkstemp(directory: Path) -> tuple[int, str]:
+    """A temporary file in ``directory`` with the mode of an ordinary new file (not mkstemp's 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        os.fchmod(fd, file_mode())
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd, tmp
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    fd, tmp = _mkstemp(path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -41,7 +74,7 @@ class BlobWriter:
         self._layout = layout
         self._dir = layout.path / "blobs" / "sha256"
         self._dir.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=self._dir, prefix=".tmp-")
+        fd, self._tmp = _mkstemp(self._dir)
         self._fh = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
