@@ -92,3 +92,7 @@ def auth_registry(tmp_path_factory):
 
 
 __all__ = ["Registry"]
+
+
+# the client x operation matrix of tests/test_clients.py (HPCANNOTATE_CLIENT_MATRIX=FILE writes it)
+from .fixtures.matrix import pytest_runtest_makereport, pytest_sessionfinish  # noqa: E402, F401

@@ -438,7 +438,8 @@ def execute(the_plan: BuildPlan, options: BuildOptions, *, allow_make_base: bool
     built = build_index(entries, _index_annotations(recipe_dir, report))
     if built.complete is not None:  # stored first: the index clients pull names it by digest
         report.complete = destination.store.put(built.complete, OCI_INDEX, destination.target_tag(COMPLETE_TAG))
-        note = (f"{', '.join(built.left_out)} share a platform with a more generic target: clients pulling "
+        verb = "shares" if len(built.left_out) == 1 else "share"
+        note = (f"{', '.join(built.left_out)} {verb} a platform with a more generic target: clients pulling "
                 f"{destination.index_tag} get that one; each stays reachable by its own tag and in "
                 f"{destination.target_tag(COMPLETE_TAG)}, which inspect and match read")
         console.warn(note)

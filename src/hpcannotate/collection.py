@@ -360,7 +360,8 @@ def _plan(app: Application, target_ref: Reference, dry_run: bool, convert: bool,
             result.warnings.append(f"{p.applied.image}: written as OCI (it was Docker v2 schema 2)")
     if built.complete is not None:
         result.complete = sha256_digest(built.complete)
-        result.warnings.append(f"{', '.join(built.left_out)} share a platform with a more generic image: clients "
+        verb = "shares" if len(built.left_out) == 1 else "share"
+        result.warnings.append(f"{', '.join(built.left_out)} {verb} a platform with a more generic image: clients "
                                f"pulling {tag} get that one; {tag}-{COMPLETE_TAG} lists every image (inspect and "
                                "match read it)")
     return _AppPlan(target_ref, tag, raw, prepared, result, built.complete)
