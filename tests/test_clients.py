@@ -231,3 +231,19 @@ def test_inspect_and_match_still_see_every_target(matrix_images, run_cli):
     got = run_cli("match", "--json", matrix_images.refs["build"])
     assert got.returncode in (0, 1), got.stderr
     assert sorted(m["target"] for m in json.loads(got.stdout)["ranking"]) == sorted(TARGETS)
+
+
+def test_edf_and_check_read_the_complete_index(matrix_images, run_cli):
+    got = run_cli("edf", matrix_images.refs["build"])
+    assert got.returncode == 0, got.stderr
+    chosen = re.search(r"^# target (\S+), platform (\S+)$", got.stdout, re.M)
+    assert chosen and chosen[1] in TARGETS, got.stdout  # ranked over the complete index's four
+    got = run_cli("check", "--json", matrix_images.refs["build"])
+    assert "index.complete" not in got.stderr, got.stderr
+
+
+def test_a_retrofit_of_the_index_drops_the_stale_complete_index(matrix_images):
+    index = json.loads(_skopeo("inspect", "--raw", "--tls-verify=false",
+                               f"docker://{matrix_images.refs['retrofit index']}"))
+    assert COMPLETE_KEY not in index.get("annotations", {})
+    assert len(index["manifests"]) == 3
