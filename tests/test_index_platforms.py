@@ -88,3 +88,11 @@ def test_an_explicit_variant_is_kept():
     built = build_index([(_manifest("a"), "linux/arm64/v8", {TARGET_KEY: "aarch64"})], {})
     assert json.loads(built.raw)["manifests"][0]["platform"] == {"architecture": "arm64", "os": "linux",
                                                                  "variant": "v8"}
+
+
+def test_a_metahub_cpu_feature_gives_the_level_when_no_target_is_annotated():
+    features = "org.supercontainers.platform.features"
+    built = build_index([(_manifest("a"), "linux/amd64", {features: "cpu:zen3,isa:avx2"}),
+                         (_manifest("b"), "linux/amd64", {features: "cpu:x86_64_v4"}),
+                         (_manifest("c"), "linux/amd64", {})], {})
+    assert [d["platform"].get("variant") for d in json.loads(built.raw)["manifests"]] == [None, "v3", "v4"]

@@ -42,6 +42,7 @@ from .store import Manifest
 MAX_DESCRIPTOR_VALUE = 512
 TARGET_KEY = SUPERCONTAINERS_PREFIX + "hardware.cpu.optimized.version"
 COMPLETE_KEY = SUPERCONTAINERS_PREFIX + "index.complete"
+FEATURES_KEY = SUPERCONTAINERS_PREFIX + "platform.features"  # MetaHub's cpu:zen3 (collection YAML)
 LEVELS = ("x86_64_v2", "x86_64_v3", "x86_64_v4")
 COMPLETE_TAG = "all"  # build: the complete index's tag is TAG-all (no archspec target is named "all")
 
@@ -78,6 +79,18 @@ def amd64_variant(target: str | None) -> str | None:
     return f"v{level}" if level and level > 1 else None
 
 
+def cpu_target(annotations: dict[str, str] | None) -> str | None:
+    """The CPU target a descriptor names: its optimized.version, else a MetaHub feature ``cpu:NAME``."""
+    annotations = annotations or {}
+    if annotations.get(TARGET_KEY):
+        return annotations[TARGET_KEY]
+    for feature in annotations.get(FEATURES_KEY, "").split(","):
+        kind, _, name = feature.strip().partition(":")
+        if kind == "cpu" and name:
+            return name
+    return None
+
+
 def _platform(text: str, target: str | None) -> dict[str, str]:
     os_name, _, rest = text.partition("/")
     arch, _, variant = rest.partition("/")
@@ -96,7 +109,7 @@ class _Entry:
 
     @property
     def target(self) -> str | None:
-        return (self.desc.get("annotations") or {}).get(TARGET_KEY)
+        return cpu_target(self.desc.get("annotations"))
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -159,7 +172,7 @@ def build_index(entries: list[tuple[Manifest, str, dict[str, str]]], annotations
             "mediaType": manifest.media_type,
             "digest": manifest.digest,
             "size": len(manifest.raw),
-            "platform": _platform(platform, (desc_annotations or {}).get(TARGET_KEY)),
+            "platform": _platform(platform, cpu_target(desc_annotations)),
         }
         if desc_annotations:
             desc["annotations"] = dict(sorted(desc_annotations.items()))
@@ -177,7 +190,7 @@ def build_index(entries: list[tuple[Manifest, str, dict[str, str]]], annotations
     if len(pulled) == len(ordered):
         return BuiltIndex(index(ordered, {}))
     complete = index(ordered, {})
-    left = tuple((d.get("annotations") or {}).get(TARGET_KEY) or d["digest"] for d in ordered if d not in pulled)
+    left = tuple(cpu_target(d.get("annotations")) or d["digest"] for d in ordered if d not in pulled)
     return BuiltIndex(index(pulled, {COMPLETE_KEY: sha256_digest(complete)}), complete, left)
 
 
