@@ -43,11 +43,11 @@ def file_mode() -> int:
     return 0o666 & ~current_umask()
 
 
-def _mkstemp(directory: Path) -> tuple[int, str]:
-    """A temporary file in ``directory`` with the mode of an ordinary new file (not mkstemp's 0600)."""
+def _mkstemp(directory: Path, mode: int) -> tuple[int, str]:
+    """A temporary file in ``directory`` with ``mode`` (an ordinary new file's, not mkstemp's 0600)."""
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
-        os.fchmod(fd, file_mode())
+        os.fchmod(fd, mode)
     except BaseException:
         os.close(fd)
         Path(tmp).unlink(missing_ok=True)
@@ -55,9 +55,9 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, mode: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _mkstemp(path.parent)
+    fd, tmp = _mkstemp(path.parent, mode)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -74,7 +74,7 @@ class BlobWriter:
         self._layout = layout
         self._dir = layout.path / "blobs" / "sha256"
         self._dir.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = _mkstemp(self._dir)
+        fd, self._tmp = _mkstemp(self._dir, layout.mode)
         self._fh = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self.size = 0
@@ -102,6 +102,7 @@ class BlobWriter:
 class OciLayout:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.mode = file_mode()  # once per layout: reading the umask costs more than a small blob's write
 
     # -- lifecycle ------------------------------------------------------
     @classmethod
@@ -109,7 +110,7 @@ class OciLayout:
         layout = cls(path)
         layout.path.mkdir(parents=True, exist_ok=True)
         if not (layout.path / "oci-layout").exists():
-            _atomic_write(layout.path / "oci-layout", json.dumps(LAYOUT_FILE).encode())
+            _atomic_write(layout.path / "oci-layout", json.dumps(LAYOUT_FILE).encode(), layout.mode)
         if not (layout.path / "index.json").exists():
             layout.write_index({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
         return layout
@@ -135,7 +136,7 @@ class OciLayout:
         digest = sha256_digest(data)
         path = self.blob_path(digest)
         if not path.exists():
-            _atomic_write(path, data)
+            _atomic_write(path, data, self.mode)
         return digest
 
     def blob_writer(self) -> BlobWriter:
@@ -169,7 +170,7 @@ class OciLayout:
         return index
 
     def write_index(self, index: dict) -> None:
-        _atomic_write(self.path / "index.json", json.dumps(index, indent=2).encode())
+        _atomic_write(self.path / "index.json", json.dumps(index, indent=2).encode(), self.mode)
 
     def descriptors(self) -> Iterator[dict]:
         yield from self.index().get("manifests") or []
