@@ -114,3 +114,11 @@ def slurm(tmp_path_factory):
 
 
 __all__ = ["BuildKit", "Registry"]
+
+
+def pytest_configure(config):
+    """The client x operation matrix of tests/test_clients.py (HPCANNOTATE_CLIENT_MATRIX=FILE writes it): a
+    plugin of its own, since its report hook shares a name with the real-tools one imported above."""
+    from .fixtures import matrix
+
+    config.pluginmanager.register(matrix, "hpcannotate-client-matrix")

@@ -57,8 +57,8 @@ def test_one_image_per_target_and_an_annotated_index(hello_layout):
     index = layout.read_json(index_desc["digest"])
     targets = [d["annotations"][P + "hardware.cpu.optimized.version"] for d in index["manifests"]]
     assert targets == ["x86_64", "x86_64_v3"]
-    for desc in index["manifests"]:
-        assert desc["platform"] == {"architecture": "amd64", "os": "linux"}
+    for desc, variant in zip(index["manifests"], [None, "v3"], strict=True):  # the baseline carries no variant
+        assert desc["platform"] == {"architecture": "amd64", "os": "linux", **({"variant": variant} if variant else {})}
         assert desc["mediaType"] in ALL_MANIFEST_TYPES
         assert not any(".docs." in k for k in desc["annotations"])  # descriptors stay small
     assert index["annotations"]["org.opencontainers.image.title"] == "hello"

@@ -25,7 +25,7 @@ from .builders.base import platform_for
 from .catalogue import OCI_PREFIX
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .errors import HpcAnnotateError, InputError
-from .oci.index import build_index, descriptor_annotations
+from .oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry, first_not_baseline
 from .oci.media import OCI_INDEX
 from .provenance import Layer
 from .recipedir import RecipeDir, load_recipe_dir
@@ -68,10 +68,12 @@ class BuildReport:
     targets: list[TargetResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    complete: str | None = None  # the index listing every target, when the pulled one leaves some out
 
     def to_json(self) -> dict:
         return {
             "conflicts": self.conflicts,
+            "complete": self.complete,
             "app": self.app,
             "variant": self.variant,
             "reference": self.reference,
@@ -332,7 +334,7 @@ def verify(store: ImageRepository, index_ref: str, expected: dict[str, dict[str,
     """Read the index and each image back and check every annotation and label arrived exactly."""
     probed = probed or {}
     index = store.get(index_ref).json()
-    by_digest = {d["digest"]: d for d in index.get("manifests", [])}
+    by_digest = {d["digest"]: d for d in every_entry(index, lambda digest: store.get(digest).json())}
     for target, want in expected.items():
         desc = next((d for d in by_digest.values()
                      if d.get("annotations", {}).get(P + "hardware.cpu.optimized.version") == target), None)
@@ -474,8 +476,19 @@ def execute(the_plan: BuildPlan, options: BuildOptions, *, allow_make_base: bool
         probed[target] = {e.key for e in final.entries() if e.provenance.layer == Layer.PROBE}
         report.targets.append(TargetResult(target, step.platform, reference, manifest.digest, values,
                                            context.directory))
-    index_raw = build_index(entries, _index_annotations(recipe_dir, report))
-    report.digest = destination.store.put(index_raw, OCI_INDEX, destination.index_tag)
+    built = build_index(entries, _index_annotations(recipe_dir, report))
+    if built.complete is not None:  # stored first: the index clients pull names it by digest
+        report.complete = destination.store.put(built.complete, OCI_INDEX, destination.target_tag(COMPLETE_TAG))
+        verb = "shares" if len(built.left_out) == 1 else "share"
+        note = (f"{', '.join(built.left_out)} {verb} a platform with a more generic target: clients pulling "
+                f"{destination.index_tag} get that one; each stays reachable by its own tag and in "
+                f"{destination.target_tag(COMPLETE_TAG)}, which inspect and match read")
+        console.warn(note)
+        report.warnings.append(note)
+    for note in first_not_baseline(built):
+        console.warn(note)
+        report.warnings.append(note)
+    report.digest = destination.store.put(built.raw, OCI_INDEX, destination.index_tag)
     report.reference = destination.store.describe(destination.index_tag)
     console.progress(f"verifying annotations in {report.reference}")
     verify(destination.store, destination.index_tag, expected, probed)

@@ -34,7 +34,7 @@ from .annotations import Problem
 from .catalogue import OCI_PREFIX, SUPERCONTAINERS_PREFIX, is_managed
 from .errors import HpcAnnotateError, InputError
 from .inputs import check_key
-from .oci.index import build_index, descriptor_annotations
+from .oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry
 from .oci.media import INDEX_TYPES, OCI_INDEX, sha256_digest
 from .oci.store import Manifest
 from .provenance import Layer, Provenance
@@ -261,9 +261,11 @@ class AppliedCollection:
     verification: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     compression: dict = field(default_factory=dict)  # layers compressed for the push: how, bytes before/after
+    complete: str | None = None  # the index listing every image, when the pulled one leaves some out
 
     def to_json(self) -> dict:
         return {"name": self.name, "tag": self.tag, "reference": self.reference, "digest": self.digest,
+                "complete": self.complete,
                 "previous": self.previous, "dry_run": self.dry_run, "written": self.written,
                 "verified": self.verified, "verification": list(self.verification),
                 "annotations": dict(self.annotations), "manifests": [i.to_json() for i in self.images],
@@ -374,6 +376,7 @@ class _AppPlan:
     raw: bytes
     prepared: list[_Prepared]
     result: AppliedCollection
+    complete: bytes | None = None  # every image, when the pulled index leaves some out (see oci.index)
 
 
 def _plan(app: Application, target_ref: Reference, dry_run: bool, how: ApplyOptions,
@@ -383,7 +386,8 @@ def _plan(app: Application, target_ref: Reference, dry_run: bool, how: ApplyOpti
     prepared = [_prepare(image, client, how, store, compression) for image in app.images]
     entries = [(p.manifest, p.applied.platform, p.applied.descriptor) for p in prepared]
     index_annotations = _index_annotations(app, [p.applied.descriptor for p in prepared], how.aliases)
-    raw = build_index(entries, index_annotations)
+    built = build_index(entries, index_annotations)
+    raw = built.raw
     tag = target_ref.tag or app.tag
     result = AppliedCollection(app.name, tag, str(target_ref), sha256_digest(raw),
                                [p.applied for p in prepared], index_annotations, dry_run=dry_run)
@@ -393,7 +397,13 @@ def _plan(app: Application, target_ref: Reference, dry_run: bool, how: ApplyOpti
     for p in prepared:
         if p.applied.converted:
             result.warnings.append(f"{p.applied.image}: written as OCI (it was Docker v2 schema 2)")
-    return _AppPlan(target_ref, tag, raw, prepared, result)
+    if built.complete is not None:
+        result.complete = sha256_digest(built.complete)
+        verb = "shares" if len(built.left_out) == 1 else "share"
+        result.warnings.append(f"{', '.join(built.left_out)} {verb} a platform with a more generic image: clients "
+                               f"pulling {tag} get that one; {tag}-{COMPLETE_TAG} lists every image (inspect and "
+                               "match read it)")
+    return _AppPlan(target_ref, tag, raw, prepared, result, built.complete)
 
 
 def _write(plan: _AppPlan, client: RegistryClient) -> None:
@@ -413,6 +423,8 @@ def _write(plan: _AppPlan, client: RegistryClient) -> None:
         if p.config is not None:
             target.put_config(p.config)
         target.put(p.manifest.raw, p.manifest.media_type)  # by digest, before the index names it
+    if plan.complete is not None:  # before the index that names it
+        target.put(plan.complete, OCI_INDEX, f"{tag}-{COMPLETE_TAG}")
     target.put(raw, OCI_INDEX, tag)
     result.written = True
     result.verification = _verify(target, tag, raw, prepared)
@@ -503,7 +515,7 @@ def _verify(target: ImageRepository, tag: str, raw: bytes, prepared: list[_Prepa
             problems.append(f"{target.describe(tag)} points at {now}, not at the index written ({digest})")
         index = manifest_json(target.get(digest), target.describe(digest))
         read_back = {p.applied.digest for p in prepared}  # fetched below: a GET proves them there
-        for desc in index.get("manifests") or []:
+        for desc in every_entry(index, lambda d: manifest_json(target.get(d), target.describe(d))):
             if desc["digest"] not in read_back and not target.exists(desc["digest"]):
                 problems.append(f"the index points at {desc['digest']}, which is missing")
         for p in prepared:

@@ -19,9 +19,10 @@ May 2024 talk (seed 004) used the pathfinder's spelling ``com.hooks.cxi.enable =
 
 ``image`` is in Enroot's ``[REGISTRY#]IMAGE[:TAG]`` form: Docker Hub images without a registry
 part (Enroot's default), every other registry before a ``#``. Enroot pulls by tag and picks
-the child of an index by architecture only, so for an index holding several images of one
-platform (one per CPU target) the EDF names the per-target tag that ``hpcannotate build``
-pushes (``TAG-TARGET``) when it exists.
+the child of an index by architecture only (not by ``platform.variant``), so for an index
+holding several images of one architecture (one per CPU target) the EDF names the per-target
+tag that ``hpcannotate build`` pushes (``TAG-TARGET``) unless the chosen image is the first of
+its architecture.
 """
 
 from __future__ import annotations
@@ -203,8 +204,12 @@ def _tag_for(read: ImageRead, entry: PlatformEntry, transport: Transport) -> tup
     reference = parse_reference(read.reference)
     if not read.is_index:
         return reference.tag, []
-    same_platform = [e for e in read.entries if e.platform_text == entry.platform_text]
-    if len(same_platform) == 1:
+    def arch(e: PlatformEntry) -> tuple:
+        return ((e.platform or {}).get("os"), (e.platform or {}).get("architecture"))
+
+    # Enroot ignores platform.variant: it takes the first image of the architecture
+    same_platform = [e for e in read.entries if arch(e) == arch(entry)]
+    if same_platform[0] is entry:
         return reference.tag, []
     target = entry.annotations.get(P + "hardware.cpu.optimized.version")
     if reference.tag and target:
@@ -216,9 +221,10 @@ def _tag_for(read: ImageRead, entry: PlatformEntry, transport: Transport) -> tup
                 return candidate, []
         finally:
             repo.close()
-    return reference.tag, [f"{read.reference} holds {len(same_platform)} {entry.platform_text} images and no "
+    arch_text = "/".join(p or "?" for p in arch(entry))
+    return reference.tag, [f"{read.reference} holds {len(same_platform)} {arch_text} images and no "
                            f"per-target tag points at the {target or 'chosen'} one: Enroot pulls the first "
-                           f"{entry.platform_text} image of the index"]
+                           f"{arch_text} image of the index"]
 
 
 def build_edf(read: ImageRead, entry: PlatformEntry, config: dict, options: EdfOptions, tag: str | None) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 from .annotations import Annotations, Problem
 from .catalogue import GROUPS, catalogue, is_managed
 from .errors import HpcAnnotateError
+from .oci.index import every_entry
 from .oci.media import DOCKER_CONFIG, INDEX_TYPES, OCI_CONFIG
 from .provenance import Layer, Provenance
 from .registry.client import RegistryClient
@@ -221,7 +222,7 @@ def _inspect(repo: ImageRepository, platforms: list[Platform], always: bool = Tr
         return result
     own_set = Annotations.from_mapping(own)
     result.problems = [p for p in own_set.validate() if p.key in own_set]  # values only: images hold the rest
-    for desc in data.get("manifests") or []:
+    for desc in every_entry(data, lambda digest: manifest_json(repo.get(digest), repo.describe(digest))):
         if not isinstance(desc, dict) or not desc.get("digest"):
             raise HpcAnnotateError(f"{where}: malformed index (a descriptor without a digest)")
         if platforms and not any(p.matches(desc.get("platform")) for p in platforms):

@@ -33,6 +33,7 @@ from .files import read_bytes, read_text
 from .infer import infer, name_target_source
 from .inputs import key_problem
 from .isolation import DEFAULT_TIMEOUT, malformed, run_isolated
+from .oci.layout import current_umask
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
 from .recipedir import DEFAULT_SHELL, EnvSpec, RecipeDir, Variant, confined, spack_includes, spack_lock
@@ -501,7 +502,7 @@ def render_variant(
     try:
         context = _render_into(recipe_dir, variant, target, work, out_dir, timeout, base_reader, base_env_reader,
                                target_source)
-        work.chmod(0o755)  # mkdtemp makes it 0700
+        work.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700; other users may build from it
         _replace_dir(work, out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 from .annotations import Annotations, Problem
 from .catalogue import catalogue
 from .errors import HpcAnnotateError, InputError
-from .oci.index import descriptor_annotations
+from .oci.index import COMPLETE_KEY, descriptor_annotations
 from .oci.media import DOCKER_MANIFEST, INDEX_TYPES, sha256_digest
 from .oci.store import Manifest
 from .provenance import Layer, Provenance
@@ -441,6 +441,12 @@ def _plan_index(repo: ImageRepository, old: Manifest, data: dict, options: _Opti
         for key in stale:
             plan.warnings.append(f"the index's own {key} is unchanged (--platform narrows the change to "
                                  "some images)")
+    if new_annotations.get(COMPLETE_KEY) and new_descriptors != descriptors:
+        # the complete index still lists the old images: naming it would show their old annotations
+        new_annotations = {k: v for k, v in new_annotations.items() if k != COMPLETE_KEY}
+        plan.warnings.append(f"the index named {old_annotations[COMPLETE_KEY]} as its complete index (targets that "
+                             "share a platform); that one is unchanged and no longer named: annotate it too (the "
+                             "build's TAG-all) to keep the left-out targets in step")
     index_changes = diff(old_annotations, new_annotations)
     plan.diff.insert(0, PlaceDiff("index", index_changes, old.digest, None, plan.converted))
     plan.expected = new_annotations

@@ -3,7 +3,10 @@
 The layout is hpcannotate's embedded default output: no registry and no daemon
 needed, and buildah, skopeo, crane and buildx all read it. Writes go to a
 temporary file first and are renamed into place, so an interrupted write never
-leaves a half blob or a half ``index.json``.
+leaves a half blob or a half ``index.json``. ``mkstemp`` makes its files 0600;
+they are given the mode ``open()`` would have given them (0666 less the umask,
+0644 under 022), as buildah and skopeo do: layouts live on shared file systems
+and other users' skopeo, umoci or Charliecloud must read them.
 """
 
 from __future__ import annotations
@@ -24,10 +27,40 @@ LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 BLOB_LIMIT = 64 * 1024 * 1024  # manifests and configs read whole; the registry client allows configs this large
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)  # older kernels: set and restore (not thread-safe, hence the last resort)
+    os.umask(old)
+    return old
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would create: 0666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
+def _mkstemp(directory: Path, mode: int) -> tuple[int, str]:
+    """A temporary file in ``directory`` with ``mode`` (an ordinary new file's, not mkstemp's 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return fd, tmp
+
+
+def _atomic_write(path: Path, data: bytes, mode: int) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = _mkstemp(path.parent, mode)
     except OSError as exc:  # /proc, a read-only mount, a file where a directory belongs
         raise InputError(f"{path.parent}: cannot write an OCI layout file here ({os_reason(exc)})") from None
     try:
@@ -49,7 +82,7 @@ class BlobWriter:
         self._dir = layout.path / "blobs" / "sha256"
         try:
             self._dir.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(dir=self._dir, prefix=".tmp-")
+            fd, self._tmp = _mkstemp(self._dir, layout.mode)
         except OSError as exc:
             raise InputError(f"{self._dir}: cannot write a blob here ({os_reason(exc)})") from None
         self._fh = os.fdopen(fd, "wb")
@@ -79,6 +112,7 @@ class BlobWriter:
 class OciLayout:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.mode = file_mode()  # once per layout: reading the umask costs more than a small blob's write
 
     # -- lifecycle ------------------------------------------------------
     @classmethod
@@ -89,7 +123,7 @@ class OciLayout:
         except OSError as exc:
             raise InputError(f"oci:{path}: cannot create an OCI layout here ({os_reason(exc)})") from None
         if not (layout.path / "oci-layout").exists():
-            _atomic_write(layout.path / "oci-layout", json.dumps(LAYOUT_FILE).encode())
+            _atomic_write(layout.path / "oci-layout", json.dumps(LAYOUT_FILE).encode(), layout.mode)
         if not (layout.path / "index.json").exists():
             layout.write_index({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
         return layout
@@ -119,7 +153,7 @@ class OciLayout:
         digest = sha256_digest(data)
         path = self.blob_path(digest)
         if not path.exists():
-            _atomic_write(path, data)
+            _atomic_write(path, data, self.mode)
         return digest
 
     def blob_writer(self) -> BlobWriter:
@@ -159,7 +193,7 @@ class OciLayout:
         return index
 
     def write_index(self, index: dict) -> None:
-        _atomic_write(self.path / "index.json", json.dumps(index, indent=2).encode())
+        _atomic_write(self.path / "index.json", json.dumps(index, indent=2).encode(), self.mode)
 
     def descriptors(self) -> Iterator[dict]:
         yield from self.index().get("manifests") or []
