@@ -283,3 +283,26 @@ def test_discover_with_credentials(auth_registry, run_cli, tmp_path):
     result = run_cli("discover", host, "-o", tmp_path / "c.json", "--authfile", authfile, "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["references"] == 1
+
+
+@pytest.mark.slow
+def test_discover_site_report_then_resolve_on_the_node(site_registry, slurm, run_cli, tmp_path):
+    """The whole path a new site takes: a catalog, a Slurm site, the page, and resolve run by srun on a node."""
+    import sys
+
+    registry, _, _ = site_registry
+    catalog, site, out = tmp_path / "catalog.json", tmp_path / "site.json", tmp_path / "public"
+    assert run_cli("discover", f"{registry.host}/hpc", "-o", catalog).returncode == 0
+    made = run_cli("site", "--slurm", "-o", site, env=slurm.env, timeout=300)
+    assert made.returncode == 0, made.stderr + slurm.logs()
+    assert run_cli("report", catalog, "--site", site, "-o", out).returncode == 0
+    use = next(a for a in json.loads((out / "report.json").read_text())["apps"] if a["name"] == "gromacs")["use"]
+    chosen = use["cpu"]
+    assert chosen["verdict"] in ("green", "orange")
+    on_node = subprocess.run(["srun", "--partition=cpu", "--nodes=1", "--ntasks=1", "--", sys.executable, "-m",
+                              "hpcannotate", "resolve", chosen["reference"], "--json"],
+                             capture_output=True, text=True, timeout=300, env={**os.environ, **slurm.env})
+    assert on_node.returncode == 0, on_node.stderr
+    answer = json.loads(on_node.stdout)
+    best = answer["candidates"][0]
+    assert answer["use"] == chosen["pull"] or (best["verdict"], best["score"]) == (chosen["verdict"], chosen["score"])

@@ -278,6 +278,7 @@ def write_report(catalog: Catalog, site: Site, out: Path) -> ReportStats:
         "partitions": names,
         "apps": [{"name": a["name"], "use": {c.node_type: {
             "pull": c.row.entry["pull"] if c.row is not None and c.verdict is not None and c.verdict.runs else None,
+            "reference": c.row.image["reference"] if c.row is not None else None,
             "verdict": c.verdict.verdict if c.verdict else None,
             "score": c.verdict.score if c.verdict else None} for c in a["choices"]}} for a in apps],
     }, indent=1))
