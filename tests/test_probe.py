@@ -141,7 +141,7 @@ PROBE_MAIN = ("import sys; from hpcannotate.cli import cli, main; from hpcannota
 
 def run_probe(*args: str | Path) -> subprocess.CompletedProcess:
     """``hpcannotate probe ARGS`` through the CLI's real main() (error handling and exit codes included)."""
-    env = {**os.environ, "NO_COLOR": "1"}
+    env = {**os.environ, "NO_COLOR": "1", "HPCANNOTATE_QUIET": "1"}  # stderr: errors and warnings only
     return subprocess.run([sys.executable, "-c", PROBE_MAIN, "probe", *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=300)
 
