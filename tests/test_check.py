@@ -49,7 +49,7 @@ def test_an_image_built_by_hpcannotate_is_conformant(run_cli, images, registry):
     mark = log_mark(registry)
     code, data = run_check(run_cli, images.refs["hello"])
     assert code == 0 and data["conformant"] and data["kind"] == "index"
-    assert [part["label"] for part in data["images"]] == ["linux/amd64 x86_64", "linux/amd64 x86_64_v3"]
+    assert [part["label"] for part in data["images"]] == ["linux/amd64 x86_64", "linux/amd64/v3 x86_64_v3"]
     for part in data["images"]:
         assert [c["name"] for c in part["checks"]] == NAMES
         assert set(statuses(part).values()) == {"pass"}
