@@ -205,7 +205,7 @@ def test_the_real_gromacs_image(run_cli, buildah_store, debian_base, registry, t
     code, data = run_check(run_cli, ref)
     assert code == 0, json.dumps(data, indent=1)
     (image,) = data["images"]
-    assert image["label"] == "linux/amd64 x86_64_v2"
+    assert image["label"] == "linux/amd64/v2 x86_64_v2"
     edf = run_cli("edf", ref)
     assert edf.returncode == 0, edf.stderr
     parsed = tomllib.loads(edf.stdout)
