@@ -49,7 +49,7 @@ def test_an_image_built_by_hpcannotate_is_conformant(run_cli, images, registry):
     mark = log_mark(registry)
     code, data = run_check(run_cli, images.refs["hello"])
     assert code == 0 and data["conformant"] and data["kind"] == "index"
-    assert [part["label"] for part in data["images"]] == ["linux/amd64 x86_64", "linux/amd64 x86_64_v3"]
+    assert [part["label"] for part in data["images"]] == ["linux/amd64 x86_64", "linux/amd64/v3 x86_64_v3"]
     for part in data["images"]:
         assert [c["name"] for c in part["checks"]] == NAMES
         assert set(statuses(part).values()) == {"pass"}
@@ -205,7 +205,7 @@ def test_the_real_gromacs_image(run_cli, buildah_store, debian_base, registry, t
     code, data = run_check(run_cli, ref)
     assert code == 0, json.dumps(data, indent=1)
     (image,) = data["images"]
-    assert image["label"] == "linux/amd64 x86_64_v2"
+    assert image["label"] == "linux/amd64/v2 x86_64_v2"
     edf = run_cli("edf", ref)
     assert edf.returncode == 0, edf.stderr
     parsed = tomllib.loads(edf.stdout)
