@@ -55,7 +55,7 @@ from .registry.repository import ImageRepository, RegistryRepository, manifest_j
 DEFAULT_ATTEMPTS = 3
 # After a write, wait SETTLE_FACTOR times as long as the check-and-write took (within these bounds)
 # before reading the tag back: long enough for a writer that checked the tag just before ours landed.
-SETTLE_FACTOR = 3.0
+SETTLE_FACTOR = 1.5
 SETTLE_MIN = 0.05
 SETTLE_MAX = 5.0
 CONVERT_FLAG = "--convert-to-oci"
