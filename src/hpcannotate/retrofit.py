@@ -7,7 +7,9 @@ For an index, each changed child is PUT by digest first, then the index (its des
 digest and size rewritten) under its tag last: at every moment the tag points either at the
 old, complete index or at the new, complete one. Before the tag is written it is read again;
 if another writer moved it, the merge is redone on their version (bounded), so their keys are
-never silently dropped. After the write everything is read back and checked.
+never silently dropped. After the write everything is read back and checked, and once a writer
+that read the tag just before ours landed would have written too, the tag is read again: a change
+another writer overwrote is merged again (bounded), or ``LostUpdateError`` (exit 1), never success.
 
 What goes where:
 - every selected child manifest (all, or those of ``--platform``) gets the change;
@@ -56,7 +58,7 @@ from .registry.repository import ImageRepository, RegistryRepository, manifest_j
 DEFAULT_ATTEMPTS = 3
 # After a write, wait SETTLE_FACTOR times as long as the check-and-write took (within these bounds)
 # before reading the tag back: long enough for a writer that checked the tag just before ours landed.
-SETTLE_FACTOR = 3.0
+SETTLE_FACTOR = 1.5
 SETTLE_MIN = 0.05
 SETTLE_MAX = 5.0
 CONVERT_FLAG = "--convert-to-oci"
