@@ -466,10 +466,16 @@ class EntryMatch:
 
     def sort_key(self) -> tuple:
         """Fastest first, deterministically: verdict, expected speed, CPU fit, the deeper target, then names."""
-        cpu = math.prod(r.factor for r in self.reasons if r.check == "cpu" and r.level in (GREEN, ORANGE))
-        depth = _target_depth(self.target)
-        return (-RANK[self.verdict], -self.factor, -cpu, tuple(-d for d in depth), self.entry.reference,
+        return (*speed_order(self.verdict, self.factor, self.reasons, self.target), self.entry.reference,
                 self.entry.digest or "")
+
+
+def speed_order(verdict: str, factor: float, reasons: Sequence[Reason], target: str | None) -> tuple:
+    """The ranking key of one judged image without its names (smaller is faster): ``match``, ``resolve``
+    and the site report all order by it, so they recommend the same image."""
+    cpu = math.prod(r.factor for r in reasons if r.check == "cpu" and r.level in (GREEN, ORANGE))
+    depth = _target_depth(target)
+    return (-RANK[verdict], -factor, -cpu, tuple(-d for d in depth))
 
 
 def _target_depth(name: str | None) -> tuple[int, int]:

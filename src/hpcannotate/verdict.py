@@ -23,6 +23,7 @@ class Verdict:
     verdict: str  # green | orange | unknown | red
     score: int
     reasons: tuple[dict, ...]  # {"check", "level", "score", "message"[, "detail"]}
+    order: tuple = ()  # match.speed_order: the ranking key ``match`` itself sorts by
 
     @property
     def runs(self) -> bool:
@@ -39,12 +40,13 @@ def judge(annotations: Mapping[str, str], platform: dict | None, host: Fingerpri
     ``problems``: the validation problems of the annotations (``Annotations.validate``); when
     None they are computed here.
     """
-    from .match import assess
+    from .match import TARGET, assess, speed_order
 
     if problems is None:
         problems = validation_problems(annotations)
     found = assess(annotations, host, platform, problems)
-    return Verdict(found.verdict, found.score, tuple(r.to_json() for r in found.reasons))
+    order = speed_order(found.verdict, found.factor, found.reasons, annotations.get(TARGET))
+    return Verdict(found.verdict, found.score, tuple(r.to_json() for r in found.reasons), order)
 
 
 def validation_problems(annotations: Mapping[str, str]) -> list:
@@ -53,11 +55,10 @@ def validation_problems(annotations: Mapping[str, str]) -> list:
     return Annotations.from_mapping(dict(annotations)).validate()
 
 
-def order_key(verdict: Verdict) -> tuple[int, int]:
-    """Sort key, best first (ties keep their order in a stable sort), as ``match.rank`` orders."""
-    from .match import RANK
-
-    return (-RANK[verdict.verdict], -verdict.score)
+def order_key(verdict: Verdict) -> tuple:
+    """Sort key, best first (ties keep their order in a stable sort): the order ``match`` ranks by
+    (verdict, expected speed, CPU fit, the deeper target)."""
+    return verdict.order
 
 
 # Keys that describe an image to people (its name, version, docs, OCI's title and URLs): judging
