@@ -34,6 +34,9 @@ bench: setup  ## speed and memory figures, each printed side by side with its ba
 	$(BIN)/python bench/retrofit.py --check
 	$(BIN)/python bench/match.py
 	$(BIN)/python bench/probe.py
+	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/discover.py
+	$(BIN)/python bench/site_scale.py
 
 STORE := --root build/store/root --runroot build/store/runroot --storage-driver vfs
 
