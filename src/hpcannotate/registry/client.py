@@ -175,7 +175,7 @@ class RegistryClient:
         self.stats = TransferStats()
         self._sleep = sleep
         self._session = session or _Session()
-        self._settings: dict[tuple[str, str], dict] = {}
+        self._settings_cache: dict[tuple[str, str], dict] = {}
         self._session.headers["User-Agent"] = USER_AGENT
         self.auth = Authenticator(self._token_send, self._find_credentials)
         if insecure:
@@ -480,11 +480,9 @@ class RegistryClient:
     def _send_once(self, method: str, url: str, headers: dict, body: Body, read: int | None) -> requests.Response:
         stream = body() if callable(body) else body
         try:
-            prepared = self._session.prepare_request(
-                requests.Request(method, url, headers=headers, data=stream, auth=_KEEP_HEADERS)
-            )
+            prepared = self._prepare(method, url, headers, stream)
             self._count_request(prepared)
-            settings = self._environment_settings(url)
+            settings = self._environment(url)
             resp = self._session.send(prepared, timeout=self.timeout, allow_redirects=True, **settings)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
             raise
@@ -500,15 +498,39 @@ class RegistryClient:
             _read_into(resp, read, self.stats)
         return resp
 
-    def _environment_settings(self, url: str) -> dict:
-        """Proxies and CA bundle from the environment, once per origin: requests walks all of
-        ``os.environ`` for them on every call, which was a third of a crawl's CPU time."""
+    def _prepare(self, method: str, url: str, headers: dict, stream) -> requests.PreparedRequest:
+        """The request as ``Session.prepare_request`` makes it, without its per-call merging when it is a no-op.
+
+        With no session cookies, auth or params (a registry that sets none), merging them costs more
+        CPU than the loopback round trip; the result is the same request.
+        """
+        session = self._session
+        if session.cookies or session.auth or session.params:
+            return session.prepare_request(requests.Request(method, url, headers=headers, data=stream,
+                                                            auth=_KEEP_HEADERS))
+        merged = requests.structures.CaseInsensitiveDict(session.headers)
+        for key, value in (headers or {}).items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method=method.upper(), url=url, headers=merged, data=stream, auth=_KEEP_HEADERS,
+                         hooks=requests.hooks.default_hooks())
+        return prepared
+
+    def _environment(self, url: str) -> dict:
+        """requests' proxy/CA settings from the environment, once per scheme and host.
+
+        ``merge_environment_settings`` scans the whole environment on every call; ranking hundreds
+        of images makes that a good part of each loopback request's cost. The answer depends only
+        on the scheme and host (``no_proxy``), and a client lives for one command.
+        """
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
-        found = self._settings.get(key)
-        if found is None:
-            found = self._settings[key] = self._session.merge_environment_settings(url, {}, True, self.verify, None)
-        return found
+        if key not in self._settings_cache:
+            self._settings_cache[key] = self._session.merge_environment_settings(url, {}, True, self.verify, None)
+        return dict(self._settings_cache[key])
 
     def _count_request(self, prepared: requests.PreparedRequest) -> None:
         self.stats.requests += 1
