@@ -306,3 +306,41 @@ def test_discover_site_report_then_resolve_on_the_node(site_registry, slurm, run
     answer = json.loads(on_node.stdout)
     best = answer["candidates"][0]
     assert answer["use"] == chosen["pull"] or (best["verdict"], best["score"]) == (chosen["verdict"], chosen["score"])
+
+
+def test_large_report_pages_are_bounded(tmp_path, monkeypatch):
+    """An application's matrix is split into linked pages; partitions with one verdict share a row."""
+    from hpcannotate import report
+    from hpcannotate.discover import Catalog
+    from hpcannotate.fingerprint import Fingerprint
+    from hpcannotate.site import NodeType, Site
+
+    host = "registry.example.org"
+    images = []
+    for image in sitedata.generate(12, apps=1):
+        digest = sitedata.sha256(sitedata.manifest_for(image))
+        images.append({"reference": f"{host}/{image.repository}:{image.tag}", "repository": image.repository,
+                       "tag": image.tag, "digest": digest, "index": False, "error": None,
+                       "entries": [{"digest": digest, "pull": f"{host}/{image.repository}@{digest}",
+                                    "platform": {"architecture": image.arch, "os": "linux"}, "app": image.app,
+                                    "version": image.version, "annotations": image.annotations(), "problems": [],
+                                    "run": {}}]})
+    zen2 = json.loads(save_fingerprint("zen2-epyc7742", tmp_path / "zen2.json").read_text())
+    site = Site("t", generated="now")
+    for name in ("a", "b"):  # two partitions of the same hardware: the same verdicts
+        site.node_types.append(NodeType(name, name, fingerprint=Fingerprint.from_json(zen2, name)))
+    monkeypatch.setattr(report, "ROWS_PER_PAGE", 5)
+    out = tmp_path / "public"
+    report.write_report(Catalog(host, images, "now"), site, out)
+
+    pages = sorted((out / "app").glob("*.html"), key=lambda p: len(p.name))
+    assert len(pages) == 3  # 12 images, 5 a page
+    first = pages[0].read_text()
+    second = pages[0].name.replace(".html", "-2.html")
+    assert "Images 1 to 5 of 12" in first and f'<a href="{second}">2</a>' in first
+    assert first.count('<td data-col="a" class="v ') == 5
+    assert "Images 11 to 12 of 12" in (out / "app" / pages[0].name.replace(".html", "-3.html")).read_text()
+    page = next((out / "image").glob("*.html")).read_text()
+    assert '<span id="p-a">a</span>, <span id="p-b">b</span>' in page  # one row for both partitions
+    partitions = page.split("<h2>Partitions</h2>")[1].split("<h2>Annotations</h2>")[0]
+    assert partitions.count("<ul>") == 1 and "<li class=" in partitions

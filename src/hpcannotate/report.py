@@ -186,9 +186,9 @@ def matrix_row(row: Row, root: str) -> str:
 
 def partition_groups(row: Row) -> list[tuple[list[str], Cell]]:
     """The image page's partitions, those with the very same verdict together (one row, one list of reasons)."""
-    groups: dict[tuple[int, str], tuple[list[str], Cell]] = {}
+    groups: dict[tuple[str, object, str], tuple[list[str], Cell]] = {}
     for cell in row.cells:
-        key = (id(cell.verdict), cell.verdict.verdict)
+        key = (cell.verdict.verdict, cell.verdict.score, str(cell.reasons))
         if key in groups:
             groups[key][0].append(cell.node_type)
         else:
