@@ -344,3 +344,50 @@ def test_large_report_pages_are_bounded(tmp_path, monkeypatch):
     assert '<span id="p-a">a</span>, <span id="p-b">b</span>' in page  # one row for both partitions
     partitions = page.split("<h2>Partitions</h2>")[1].split("<h2>Annotations</h2>")[0]
     assert partitions.count("<ul>") == 1 and "<li class=" in partitions
+
+
+def test_site_leaves_the_job_it_runs_in():
+    """Inside a batch job, srun would start a step on the job's own node whatever --partition says."""
+    from hpcannotate.site import outside_job_env
+
+    env = outside_job_env({"SLURM_JOB_ID": "7", "SLURM_JOBID": "7", "SLURM_NODELIST": "n1", "SLURM_CONF": "/c",
+                           "PATH": "/bin"})
+    assert env == {"SLURM_CONF": "/c", "PATH": "/bin"}
+
+
+@pytest.mark.slow
+def test_nightly_example_runs_as_written(site_registry, slurm, tmp_path):
+    """README's nightly job (examples/site-nightly.sh): submitted with sbatch to a real Slurm, then as cron runs it."""
+    import sys
+
+    registry, _images, _chosen = site_registry
+    script = Path(__file__).parents[1] / "examples" / "site-nightly.sh"
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert script.read_text() in readme  # the README shows the file as it is
+    env = {**os.environ, **slurm.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "SBATCH_PARTITION": "cpu", "SBATCH_TIMELIMIT": "10", "HPCANNOTATE_REGISTRY": f"{registry.host}/hpc"}
+    for key in [k for k in env if k.startswith("SLURM_") and k != "SLURM_CONF"]:
+        del env[key]
+    job = subprocess.run(["sbatch", "--parsable", "--wait", str(script)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    job_id = job.stdout.strip().split(";")[0]
+    log = tmp_path / f"hpcannotate-site-{job_id}.out"
+    assert job.returncode == 0, job.stderr + (log.read_text() if log.exists() else "") + slurm.logs()
+    try:
+        pending = subprocess.run(["squeue", "--noheader", "--format=%i|%j|%r"], env=env, capture_output=True,
+                                 text=True, timeout=60).stdout.split()
+        next_night = [line for line in pending if "|hpcannotate-site|BeginTime" in line]
+        assert len(next_night) == 1, pending  # the job queued the next night's run
+    finally:
+        for line in pending:
+            if "|hpcannotate-site|" in line:
+                subprocess.run(["scancel", line.split("|")[0]], env=env, timeout=60)
+    site = json.loads((tmp_path / "site.json").read_text())
+    assert [(p["name"], bool(p.get("fingerprint"))) for p in site["partitions"]] == [("cpu", True), ("gpu", True)]
+    index = (tmp_path / "www" / "index.html").read_text()
+    assert "Which image to use on which partition" in index and "gromacs" in index
+
+    cron = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert cron.returncode == 0, cron.stderr
+    assert "unchanged" in cron.stderr + cron.stdout  # the second crawl is incremental
+    assert (tmp_path / "www" / "index.html").exists() and (tmp_path / "www.old" / "index.html").exists()
