@@ -343,7 +343,8 @@ def test_large_report_pages_are_bounded(tmp_path, monkeypatch):
     page = next((out / "image").glob("*.html")).read_text()
     assert '<span id="p-a">a</span>, <span id="p-b">b</span>' in page  # one row for both partitions
     partitions = page.split("<h2>Partitions</h2>")[1].split("<h2>Annotations</h2>")[0]
-    assert partitions.count("<ul>") == 1 and "<li class=" in partitions
+    assert partitions.count("<ul>") == 1 and "<li class=" in partitions  # said once, for both
+    assert "On every partition:" in partitions
 
 
 def test_site_leaves_the_job_it_runs_in():

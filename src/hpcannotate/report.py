@@ -61,7 +61,6 @@ class Cell:
     verdict: Verdict
     title: str = ""  # the reasons, one a line, already HTML-escaped (Markup): shared by equal verdicts
     head: str = ""  # the matrix cell's opening <td ...> (Markup), shared like the title
-    reasons: str = ""  # the reasons as an HTML list (Markup) for the image page, shared like the title
     tail: str = ""  # the matrix cell after its link's page: '#p-NODE">verdict score</a></td>' (Markup)
 
 
@@ -141,7 +140,7 @@ def build_rows(catalog: Catalog, node_types: Sequence[NodeType]) -> list[Row]:
     """Judge every entry on every node type; entries the matcher cannot tell apart are judged once,
     and the HTML of a verdict is built once per (verdict, node type)."""
     verdicts = VerdictCache()
-    pieces: dict[tuple[int, str], tuple[str, str, str, str]] = {}
+    pieces: dict[tuple[int, str], tuple[str, str, str]] = {}
     rows = []
     for image, entry in entries(catalog):
         row = Row(image, entry, slug(image, entry))
@@ -158,18 +157,14 @@ def build_rows(catalog: Catalog, node_types: Sequence[NodeType]) -> list[Row]:
     return rows
 
 
-def _pieces(verdict: Verdict, node: str) -> tuple[str, str, str, str]:
-    """(tooltip, matrix <td> opening, reasons list, matrix cell tail) of one verdict on one node type, escaped."""
+def _pieces(verdict: Verdict, node: str) -> tuple[str, str, str]:
+    """(tooltip, matrix <td> opening, matrix cell tail) of one verdict on one node type, escaped."""
     from markupsafe import Markup, escape
 
     title = escape("\n".join(r["message"] for r in verdict.reasons))
     head = Markup('<td data-col="{}" class="v {}" title="{}">').format(node, verdict.verdict, title)
-    items = Markup("").join(
-        Markup('<li class="{}">{}{}</li>').format(
-            r.get("level", ""), r["message"], Markup(" ({})").format(r["detail"]) if r.get("detail") else "")
-        for r in verdict.reasons)
     tail = Markup('#p-{}">{} {}</a></td>').format(node, verdict.verdict, verdict.score)
-    return title, head, Markup("<ul>{}</ul>").format(items), tail
+    return title, head, tail
 
 
 def matrix_row(row: Row, root: str) -> str:
@@ -184,16 +179,43 @@ def matrix_row(row: Row, root: str) -> str:
     return Markup(text)  # noqa: S704 - every value in it went through escape() here or in _pieces
 
 
-def partition_groups(row: Row) -> list[tuple[list[str], Cell]]:
-    """The image page's partitions, those with the very same verdict together (one row, one list of reasons)."""
-    groups: dict[tuple[str, object, str], tuple[list[str], Cell]] = {}
-    for cell in row.cells:
-        key = (cell.verdict.verdict, cell.verdict.score, str(cell.reasons))
+def _reason_key(reason: dict) -> tuple[str, str, str]:
+    return str(reason.get("level") or ""), str(reason["message"]), str(reason.get("detail") or "")
+
+
+def reasons_html(keys: Sequence[tuple[str, str, str]], cache: dict) -> str:
+    """A list of reasons as HTML (Markup), escaped once per distinct list for the whole site."""
+    from markupsafe import Markup
+
+    key = tuple(keys)
+    html = cache.get(key)
+    if html is None:
+        items = Markup("").join(
+            Markup('<li class="{}">{}{}</li>').format(level, message, Markup(" ({})").format(detail) if detail else "")
+            for level, message, detail in key)
+        html = cache[key] = Markup("<ul>{}</ul>").format(items) if key else Markup("")
+    return html
+
+
+def partition_groups(row: Row, cache: dict) -> tuple[str, list[tuple[list[str], Cell, str]]]:
+    """The image page's partitions: the reasons every partition shares, listed once (HTML), and rows of
+    partitions with the very same verdict and remaining reasons (names, a cell, reasons HTML).
+
+    Why: an image's page says the same thing (its MPI, its GPU build) on each of 20 partitions; said
+    once, the page is a third shorter and the differences between partitions stand out.
+    """
+    keys = [[_reason_key(r) for r in c.verdict.reasons] for c in row.cells]
+    common = set.intersection(*(set(k) for k in keys)) if len(keys) > 1 else set()
+    groups: dict[tuple[str, object, str], tuple[list[str], Cell, str]] = {}
+    for cell, cell_keys in zip(row.cells, keys, strict=True):
+        html = reasons_html([k for k in cell_keys if k not in common], cache)
+        key = (cell.verdict.verdict, cell.verdict.score, str(html))
         if key in groups:
             groups[key][0].append(cell.node_type)
         else:
-            groups[key] = ([cell.node_type], cell)
-    return list(groups.values())
+            groups[key] = ([cell.node_type], cell, html)
+    shared = reasons_html([k for k in (keys[0] if keys else []) if k in common], cache)
+    return shared, list(groups.values())
 
 
 def choose(rows: Sequence[Row], column: int) -> tuple[Row | None, Verdict | None]:
@@ -283,6 +305,7 @@ def write_report(catalog: Catalog, site: Site, out: Path) -> ReportStats:
 
     apps = []
     app_template, image_template = env.get_template("app.html.j2"), env.get_template("image.html.j2")
+    reason_html: dict = {}
     for app in sorted(by_app, key=str.lower):
         app_rows = by_app[app]
         app_file = f"app/{_SAFE.sub('_', app)}-{hashlib.sha256(app.encode()).hexdigest()[:6]}.html"
@@ -323,8 +346,9 @@ def write_report(catalog: Catalog, site: Site, out: Path) -> ReportStats:
                     docs.append((title, render_markdown(text)))
         links = [(title, values[key]) for title, key in LINK_KEYS if values.get(key)]
         shown = {k: (v if len(v) <= 200 else v[:199] + "…") for k, v in values.items()}
+        shared, partitions = partition_groups(row, reason_html)
         put(f"image/{row.slug}.html", image_template.render(
-            row=row, partitions=partition_groups(row), groups=grouped(shown), docs=docs, doc_errors=doc_errors,
+            row=row, shared=shared, partitions=partitions, groups=grouped(shown), docs=docs, doc_errors=doc_errors,
             links=links, root="../",
             generated=generated, app=app_name(row.entry, row.image), pyxis=pyxis_image(row.entry["pull"]),
             problems=row.entry.get("problems") or []))
