@@ -87,7 +87,17 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        registry, proc = start_registry(Path(tmp) / "registry", cache=args.registry_cache)
+        # Debian's config.yml has this cache; docker-registry reads the setting from its environment too.
+        cache_env = "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR"
+        saved = os.environ.pop(cache_env, None)
+        if args.registry_cache:
+            os.environ[cache_env] = "inmemory"
+        try:
+            registry, proc = start_registry(Path(tmp) / "registry")
+        finally:
+            os.environ.pop(cache_env, None)
+            if saved is not None:
+                os.environ[cache_env] = saved
         try:
             images = sitedata.generate(args.refs, apps=args.apps)
             start = time.perf_counter()
