@@ -81,11 +81,23 @@ def main() -> int:
     parser.add_argument("--apps", type=int, default=50)
     parser.add_argument("--sample", type=int, default=40, help="references the baselines read")
     parser.add_argument("--jobs", type=int, default=16)
+    parser.add_argument("--registry-cache", action=argparse.BooleanOptionalAction, default=True,
+                        help="the registry's in-memory blob descriptor cache, as Debian's config.yml has it")
     parser.add_argument("--check", action="store_true", help=f"exit 1 unless A takes < {TARGET_SECONDS} s")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        registry, proc = start_registry(Path(tmp) / "registry")
+        # Debian's config.yml has this cache; docker-registry reads the setting from its environment too.
+        cache_env = "REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR"
+        saved = os.environ.pop(cache_env, None)
+        if args.registry_cache:
+            os.environ[cache_env] = "inmemory"
+        try:
+            registry, proc = start_registry(Path(tmp) / "registry")
+        finally:
+            os.environ.pop(cache_env, None)
+            if saved is not None:
+                os.environ[cache_env] = saved
         try:
             images = sitedata.generate(args.refs, apps=args.apps)
             start = time.perf_counter()
@@ -117,7 +129,8 @@ def main() -> int:
         finally:
             stop(proc)
 
-    print(f"\nreferences: {a.references} ({a.entries} images, {a.repositories} repositories), jobs {args.jobs}")
+    print(f"\nreferences: {a.references} ({a.entries} images, {a.repositories} repositories), jobs {args.jobs}, "
+          f"registry cache {'on' if args.registry_cache else 'off'}")
     print(f"A discover, first run:   {a.seconds:6.2f} s  {a.requests:6d} requests  {a.bytes_received:9d} bytes "
           f"received  {a.references / a.seconds:7.0f} refs/s")
     print(f"  CPU: discover {cpu_a:.2f} s, the registry {reg_a:.2f} s; load average {os.getloadavg()[0]:.1f} "

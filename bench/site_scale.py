@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -91,9 +92,9 @@ def main() -> int:
                 assess(entry["annotations"], node.fingerprint, entry["platform"], ())
         per_pair = (time.perf_counter() - start) / (len(sample) * len(site.node_types))
 
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         stats = write_report(catalog, site, tmpdir / "public")
-        took = time.perf_counter() - start
+        took, cpu = time.perf_counter() - start, time.process_time() - cpu0
         files = list((tmpdir / "public").rglob("*"))
         size = sum(f.stat().st_size for f in files if f.is_file())
         biggest = max((f for f in files if f.is_file()), key=lambda f: f.stat().st_size)
@@ -103,7 +104,8 @@ def main() -> int:
     print(f"catalog: {len(json.dumps(catalog.to_json())) / 1e6:.1f} MB, "
           f"loaded in {load:.2f} s")
     print(f"report: {took:.1f} s ({pairs / took:.0f} verdicts/s incl. writing), {stats.files} files, "
-          f"{size / 1e6:.1f} MB (largest {biggest.name}: {biggest_size / 1e6:.1f} MB)")
+          f"{size / 1e6:.1f} MB (largest {biggest.name}: {biggest_size / 1e6:.1f} MB); {cpu:.1f} CPU-s, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"baseline, match.assess alone in a loop: {per_pair * 1e6:.0f} us/verdict -> {per_pair * pairs:.1f} s "
           f"for {pairs}; report/baseline = {took / (per_pair * pairs):.2f}")
     return 0

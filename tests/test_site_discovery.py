@@ -306,3 +306,89 @@ def test_discover_site_report_then_resolve_on_the_node(site_registry, slurm, run
     answer = json.loads(on_node.stdout)
     best = answer["candidates"][0]
     assert answer["use"] == chosen["pull"] or (best["verdict"], best["score"]) == (chosen["verdict"], chosen["score"])
+
+
+def test_large_report_pages_are_bounded(tmp_path, monkeypatch):
+    """An application's matrix is split into linked pages; partitions with one verdict share a row."""
+    from hpcannotate import report
+    from hpcannotate.discover import Catalog
+    from hpcannotate.fingerprint import Fingerprint
+    from hpcannotate.site import NodeType, Site
+
+    host = "registry.example.org"
+    images = []
+    for image in sitedata.generate(12, apps=1):
+        digest = sitedata.sha256(sitedata.manifest_for(image))
+        images.append({"reference": f"{host}/{image.repository}:{image.tag}", "repository": image.repository,
+                       "tag": image.tag, "digest": digest, "index": False, "error": None,
+                       "entries": [{"digest": digest, "pull": f"{host}/{image.repository}@{digest}",
+                                    "platform": {"architecture": image.arch, "os": "linux"}, "app": image.app,
+                                    "version": image.version, "annotations": image.annotations(), "problems": [],
+                                    "run": {}}]})
+    zen2 = json.loads(save_fingerprint("zen2-epyc7742", tmp_path / "zen2.json").read_text())
+    site = Site("t", generated="now")
+    for name in ("a", "b"):  # two partitions of the same hardware: the same verdicts
+        site.node_types.append(NodeType(name, name, fingerprint=Fingerprint.from_json(zen2, name)))
+    monkeypatch.setattr(report, "ROWS_PER_PAGE", 5)
+    out = tmp_path / "public"
+    report.write_report(Catalog(host, images, "now"), site, out)
+
+    pages = sorted((out / "app").glob("*.html"), key=lambda p: len(p.name))
+    assert len(pages) == 3  # 12 images, 5 a page
+    first = pages[0].read_text()
+    second = pages[0].name.replace(".html", "-2.html")
+    assert "Images 1 to 5 of 12" in first and f'<a href="{second}">2</a>' in first
+    assert first.count('<td data-col="a" class="v ') == 5
+    assert "Images 11 to 12 of 12" in (out / "app" / pages[0].name.replace(".html", "-3.html")).read_text()
+    page = next((out / "image").glob("*.html")).read_text()
+    assert '<span id="p-a">a</span>, <span id="p-b">b</span>' in page  # one row for both partitions
+    partitions = page.split("<h2>Partitions</h2>")[1].split("<h2>Annotations</h2>")[0]
+    assert partitions.count("<ul>") == 1 and "<li class=" in partitions  # said once, for both
+    assert "On every partition:" in partitions
+
+
+def test_site_leaves_the_job_it_runs_in():
+    """Inside a batch job, srun would start a step on the job's own node whatever --partition says."""
+    from hpcannotate.site import outside_job_env
+
+    env = outside_job_env({"SLURM_JOB_ID": "7", "SLURM_JOBID": "7", "SLURM_NODELIST": "n1", "SLURM_CONF": "/c",
+                           "PATH": "/bin"})
+    assert env == {"SLURM_CONF": "/c", "PATH": "/bin"}
+
+
+@pytest.mark.slow
+def test_nightly_example_runs_as_written(site_registry, slurm, tmp_path):
+    """README's nightly job (examples/site-nightly.sh): submitted with sbatch to a real Slurm, then as cron runs it."""
+    import sys
+
+    registry, _images, _chosen = site_registry
+    script = Path(__file__).parents[1] / "examples" / "site-nightly.sh"
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert script.read_text() in readme  # the README shows the file as it is
+    env = {**os.environ, **slurm.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "SBATCH_PARTITION": "cpu", "SBATCH_TIMELIMIT": "10", "HPCANNOTATE_REGISTRY": f"{registry.host}/hpc"}
+    for key in [k for k in env if k.startswith("SLURM_") and k != "SLURM_CONF"]:
+        del env[key]
+    job = subprocess.run(["sbatch", "--parsable", "--wait", str(script)], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)
+    job_id = job.stdout.strip().split(";")[0]
+    log = tmp_path / f"hpcannotate-site-{job_id}.out"
+    assert job.returncode == 0, job.stderr + (log.read_text() if log.exists() else "") + slurm.logs()
+    try:
+        pending = subprocess.run(["squeue", "--noheader", "--format=%i|%j|%r"], env=env, capture_output=True,
+                                 text=True, timeout=60).stdout.split()
+        next_night = [line for line in pending if "|hpcannotate-site|BeginTime" in line]
+        assert len(next_night) == 1, pending  # the job queued the next night's run
+    finally:
+        for line in pending:
+            if "|hpcannotate-site|" in line:
+                subprocess.run(["scancel", line.split("|")[0]], env=env, timeout=60)
+    site = json.loads((tmp_path / "site.json").read_text())
+    assert [(p["name"], bool(p.get("fingerprint"))) for p in site["partitions"]] == [("cpu", True), ("gpu", True)]
+    index = (tmp_path / "www" / "index.html").read_text()
+    assert "Which image to use on which partition" in index and "gromacs" in index
+
+    cron = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert cron.returncode == 0, cron.stderr
+    assert "unchanged" in cron.stderr + cron.stdout  # the second crawl is incremental
+    assert (tmp_path / "www" / "index.html").exists() and (tmp_path / "www.old" / "index.html").exists()

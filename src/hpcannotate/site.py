@@ -14,6 +14,7 @@ code that judges it gives wrong verdicts silently. ``--remote-command`` replaces
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -108,9 +109,25 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+# Slurm variables that say where to find the cluster, not which job we are in.
+_SLURM_KEEP = frozenset({"SLURM_CONF", "SLURM_CLUSTERS"})
+
+
+def outside_job_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment without the job and step variables of a Slurm job ``site`` may run in.
+
+    Why: inside a batch job (the nightly job), ``srun`` sees ``SLURM_JOB_ID`` and starts a step in
+    *that* allocation, on that job's node, whatever ``--partition`` says: every partition would get
+    the fingerprint of the service node. Without them each srun is a job of its own on its partition.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    return {k: v for k, v in environ.items() if not k.startswith("SLURM_") or k in _SLURM_KEEP}
+
+
 def _run(argv: Sequence[str], timeout: float) -> tuple[int, str, str]:
     try:
-        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False,
+                              env=outside_job_env())
     except FileNotFoundError:
         return 127, "", f"{argv[0]}: not found"
     except subprocess.TimeoutExpired:
