@@ -67,8 +67,10 @@ class BlobWriter:
 
 
 class OciLayout:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, label: str | None = None):
         self.path = Path(path)
+        # how messages name the layout: an archive read through a cached layout names the archive
+        self.label = label or f"oci:{self.path}"
 
     # -- lifecycle ------------------------------------------------------
     @classmethod
@@ -82,8 +84,8 @@ class OciLayout:
         return layout
 
     @classmethod
-    def open(cls, path: str | Path) -> OciLayout:
-        layout = cls(path)
+    def open(cls, path: str | Path, label: str | None = None) -> OciLayout:
+        layout = cls(path, label)
         if not (layout.path / "oci-layout").is_file() or not (layout.path / "index.json").is_file():
             raise InputError(f"oci:{path}: not an OCI image layout (oci-layout or index.json missing)")
         return layout
@@ -92,7 +94,7 @@ class OciLayout:
     def blob_path(self, digest: str) -> Path:
         algorithm, _, hexdigest = digest.partition(":")
         if algorithm != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
-            raise InputError(f"oci:{self.path}: unsupported or malformed digest {digest!r}")
+            raise InputError(f"{self.label}: unsupported or malformed digest {digest!r}")
         return self.path / "blobs" / "sha256" / hexdigest
 
     def has_blob(self, digest: str) -> bool:
@@ -112,20 +114,20 @@ class OciLayout:
         try:
             data = self.blob_path(digest).read_bytes()
         except FileNotFoundError:
-            raise InputError(f"oci:{self.path}: blob {digest} is missing") from None
+            raise InputError(f"{self.label}: blob {digest} is missing") from None
         if verify and sha256_digest(data) != digest:
-            raise InputError(f"oci:{self.path}: blob {digest} is corrupt (its content has another digest)")
+            raise InputError(f"{self.label}: blob {digest} is corrupt (its content has another digest)")
         return data
 
     def read_json(self, digest: str) -> dict:
         try:
             return json.loads(self.read_blob(digest))
         except json.JSONDecodeError as exc:
-            raise InputError(f"oci:{self.path}: blob {digest} is not JSON: {exc.msg}") from None
+            raise InputError(f"{self.label}: blob {digest} is not JSON: {exc.msg}") from None
 
     # -- index ----------------------------------------------------------
     def index(self) -> dict:
-        where = f"oci:{self.path}: index.json"
+        where = f"{self.label}: index.json"
         try:
             index = json.loads((self.path / "index.json").read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -148,11 +150,11 @@ class OciLayout:
             if len(manifests) == 1:
                 return manifests[0]
             names = sorted({(d.get("annotations") or {}).get(REF_NAME, d["digest"]) for d in manifests})
-            raise InputError(f"oci:{self.path}: holds {len(manifests)} images; name one of: {', '.join(names)}")
+            raise InputError(f"{self.label}: holds {len(manifests)} images; name one of: {', '.join(names)}")
         for desc in manifests:
             if desc["digest"] == ref or (desc.get("annotations") or {}).get(REF_NAME) == ref:
                 return desc
-        raise InputError(f"oci:{self.path}: no image named {ref!r}")
+        raise InputError(f"{self.label}: no image named {ref!r}")
 
     def set_ref(self, descriptor: dict, ref: str | None) -> None:
         """Point ``ref`` at ``descriptor``, replacing only the entry ``ref`` named; other names of the
