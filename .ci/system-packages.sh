@@ -19,6 +19,7 @@ PACKAGES=(
   slurm-wlm munge     # a real Slurm (slurmctld, slurmd) for `site --slurm`
   chromium            # headless checks of the `report` site
   openssl             # self-signed certificates for the TLS test registry
+  pigz                # parallel gzip for the layers `collection apply` compresses
   iproute2 ca-certificates
 )
 missing=()

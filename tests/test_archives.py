@@ -112,3 +112,152 @@ def test_bad_archives_are_one_line_and_exit_2(archives, cli, tmp_path, name, mes
     assert "Traceback" not in r.stderr
     d = cli("check", f"docker-archive:{archives['one']}")  # an OCI archive is not a docker archive
     assert d.returncode == 2 and "not a docker archive" in d.stderr
+
+
+# -- every output names the archive as the user gave it, never the cache ---------------------------
+
+def test_outputs_name_the_users_reference(archives, cli, tmp_path):
+    one, docker = f"oci-archive:{archives['one']}:bb", f"docker-archive:{archives['multi-docker']}:busybox:two"
+    for args in (("inspect", one), ("inspect", "--json", docker), ("check", docker), ("check", "--json", one),
+                 ("probe", docker), ("probe", "--json", one), ("match", one, docker), ("match", "--json", docker),
+                 ("inspect", f"oci-archive:{archives['one']}:nope")):
+        r = cli(*args)
+        out = r.stdout + r.stderr
+        assert str(tmp_path / "cache") not in out and "oci:" not in out.replace("oci-archive:", ""), (args, out)
+        for arg in args:
+            if "archive:" in arg:
+                assert arg.split(":")[1] in out, (args, out)
+    missing = cli("inspect", f"oci-archive:{archives['one']}:nope")
+    assert missing.returncode == 2 and missing.stderr.count(f"oci-archive:{archives['one']}:nope") == 1
+
+
+def test_an_archive_image_by_digest_round_trips(archives, cli):
+    ref = f"docker-archive:{archives['multi-docker']}:@0"
+    digest = json.loads(cli("inspect", "--json", ref).stdout)["digest"]
+    again = cli("inspect", "--json", f"docker-archive:{archives['multi-docker']}@{digest}")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["reference"] == f"docker-archive:{archives['multi-docker']}@{digest}"
+
+
+# -- the cache is bounded ----------------------------------------------------------------------------
+
+def test_cache_reuses_an_entry_and_drops_the_least_recently_used(archives, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    from hpcannotate.registry.reference import parse_reference
+
+    monkeypatch.setenv("HPCANNOTATE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "cache" / "archives"
+    first = parse_reference(f"oci-archive:{archives['one']}").layout_path
+    assert parse_reference(f"oci-archive:{archives['one']}:bb").layout_path == first  # reused
+    copy = tmp_path / "copy.tar"
+    shutil.copyfile(archives["one"], copy)
+    os.utime(first, (1, 1))  # used long ago
+    monkeypatch.setenv("HPCANNOTATE_ARCHIVE_CACHE", "1")  # room for nothing but the newest
+    second = parse_reference(f"oci-archive:{copy}").layout_path
+    assert second != first and not first.exists() and second.exists()
+    assert sorted(p.name for p in root.iterdir()) == [second.name]
+    # a rewritten archive (same path, size and mtime restored) is unpacked again, never read stale
+    stat = copy.stat()
+    copy.write_bytes(archives["one"].read_bytes())
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert parse_reference(f"oci-archive:{copy}").layout_path != second
+
+
+# -- hostile archives: nothing outside the unpack directory, bounded disk and memory -----------------
+
+def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]], mode: str = "w") -> Path:
+    with tarfile.open(path, mode, format=tarfile.GNU_FORMAT) as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _info(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+
+def _layout_members() -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    return [(_info("oci-layout"), b'{"imageLayoutVersion": "1.0.0"}'),
+            (_info("index.json"), b'{"schemaVersion": 2, "manifests": []}')]
+
+
+def test_hostile_members_stay_inside(cli, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_text("keep")
+    bad = _tar(tmp_path / "bad.tar", [
+        (_info(f"../../../..{outside}/escaped"), b"x"), (_info(f"{outside}/absolute"), b"x"),
+        (_info("link-out", tarfile.SYMTYPE, str(outside)), None),
+        (_info("link-out/through-symlink"), b"x"),
+        (_info("hard-out", tarfile.LNKTYPE, f"{outside}/victim"), None),
+        (_info("hard-up", tarfile.LNKTYPE, "../../victim"), None),
+        (_info("sym-up", tarfile.SYMTYPE, "../../../../etc/passwd"), None),
+        (_info("dev", tarfile.CHRTYPE), None), (_info("fifo", tarfile.FIFOTYPE), None),
+        *_layout_members()])
+    r = cli("inspect", f"oci-archive:{bad}")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr  # an empty layout
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"] and (outside / "victim").read_text() == "keep"
+    unpacked = [p for p in (tmp_path / "cache" / "archives").iterdir()]
+    assert len(unpacked) == 1
+    files = {str(p.relative_to(unpacked[0])) for p in unpacked[0].rglob("*")}
+    assert files == {"oci-layout", "index.json", "link-out", "link-out/through-symlink"}
+    assert not any(p.is_symlink() or not (p.is_file() or p.is_dir()) for p in unpacked[0].rglob("*"))
+
+
+def test_a_compression_bomb_is_refused_before_it_fills_the_disk(cli, tmp_path, monkeypatch):
+    import hpcannotate.oci.archive as archive
+
+    monkeypatch.setattr(archive, "EXPANSION_FLOOR", 1024 * 1024)  # the real floor is 64 MiB: keep the test small
+    big = 8 * 1024 * 1024
+    bomb = tmp_path / "bomb.tar.gz"
+    with tarfile.open(bomb, "w:gz") as tar:
+        info = _info("blobs/sha256/" + "0" * 64)
+        info.size = big
+        tar.addfile(info, io.BytesIO(bytes(big)))
+    assert bomb.stat().st_size * archive.EXPANSION < big
+    from hpcannotate.errors import InputError
+    from hpcannotate.registry.reference import parse_reference
+
+    monkeypatch.setenv("HPCANNOTATE_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(InputError, match="compression bomb"):
+        parse_reference(f"oci-archive:{bomb}")
+    assert [p.name for p in (tmp_path / "cache" / "archives").iterdir()] == []  # nothing left behind
+
+
+def test_a_sparse_member_claiming_terabytes_is_refused(cli, tmp_path):
+    sparse = tmp_path / "sparse.tar"
+    # an old-GNU sparse header ('S') declaring a 1 TiB file of which nothing is stored
+    block = bytearray(tarfile.TarInfo("blobs/sha256/" + "1" * 64).tobuf(tarfile.GNU_FORMAT)[:512])
+    block[156:157] = tarfile.GNUTYPE_SPARSE
+    block[124:136] = b"%011o\0" % 0  # stored size
+    block[483:495] = b"%011o\0" % (1 << 40)  # realsize
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    sparse.write_bytes(bytes(block) + bytes(1024))
+    r = cli("inspect", f"oci-archive:{sparse}")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "sparse member" in r.stderr and "not unpacked" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_tar_bomb_of_entries_and_a_huge_manifest_are_refused(tmp_path, monkeypatch):
+    import hpcannotate.oci.archive as archive
+    from hpcannotate.errors import InputError
+    from hpcannotate.registry.reference import parse_reference
+
+    monkeypatch.setenv("HPCANNOTATE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(archive, "MAX_MEMBERS", 50)
+    many = _tar(tmp_path / "many.tar", [(_info(f"f{n}"), b"") for n in range(60)])
+    with pytest.raises(InputError, match="more than 50 entries"):
+        parse_reference(f"oci-archive:{many}")
+    monkeypatch.setattr(archive, "MAX_JSON", 1000)
+    huge = _tar(tmp_path / "huge.tar", [(_info("manifest.json"), b"[" + b" " * 2000 + b"]")])
+    with pytest.raises(InputError, match=r"manifest\.json is larger than"):
+        parse_reference(f"docker-archive:{huge}")
+    assert [p.name for p in (tmp_path / "cache" / "archives").iterdir()] == []

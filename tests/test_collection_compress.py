@@ -88,3 +88,47 @@ def test_none_and_layout_targets_keep_the_layers(registry, tmp_path):
     out = OciLayout.open(tmp_path / "out" / "app")
     child = out.read_json(local.images[0].digest)
     assert child["layers"][0]["mediaType"] == media.OCI_LAYER_TAR and local.compression["layers"] == 0
+
+
+@pytest.mark.parametrize("use_pigz", ["1", "0"])
+@pytest.mark.parametrize("as_file", [True, False])
+def test_gzip_blobs_unpack_to_the_layer(tmp_path, monkeypatch, use_pigz, as_file):
+    """pigz (a pipe, the digest taken as bytes come out) and zlib: each blob is the layer, gzip'd."""
+    import gzip
+    import hashlib
+
+    from hpcannotate.registry import compress
+
+    if use_pigz == "1" and not shutil.which("pigz"):
+        pytest.skip("pigz is not installed (.ci/system-packages.sh installs it)")
+    monkeypatch.setenv("HPCANNOTATE_PIGZ", use_pigz)
+    layer = bytes(range(256)) * 40000 + b"tail"  # 10 MB: several of pigz's 128 KiB blocks
+    path = tmp_path / "layer"
+    path.write_bytes(layer)
+    digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    manifest = {"layers": [{"mediaType": media.OCI_LAYER_TAR, "digest": digest, "size": len(layer)}]}
+    store = compress.Compressed(tmp_path / "store")
+    store.directory.mkdir()
+    opener = (lambda d: path.open("rb")) if as_file else (lambda d: io.BytesIO(layer))  # a stream: fed by a thread
+    new, changed = compress.compress_layers(manifest, "gzip", opener, store, "test")
+    (out,) = new["layers"]
+    blob = store.files[out["digest"]].read_bytes()
+    assert changed and out["size"] == len(blob) and out["digest"] == "sha256:" + hashlib.sha256(blob).hexdigest()
+    assert gzip.decompress(blob) == layer and blob[4:8] == b"\0\0\0\0"  # no mtime in the header
+    again = compress.Compressed(tmp_path / "again")
+    again.directory.mkdir()
+    assert compress.compress_layers(manifest, "gzip", opener, again, "test")[0] == new  # the same blob every time
+
+
+def test_a_failing_compressor_is_one_clear_error(tmp_path, monkeypatch):
+    from hpcannotate.errors import HpcAnnotateError
+    from hpcannotate.registry import compress
+
+    fake = tmp_path / "pigz"
+    fake.write_text("#!/bin/sh\necho 'pigz: write error: No space left on device' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.setenv("HPCANNOTATE_PIGZ", "1")
+    out = compress._Digesting(io.BytesIO())
+    with pytest.raises(HpcAnnotateError, match=r"pigz failed \(exit 1\): pigz: write error: No space left"):
+        compress._gzip(io.BytesIO(b"x" * 1000), out)

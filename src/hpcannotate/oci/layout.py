@@ -110,9 +110,11 @@ class BlobWriter:
 
 
 class OciLayout:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, label: str | None = None):
         self.path = Path(path)
         self.mode = file_mode()  # once per layout: reading the umask costs more than a small blob's write
+        # how messages name the layout: an archive read through a cached layout names the archive
+        self.label = label or f"oci:{self.path}"
 
     # -- lifecycle ------------------------------------------------------
     @classmethod
@@ -129,21 +131,21 @@ class OciLayout:
         return layout
 
     @classmethod
-    def open(cls, path: str | Path) -> OciLayout:
-        layout = cls(path)
+    def open(cls, path: str | Path, label: str | None = None) -> OciLayout:
+        layout = cls(path, label)
         for name in ("oci-layout", "index.json"):
             file = layout.path / name
             if not file.is_file():
                 kind = kind_of(file.stat().st_mode) if file.exists() else None
                 why = f"{name} is {kind}" if kind else "oci-layout or index.json missing"
-                raise InputError(f"oci:{path}: not an OCI image layout ({why})")
+                raise InputError(f"{layout.label}: not an OCI image layout ({why})")
         return layout
 
     # -- blobs ----------------------------------------------------------
     def blob_path(self, digest: str) -> Path:
         algorithm, _, hexdigest = digest.partition(":")
         if algorithm != "sha256" or len(hexdigest) != 64 or not all(c in "0123456789abcdef" for c in hexdigest):
-            raise InputError(f"oci:{self.path}: unsupported or malformed digest {digest!r}")
+            raise InputError(f"{self.label}: unsupported or malformed digest {digest!r}")
         return self.path / "blobs" / "sha256" / hexdigest
 
     def has_blob(self, digest: str) -> bool:
@@ -163,23 +165,23 @@ class OciLayout:
         """A manifest, index or config blob (never a layer: those are streamed), at most ``limit`` bytes."""
         path = self.blob_path(digest)
         if not os.path.lexists(path):
-            raise InputError(f"oci:{self.path}: blob {digest} is missing")
+            raise InputError(f"{self.label}: blob {digest} is missing")
         data = read_bytes(path, "manifest or config blob", limit)
         if verify and sha256_digest(data) != digest:
-            raise InputError(f"oci:{self.path}: blob {digest} is corrupt (its content has another digest)")
+            raise InputError(f"{self.label}: blob {digest} is corrupt (its content has another digest)")
         return data
 
     def read_json(self, digest: str) -> dict:
         try:
             return json.loads(self.read_blob(digest))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"oci:{self.path}: blob {digest} is not JSON: {getattr(exc, 'msg', exc.reason)}") from None
+            raise InputError(f"{self.label}: blob {digest} is not JSON: {getattr(exc, 'msg', exc.reason)}") from None
         except RecursionError:
-            raise InputError(f"oci:{self.path}: blob {digest} is JSON nested too deeply") from None
+            raise InputError(f"{self.label}: blob {digest} is JSON nested too deeply") from None
 
     # -- index ----------------------------------------------------------
     def index(self) -> dict:
-        where = f"oci:{self.path}: index.json"
+        where = f"{self.label}: index.json"
         text = read_text(self.path / "index.json", "layout index")
         try:
             index = json.loads(text)
@@ -205,11 +207,11 @@ class OciLayout:
             if len(manifests) == 1:
                 return manifests[0]
             names = sorted({(d.get("annotations") or {}).get(REF_NAME, d["digest"]) for d in manifests})
-            raise InputError(f"oci:{self.path}: holds {len(manifests)} images; name one of: {', '.join(names)}")
+            raise InputError(f"{self.label}: holds {len(manifests)} images; name one of: {', '.join(names)}")
         for desc in manifests:
             if desc["digest"] == ref or (desc.get("annotations") or {}).get(REF_NAME) == ref:
                 return desc
-        raise InputError(f"oci:{self.path}: no image named {ref!r}")
+        raise InputError(f"{self.label}: no image named {ref!r}")
 
     def set_ref(self, descriptor: dict, ref: str | None) -> None:
         """Point ``ref`` at ``descriptor``, replacing only the entry ``ref`` named; other names of the

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -140,9 +140,10 @@ def _config(raw: bytes, where: str) -> dict:
 
 
 class LayoutSource(ImageSource):
-    def __init__(self, path: Path, ref: str | None, platform: str, shown: str | None = None):
-        layout = OciLayout.open(path)
-        store = LayoutRepository(layout, parse_reference(f"oci:{layout.path}"))
+    def __init__(self, path: Path, ref: str | None, platform: str, shown: str | None = None,
+                 archive: str | None = None):
+        layout = OciLayout.open(path, archive)  # an archive read through its unpacked layout is named as given
+        store = LayoutRepository(layout, replace(parse_reference(f"oci:{layout.path}"), archive=archive))
         if ref is None:
             ref = layout.find(None)["digest"]
         super().__init__(shown or store.describe(ref))
@@ -372,5 +373,6 @@ def open_source(ref: str, *, platform: str, cache: Path, options: object | None 
     parsed = parse_reference(ref)
     if parsed.is_layout:
         assert parsed.layout_path is not None
-        return LayoutSource(parsed.layout_path, parsed.digest or parsed.tag, platform)
+        return LayoutSource(parsed.layout_path, parsed.digest or parsed.tag, platform,
+                            str(parsed) if parsed.archive else None, parsed.archive)
     return RegistrySource(ref, platform, cache, options)

@@ -6,19 +6,27 @@ manifest is compressed once into a scratch directory and the manifest rewritten 
 compressed blob (media type, digest, size). The config is untouched: its ``rootfs.diff_ids``
 are the digests of the uncompressed tars, which stay the same whatever the compression.
 
-gzip uses Python's zlib (level 6, as Go's and buildah's default; no file name or time in the
-header, so the same layer always gives the same blob). zstd uses the ``zstandard`` module when
-installed, else the ``zstd`` command (Debian's ``zstd``); Docker v2 manifests have no zstd media
-type and are refused for it.
+gzip uses Debian's ``pigz`` when it is on PATH (``-n``: no file name or time in the header),
+streamed through a pipe with the digest and size computed as the bytes come out: it uses every
+core, and its output does not depend on how many (``-p``), so the same layer gives the same blob
+on every machine that has pigz. Without pigz (or with ``HPCANNOTATE_PIGZ=0``) Python's zlib at
+the same level, on one core; its blob is as valid but not byte-identical to pigz's (a layer pushed
+from two such machines is stored twice). Measured in ``bench/compress.py``.
+zstd uses the ``zstandard`` module when installed, else the ``zstd`` command (Debian's
+``zstd``); Docker v2 manifests have no zstd media type and are refused for it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import io
+import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +39,9 @@ COMPRESSIONS = ("gzip", "zstd", "none")
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 PLAIN = {OCI_LAYER_TAR: "oci", DOCKER_LAYER_TAR: "docker"}
 MEDIA = {("oci", "gzip"): OCI_LAYER_GZIP, ("oci", "zstd"): OCI_LAYER_ZSTD, ("docker", "gzip"): DOCKER_LAYER_GZIP}
-GZIP_LEVEL = 6
+# level 4: on the 128 MB Debian layer 50.0 MB (skopeo's parallel gzip: 51.3 MB, level 6: 48.9 MB)
+# at well under half level 6's time (bench/compress.py prints the figures beside skopeo's)
+GZIP_LEVEL = 4
 ZSTD_LEVEL = 3
 CHUNK = 1024 * 1024
 
@@ -75,7 +85,18 @@ class _Digesting:
         self.fh.flush()
 
 
+def pigz() -> str | None:
+    """The pigz command to use, or None (not installed, or turned off with ``HPCANNOTATE_PIGZ=0``)."""
+    if os.environ.get("HPCANNOTATE_PIGZ", "1") in ("0", "no", "false"):
+        return None
+    return shutil.which("pigz")
+
+
 def _gzip(src: BinaryIO, out: _Digesting) -> None:
+    exe = pigz()
+    if exe is not None:
+        _pipe([exe, "-n", "-c", f"-{GZIP_LEVEL}"], src, out, "pigz")
+        return
     with gzip.GzipFile(filename="", fileobj=out, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as gz:  # type: ignore[arg-type]
         shutil.copyfileobj(src, gz, CHUNK)
 
@@ -94,12 +115,42 @@ def _zstd(src: BinaryIO, out: _Digesting) -> None:
     if exe is None:
         raise HpcAnnotateError("--compression zstd needs the zstd command (apt-get install zstd) or "
                                "`pip install zstandard`")
-    proc = subprocess.Popen([exe, "-q", "-c", f"-{ZSTD_LEVEL}", "-"], stdin=src, stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    while chunk := proc.stdout.read(CHUNK):
-        out.write(chunk)
-    if proc.wait() != 0:
-        raise HpcAnnotateError(f"zstd failed (exit {proc.returncode})")
+    _pipe([exe, "-q", "-c", f"-{ZSTD_LEVEL}", "-"], src, out, "zstd")
+
+
+def _pipe(argv: list[str], src: BinaryIO, out: _Digesting, name: str) -> None:
+    """Stream ``src`` through a compressor; ``out`` hashes and counts what comes out.
+
+    A real file is the compressor's stdin directly; any other stream is fed by a thread, so the
+    pipe never deadlocks whatever the sizes.
+    """
+    try:
+        src.fileno()
+        direct = True
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        direct = False
+    proc = subprocess.Popen(argv, stdin=src if direct else subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    feeder = None
+    if not direct:
+        def feed() -> None:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError), proc.stdin:
+                shutil.copyfileobj(src, proc.stdin, CHUNK)
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+    try:
+        while chunk := proc.stdout.read(CHUNK):
+            out.write(chunk)
+    finally:
+        if feeder is not None:
+            feeder.join()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        code = proc.wait()
+    if code != 0:
+        raise HpcAnnotateError(f"{name} failed (exit {code}): {err.splitlines()[-1] if err else 'no message'}")
 
 
 def compress_layers(data: dict, compression: str, open_blob: Callable[[str], BinaryIO],

@@ -54,6 +54,11 @@ class Reference:
     tag: str | None = None
     digest: str | None = None
     layout_path: Path | None = None
+    # an archive (``oci-archive:FILE``, ``docker-archive:FILE``) is read through the layout it is
+    # unpacked to: ``archive`` is the file as the user named it, ``shown`` the whole reference they
+    # typed, so every output names what the user gave, never the cache
+    archive: str | None = None
+    shown: str | None = None
 
     @property
     def is_layout(self) -> bool:
@@ -66,7 +71,9 @@ class Reference:
 
     @property
     def name(self) -> str:
-        """``registry/repository`` (or ``oci:PATH``) without tag or digest."""
+        """``registry/repository`` (or ``oci:PATH``, or the archive) without tag or digest."""
+        if self.archive is not None:
+            return self.archive
         if self.layout_path is not None:
             return f"{LAYOUT_PREFIX}{self.layout_path}"
         return f"{self.registry}/{self.repository}"
@@ -79,14 +86,16 @@ class Reference:
     def with_tag(self, tag: str) -> Reference:
         """The same repository at another tag (any digest dropped: a tag is a moving name)."""
         _check_tag(tag, str(self))
-        return replace(self, tag=tag, digest=None)
+        return replace(self, tag=tag, digest=None, shown=None)
 
     def with_digest(self, digest: str) -> Reference:
         """The same repository pinned to ``digest`` (tag dropped, so writes go by digest)."""
         _check_digest(digest, str(self))
-        return replace(self, tag=None, digest=digest)
+        return replace(self, tag=None, digest=digest, shown=None)
 
     def __str__(self) -> str:
+        if self.shown is not None:
+            return self.shown
         text = self.name
         if self.tag:
             text += f":{self.tag}"
@@ -100,10 +109,10 @@ def parse_reference(text: str) -> Reference:
     if not isinstance(text, str) or not text.strip():
         raise InputError("empty image reference")
     text = text.strip()
-    if text.startswith(("oci-archive:", "docker-archive:")):  # unpacked once into the cache, read as a layout
-        from ..oci.archive import as_layout
+    if text.startswith(("oci-archive:", "docker-archive:")):  # unpacked into the cache, read as a layout
+        from ..oci.archive import archive_reference
 
-        return _parse_layout(as_layout(text))
+        return archive_reference(text)
     if text.startswith(LAYOUT_PREFIX):
         return _parse_layout(text)
     if text.startswith("docker://"):

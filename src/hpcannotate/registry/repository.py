@@ -130,7 +130,7 @@ class LayoutRepository(ImageRepository):
         self.layout = layout
 
     def describe(self, ref: str | None = None) -> str:
-        base = f"oci:{self.layout.path}"
+        base = self.reference.name
         if ref is None:
             return str(self.reference)
         return f"{base}@{ref}" if ref.startswith("sha256:") else f"{base}:{ref}"
@@ -242,7 +242,10 @@ def open_repository(
     reference = parse_reference(ref) if isinstance(ref, str) else ref
     if reference.is_layout:
         assert reference.layout_path is not None
-        layout = OciLayout.create(reference.layout_path) if create else OciLayout.open(reference.layout_path)
+        if create and reference.archive:
+            raise InputError(f"{reference}: an archive is read-only here (write to oci:DIR, then skopeo copy it)")
+        layout = OciLayout.create(reference.layout_path) if create else \
+            OciLayout.open(reference.layout_path, reference.archive)
         return LayoutRepository(layout, reference)
     client = client or RegistryClient(authfile=authfile, insecure=not tls_verify, plain_http=plain_http)
     return RegistryRepository(client, reference)
