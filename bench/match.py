@@ -157,8 +157,10 @@ def populate(registry, big_path: Path, mib: int) -> tuple[dict[str, list[str]], 
                 values = annotations_for(n + k, target)
                 manifest = push_image(client, ref, small_layer(1000 + n * 3 + k), arch, values, untagged=True)
                 entries.append((manifest, f"linux/{arch}", values))
-            raw = build_index(entries, {"org.opencontainers.image.title": f"app{n % 20}"})
-            client.put_manifest(ref, raw, OCI_INDEX)
+            built = build_index(entries, {"org.opencontainers.image.title": f"app{n % 20}"})
+            if built.complete is not None:  # targets sharing a platform: the index match reads, stored first
+                client.put_manifest(ref.rsplit(":", 1)[0] + ":1.0-all", built.complete, OCI_INDEX)
+            client.put_manifest(ref, built.raw, OCI_INDEX)
         return ref
 
     def large(n: int) -> str:
