@@ -165,13 +165,15 @@ def login_shell(variant: Variant, annotations: Annotations) -> str:
 LOGIN_PROFILE_RUN = ("[ -e /etc/profile ] || [ -L /etc/profile ] || "
                      "cp /usr/share/hpcannotate/etc-profile.sh /etc/profile")
 
-def _login_profile(base: str | None, target: str, shell: str, warnings: list[str], where: str) -> str | None:
+def _login_profile(base: str | None, target: str, warnings: list[str], where: str) -> str | None:
     """The instruction that gives the image an /etc/profile loading profile.d when its base has none.
 
     FROM scratch: there is no base file, so a COPY (no shell needed, no emulation for another
     architecture). Otherwise a RUN that copies only when /etc/profile is absent (busybox has none;
     Debian's and Alpine's load profile.d already): it runs in the image, so only for the host's
-    architecture; a build for another one gets a warning instead.
+    architecture; a build for another one gets a warning instead. The RUN uses /bin/sh, not the login
+    shell: a base that must be given an /etc/profile is one whose shell hpcannotate may not know
+    (busybox pulled from a registry has no bash), and every base with a shell has /bin/sh.
     """
     from .builders.base import platform_for
     from .targets import family_of
@@ -182,7 +184,7 @@ def _login_profile(base: str | None, target: str, shell: str, warnings: list[str
         warnings.append(f"{where}: built for another architecture than this machine's, so the build cannot check "
                         "for /etc/profile: on a base without one, login shells will not load the profile")
         return None
-    return "RUN " + exec_form([shell, "-c", LOGIN_PROFILE_RUN])
+    return "RUN " + exec_form(["/bin/sh", "-c", LOGIN_PROFILE_RUN])
 
 
 RESERVED_IN_CONTEXT = ("Dockerfile", "hpcannotate", "annotations.json", MARKER)
@@ -569,7 +571,7 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
         scratch=base is None,
         env_lines=_env_lines(env, _final_env_dirs(body, str(variant.recipe)), base_env),
         label_lines=[label_pair(k, v) for k, v in in_file.items()],
-        login_profile=_login_profile(base, target, shell, env_warnings, f"{recipe_dir.name}:{target}"),
+        login_profile=_login_profile(base, target, env_warnings, f"{recipe_dir.name}:{target}"),
         cmd=exec_form([shell, "-l"]),
     )
     (work / "Dockerfile").write_text(dockerfile, encoding="utf-8")
