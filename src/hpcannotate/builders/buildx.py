@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import HpcAnnotateError, InputError
-from ..render import final_base
 from .base import Builder, BuildResult, run_logged
 from .buildah import LAYOUT_ONLY
 
@@ -59,6 +58,8 @@ class BuildxBuilder(Builder):
             argv += ["--builder", self.options.builder]
         argv += ["--platform", platform, "-f", str(context.dockerfile), "--provenance=false"]
         annotations = {k: v for k, v in context.oci_annotations().items() if k not in LAYOUT_ONLY}
+        from ..render import final_base  # on use: builders stay importable without the renderer
+
         base_digest = self.base_digests.get(final_base(context.dockerfile.read_text()) or "")
         if base_digest and BASE_DIGEST not in annotations:
             annotations[BASE_DIGEST] = base_digest
