@@ -77,7 +77,8 @@ def test_into_a_new_layout_one_image_per_target(new_layout):
     assert list(built) == ["x86_64", "x86_64_v3"] == [t["target"] for t in report["targets"]]
     for target, (desc, manifest, config) in built.items():
         assert manifest["mediaType"] == OCI_MANIFEST  # BuildKit's OCI image, not a Docker v2 one
-        assert desc["platform"] == {"architecture": "amd64", "os": "linux"}
+        level = {"x86_64": {}, "x86_64_v3": {"variant": "v3"}}[target]  # the x86-64 level (oci.index)
+        assert desc["platform"] == {"architecture": "amd64", "os": "linux", **level}
         assert manifest["annotations"][CPU] == target
         assert config["config"]["Labels"][CPU] == target
     assert (layout_dir / "blobs" / "sha256").is_dir()

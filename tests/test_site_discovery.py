@@ -30,6 +30,27 @@ Run `gmx mdrun`.
 
 
 @pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """A registry of this module's own: discover crawls the whole catalog, so the images other tests push
+    into the session's registry must not be in it."""
+    from .fixtures.registry import start_registry, stop
+
+    reg, proc = start_registry(tmp_path_factory.mktemp("site-registry"))
+    yield reg
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory):
+    """This module's own registry with htpasswd auth (see ``registry``)."""
+    from .fixtures.registry import start_registry, stop
+
+    reg, proc = start_registry(tmp_path_factory.mktemp("site-registry-auth"), "alice", "correct horse battery")
+    yield reg
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
 def site_registry(registry):
     """30 generated images in 3 applications, a multi-target index and per-target tags, in the test registry."""
     images = sitedata.generate(30, apps=3)

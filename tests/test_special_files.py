@@ -31,20 +31,33 @@ TIME_LIMIT = 45.0  # seconds per command: generous on a loaded machine; a hang w
 MEMORY_LIMIT_MB = 400  # peak RSS per command; reading /dev/zero or a 1 TB file whole would be far more
 
 
+# A small launcher runs the CLI and reports the CLI's own peak RSS: measured straight from pytest, a
+# child's ru_maxrss includes the pytest process it was forked from (Linux keeps the pre-exec high-water
+# mark), which grows past the limit over a long session.
+LAUNCHER = ("import resource, subprocess, sys; code = subprocess.run(sys.argv[2:]).returncode; "
+            "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); "
+            "sys.exit(code if code >= 0 else 128 - code)")
+
+
 def run_bounded(*args: str, env: dict | None = None, cwd: Path | None = None) -> tuple[int, str, float, float]:
     """Run the CLI; (exit code, stderr, seconds, peak RSS in MB). Killed (and failed) past TIME_LIMIT."""
+    import signal
+    import sys
+    import tempfile
+
     full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-    with open(os.devnull, "wb") as out, subprocess.Popen(
-        [console_script(), *args], stdout=out, stderr=subprocess.PIPE, env=full_env, cwd=cwd
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss, open(os.devnull, "wb") as out, subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, rss.name, console_script(), *args], stdout=out, stderr=subprocess.PIPE,
+        env=full_env, cwd=cwd, start_new_session=True,
     ) as proc:
         start = time.monotonic()
-        timer = threading.Timer(TIME_LIMIT, proc.kill)
+        timer = threading.Timer(TIME_LIMIT, lambda: os.killpg(proc.pid, signal.SIGKILL))
         timer.start()
         stderr = proc.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
         timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, stderr, time.monotonic() - start, usage.ru_maxrss / 1024
+        peak_kb = int(rss.read() or 0) or 1 << 30  # no figure (killed): over any limit
+    return proc.returncode, stderr, time.monotonic() - start, peak_kb / 1024
 
 
 def assert_one_line(result: tuple[int, str, float, float], *names: str) -> str:

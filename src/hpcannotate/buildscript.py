@@ -19,7 +19,7 @@ from pathlib import Path
 from .builders.base import platform_for
 from .builders.buildah import metadata_args
 from .errors import InputError
-from .oci.index import descriptor_annotations
+from .oci.index import _platform, arrange, descriptor_annotations
 from .render import RenderedContext
 from .targets import family_of
 
@@ -115,12 +115,18 @@ def script_text(script: Path, app: str, variant: str, tag: str, contexts: list[R
         'trap \'$buildah manifest rm "$list" >/dev/null 2>&1 || true\' EXIT',
         '$buildah manifest create "$list" >/dev/null',
     ]
-    for context in contexts:
+    for context, platform in _pulled_entries(contexts):
         add = ["manifest", "add"]
+        if platform.get("variant"):  # the x86-64 level, as `hpcannotate build` writes it (oci.index)
+            add += ["--variant", platform["variant"]]
         for key, value in descriptor_annotations(context.oci_annotations()).items():
             add += ["--annotation", slice_flag(key, value)]
         lines.append(sh_command(add, raw_prefix="$buildah") + CONTINUATION + '"$tls" "$list" "$dest:"'
                      + sh_word(f"{tag}-{context.target}") + " >/dev/null")
+    for context in _left_out(contexts):
+        note = (f"build.sh: {context.target} shares a platform with a more generic target: it is not in the "
+                f"index clients pull, only under its own tag {tag}-{context.target}")
+        lines.append(f"echo {sh_word(note)} >&2")
     annotate = ["manifest", "annotate", "--index"]
     for key, value in index_values.items():
         annotate += ["--annotation", slice_flag(key, value)]
@@ -149,3 +155,22 @@ def write_script(script: Path, app: str, variant: str, tag: str, contexts: list[
     except OSError as exc:
         raise InputError(f"--script {script}: cannot write: {exc.strerror or exc}") from None
     return script
+
+
+def _descriptors(contexts: list[RenderedContext]) -> list[dict]:
+    return [{"platform": _platform(platform_for(family_of(c.target)), c.target),
+             "annotations": descriptor_annotations(c.oci_annotations()), "context": n}
+            for n, c in enumerate(contexts)]
+
+
+def _pulled_entries(contexts: list[RenderedContext]) -> list[tuple[RenderedContext, dict]]:
+    """The entries of the index clients pull, in ``hpcannotate build``'s order (``oci.index.arrange``):
+    most generic first, one per os/architecture/variant."""
+    _, pulled = arrange(_descriptors(contexts))
+    return [(contexts[d["context"]], d["platform"]) for d in pulled]
+
+
+def _left_out(contexts: list[RenderedContext]) -> list[RenderedContext]:
+    _, pulled = arrange(_descriptors(contexts))
+    kept = {d["context"] for d in pulled}
+    return [c for n, c in enumerate(contexts) if n not in kept]
