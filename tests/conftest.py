@@ -57,7 +57,7 @@ def run_cli():
 from .fixtures.buildkit import BuildKit, start_buildkit, stop_buildkit  # noqa: E402
 from .fixtures.images import BuildahStore, load_base, new_store  # noqa: E402
 from .fixtures.realtools import pytest_runtest_makereport  # noqa: E402,F401 - a skipped real_tools test fails CI
-from .fixtures.registry import Registry, start_registry, stop  # noqa: E402
+from .fixtures.registry import Registry, serving  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -81,17 +81,15 @@ def debian_base(buildah_store) -> Path:
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory):
     """A real registry without auth on 127.0.0.1 and a free port."""
-    reg, proc = start_registry(tmp_path_factory.mktemp("registry"))
-    yield reg
-    stop(proc)
+    with serving(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory):
     """A real registry with htpasswd basic auth (user `alice`)."""
-    reg, proc = start_registry(tmp_path_factory.mktemp("registry-auth"), "alice", "correct horse battery")
-    yield reg
-    stop(proc)
+    with serving(tmp_path_factory.mktemp("registry-auth"), "alice", "correct horse battery") as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")

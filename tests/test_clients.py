@@ -28,8 +28,7 @@ from hpcannotate.oci.index import COMPLETE_KEY
 
 from .fixtures import clients as cl
 from .fixtures.matrix import CLIENT_ORDER, KIND_ORDER, OP_ORDER
-from .fixtures.registry import start_registry
-from .fixtures.registry import stop as stop_registry
+from .fixtures.registry import serving
 
 HELLO = Path(__file__).parent / "data" / "recipedirs" / "hello"
 TARGETS = ["x86_64_v3", "x86_64", "x86_64_v4", "zen4"]
@@ -73,9 +72,8 @@ def _skopeo(*args: str) -> str:
 @pytest.fixture(scope="session")
 def tls_registry(tmp_path_factory):
     """A registry on 127.0.0.1 over HTTPS with a self-signed certificate (Charliecloud verifies TLS)."""
-    reg, proc = start_registry(tmp_path_factory.mktemp("registry-tls"), tls=True)
-    yield reg
-    stop_registry(proc)
+    with serving(tmp_path_factory.mktemp("registry-tls"), tls=True) as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")

@@ -33,21 +33,19 @@ Run `gmx mdrun`.
 def registry(tmp_path_factory):
     """A registry of this module's own: discover crawls the whole catalog, so the images other tests push
     into the session's registry must not be in it."""
-    from .fixtures.registry import start_registry, stop
+    from .fixtures.registry import serving
 
-    reg, proc = start_registry(tmp_path_factory.mktemp("site-registry"))
-    yield reg
-    stop(proc)
+    with serving(tmp_path_factory.mktemp("site-registry")) as reg:
+        yield reg
 
 
 @pytest.fixture(scope="module")
 def auth_registry(tmp_path_factory):
     """This module's own registry with htpasswd auth (see ``registry``)."""
-    from .fixtures.registry import start_registry, stop
+    from .fixtures.registry import serving
 
-    reg, proc = start_registry(tmp_path_factory.mktemp("site-registry-auth"), "alice", "correct horse battery")
-    yield reg
-    stop(proc)
+    with serving(tmp_path_factory.mktemp("site-registry-auth"), "alice", "correct horse battery") as reg:
+        yield reg
 
 
 @pytest.fixture(scope="module")
