@@ -48,6 +48,7 @@ from .auth import (
     push_scope,
 )
 from .deadline import DEADLINE_ENV, ArmingReader, Watchdog, WatchedAdapter, default_deadline
+from .lean import LeanTransport, TooLarge
 from .reference import Reference, is_loopback, parse_reference
 
 log = logging.getLogger("hpcannotate.registry")
@@ -171,6 +172,7 @@ class RegistryClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         deadline: float | None = None,
+        lean: bool = True,
     ):
         self._explicit = Credentials(username, password or "", None, "caller") if username else None
         check_authfile(authfile)
@@ -183,6 +185,8 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.stats = TransferStats()
         self._sleep = sleep
+        # Small bodiless requests skip requests' machinery (see lean.py) unless the caller brought a session.
+        self._lean = LeanTransport(timeout) if lean and session is None else None
         self._session = session or _Session()
         self._settings_cache: dict[tuple[str, str], dict] = {}
         for prefix in ("http://", "https://"):
@@ -197,6 +201,8 @@ class RegistryClient:
         return f"RegistryClient(plain_http={self.plain_http}, verify={self.verify!r}, stats={self.stats.as_dict()})"
 
     def close(self) -> None:
+        if self._lean is not None:
+            self._lean.close()
         self._session.close()
 
     def __enter__(self) -> RegistryClient:
@@ -524,11 +530,15 @@ class RegistryClient:
 
     def _send_watched(self, method: str, url: str, headers: dict, body: Body, read: int | None,
                       watchdog: Watchdog) -> requests.Response:
+        settings = self._environment(url)
+        if self._lean is not None and read is not None and self._lean.usable(method, body, settings):
+            resp = self._send_lean(method, url, headers, settings, read, watchdog)
+            if resp is not None:
+                return resp
         stream = ArmingReader(body(), watchdog) if callable(body) else body
         try:
             prepared = self._prepare(method, url, headers, stream)
-            self._count_request(prepared)
-            settings = self._environment(url)
+            self._count_request(prepared.method or "?", prepared.path_url, prepared.headers, prepared.body)
             resp = self._session.send(prepared, timeout=self.timeout, allow_redirects=True, **settings)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
             raise
@@ -542,6 +552,30 @@ class RegistryClient:
         log.debug("%s %s -> %s", method, _loggable(url), resp.status_code)
         if read is not None and resp.status_code < 300:
             _read_into(resp, read, self.stats)
+        return resp
+
+    def _send_lean(self, method: str, url: str, headers: dict, settings: dict, read: int,
+                   watchdog: Watchdog) -> requests.Response | None:
+        """The request on the lean path; None when it was redirected and requests must follow."""
+        # http.client asks for identity encoding itself (nothing here decodes gzip) and keeps connections alive.
+        merged = {k: v for k, v in self._session.headers.items() if k.lower() not in ("accept-encoding", "connection")}
+        merged.update(headers)
+        parts = urlsplit(url)
+        self._count_request(method, parts.path + (f"?{parts.query}" if parts.query else ""), merged, None)
+
+        def received(size: int) -> None:
+            self.stats.bytes_received += size
+
+        try:
+            resp = self._lean.send(method, url, merged, settings.get("verify", self.verify), read,  # type: ignore[union-attr]
+                                   ERROR_BODY_LIMIT, watchdog, received)
+        except TooLarge:
+            raise RegistryError(f"{parts.netloc}: answer larger than {read} bytes") from None
+        if resp is None:
+            log.debug("%s %s -> redirect; following it with requests", method, _loggable(url))
+            return None
+        self._count_response(resp)
+        log.debug("%s %s -> %s", method, _loggable(url), resp.status_code)
         return resp
 
     def _prepare(self, method: str, url: str, headers: dict, stream) -> requests.PreparedRequest:
@@ -578,13 +612,12 @@ class RegistryClient:
             self._settings_cache[key] = self._session.merge_environment_settings(url, {}, True, self.verify, None)
         return dict(self._settings_cache[key])
 
-    def _count_request(self, prepared: requests.PreparedRequest) -> None:
+    def _count_request(self, method: str, path_url: str, headers, body) -> None:
         self.stats.requests += 1
-        self.stats.by_method[prepared.method or "?"] += 1
-        head = len(prepared.method or "") + len(prepared.path_url) + 11
-        head += sum(len(k) + len(str(v)) + 4 for k, v in prepared.headers.items()) + 2
-        body = prepared.body
-        size = len(body) if isinstance(body, (bytes, str)) else int(prepared.headers.get("Content-Length") or 0)
+        self.stats.by_method[method] += 1
+        head = len(method) + len(path_url) + 11
+        head += sum(len(k) + len(str(v)) + 4 for k, v in headers.items()) + 2
+        size = len(body) if isinstance(body, (bytes, str)) else int(headers.get("Content-Length") or 0)
         self.stats.bytes_sent += head + size
 
     def _count_response(self, resp: requests.Response) -> None:

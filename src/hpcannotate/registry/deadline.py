@@ -12,6 +12,7 @@ The connection classes below tell the watchdog of the current thread which socke
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 import socket
 import threading
@@ -43,51 +44,109 @@ def default_deadline() -> float:
     return value
 
 
+class _Scheduler:
+    """One timer thread for every watchdog of the process: a heap of due times.
+
+    A thread per request cost more CPU than a loopback request itself when ranking hundreds of
+    images. Entries are lazy: ``arm`` only pushes when the watchdog has none pending, and a popped
+    entry whose watchdog was re-armed later is pushed again at the new time, so re-arming per
+    chunk of a streamed blob never grows the heap.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Watchdog]] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._count = 0
+        self.stale = 0  # entries of cancelled watchdogs still in the heap
+
+    def compact(self) -> None:
+        """Drop cancelled watchdogs' entries once they are most of the heap (a long crawl stays flat)."""
+        if self.stale > 1024 and self.stale * 2 > len(self._heap):
+            for _, _, watchdog in self._heap:
+                if watchdog.done:
+                    watchdog.pending = False
+            self._heap = [entry for entry in self._heap if not entry[2].done]
+            heapq.heapify(self._heap)
+            self.stale = 0
+
+    def schedule(self, watchdog: Watchdog, due: float) -> None:
+        """Called with the condition held (``arm``): make sure ``watchdog`` is looked at by ``due``."""
+        self._count += 1
+        heapq.heappush(self._heap, (due, self._count, watchdog))
+        if self._thread is None or self._pid != os.getpid():  # started lazily; again in a forked child
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="hpcannotate-deadline", daemon=True)
+            self._thread.start()
+        elif self._heap[0][2] is watchdog:
+            self._wake.notify()
+
+    def _run(self) -> None:
+        with self._wake:
+            while True:
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                due, _, watchdog = self._heap[0]
+                now = time.monotonic()
+                if due > now:
+                    self._wake.wait(due - now)
+                    continue
+                heapq.heappop(self._heap)
+                if watchdog.done:
+                    watchdog.pending = False
+                    self.stale = max(0, self.stale - 1)
+                elif watchdog.due > now:
+                    self._count += 1
+                    heapq.heappush(self._heap, (watchdog.due, self._count, watchdog))  # re-armed meanwhile
+                else:
+                    watchdog.pending = False
+                    watchdog.fire()
+
+
+_SCHEDULER = _Scheduler()
+
+
 class Watchdog:
     """Shuts the sockets of one request down when its deadline passes; ``expired`` says it did.
 
-    One timer thread per request; ``arm`` only moves the due time, so re-arming per chunk of a
-    streamed blob costs a clock read, not a thread.
+    ``arm`` only moves the due time (a clock read under a lock), so re-arming per chunk of a
+    streamed blob is cheap; one shared thread (``_Scheduler``) watches every request.
     """
 
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.expired = False
-        self._connections: list[HTTPConnection] = []
-        self._due = 0.0
-        self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._done = False
+        self.done = False
+        self.pending = False
+        self.due = 0.0
+        self._connections: list = []
 
     def arm(self) -> None:
         """(Re)start the countdown: at the start of a request, and before each chunk of a streamed body."""
-        with self._wake:
-            self._due = time.monotonic() + self.seconds
-            if self._thread is None and not self._done:
-                self._thread = threading.Thread(target=self._watch, name="hpcannotate-deadline", daemon=True)
-                self._thread.start()
+        with _SCHEDULER._wake:
+            self.due = time.monotonic() + self.seconds
+            if not self.pending and not self.done:
+                self.pending = True
+                _SCHEDULER.schedule(self, self.due)
 
     def cancel(self) -> None:
-        with self._wake:
-            self._done = True
+        with _SCHEDULER._wake:
+            if self.pending and not self.done:
+                _SCHEDULER.stale += 1
+            self.done = True
             self._connections.clear()
-            self._wake.notify_all()
+            _SCHEDULER.compact()
 
-    def watch(self, connection: HTTPConnection) -> None:
-        with self._wake:
+    def watch(self, connection) -> None:
+        """``connection``: anything with a ``sock`` attribute (urllib3's and http.client's connections)."""
+        with _SCHEDULER._wake:
             if connection not in self._connections:
                 self._connections.append(connection)
 
-    def _watch(self) -> None:
-        with self._wake:
-            while not self._done:
-                left = self._due - time.monotonic()
-                if left <= 0:
-                    self._fire()
-                    return
-                self._wake.wait(left)
-
-    def _fire(self) -> None:
+    def fire(self) -> None:
+        """Called by the scheduler with its lock held."""
         self.expired = True
         for connection in self._connections:
             sock = getattr(connection, "sock", None)
