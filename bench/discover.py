@@ -7,6 +7,8 @@ layer, pushed with hpcannotate's client) go into Debian's docker-registry on 127
   C. peak Python memory (tracemalloc) of a first run, and how much of it is the catalog kept at the
      end: flat means what is in flight (peak - kept) stays small and does not grow with N (run
      with --refs 250 and 1000 to compare);
+  A'. the floor: A's requests, taken from the registry's access log and replayed with bare
+     http.client (bench/replay.py), to tell the client's cost from the registry's;
   D. baselines from the same run: `crane catalog` + `crane manifest` and `skopeo inspect --raw`
      for a sample of references, one process per reference as a shell script would do it,
      extrapolated to N.
@@ -33,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
+from bench.replay import logged_requests, replay  # noqa: E402
 from tests.fixtures import sitedata  # noqa: E402
 from tests.fixtures.registry import start_registry, stop  # noqa: E402
 
@@ -106,10 +109,14 @@ def main() -> int:
                   f"in {time.perf_counter() - start:.1f} s (not measured)")
             transport = Transport()
 
-            cpu0, reg0 = cpu_self(), cpu_of(proc.pid)
+            cpu0, reg0, mark = cpu_self(), cpu_of(proc.pid), len(registry.log_text())
             first = discover(registry.host, transport, workers=args.jobs)
             a = first.stats
             cpu_a, reg_a = cpu_self() - cpu0, cpu_of(proc.pid) - reg0
+            logged = logged_requests(registry.log_text()[mark:])
+            reg0 = cpu_of(proc.pid)
+            floor = replay(registry.host, logged, args.jobs)
+            reg_floor = cpu_of(proc.pid) - reg0
             cpu0, reg0 = cpu_self(), cpu_of(proc.pid)
             second = discover(registry.host, transport, previous=first, workers=args.jobs)
             b = second.stats
@@ -135,6 +142,8 @@ def main() -> int:
           f"received  {a.references / a.seconds:7.0f} refs/s")
     print(f"  CPU: discover {cpu_a:.2f} s, the registry {reg_a:.2f} s; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores (wall time on a shared machine is what is left of them)")
+    print(f"  floor: the same {len(logged)} requests replayed with bare http.client ({args.jobs} threads, same run): "
+          f"{floor:.2f} s, the registry {reg_floor:.2f} s CPU; discover / floor = {a.seconds / floor:.2f}")
     print(f"B discover, incremental: {b.seconds:6.2f} s  {b.requests:6d} requests  {b.bytes_received:9d} bytes "
           f"received  ({b.reused} unchanged, {b.read} read)")
     print(f"C peak Python memory of a first run: {peak / 1e6:.1f} MB, of which {kept / 1e6:.1f} MB is the catalog "

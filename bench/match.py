@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import re
 import statistics
 import sys
@@ -36,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
+from bench.replay import logged_requests, replay  # noqa: E402
 from tests.fixtures.registry import start_registry, stop  # noqa: E402
 
 from hpcannotate.fingerprint import fingerprint  # noqa: E402
@@ -194,13 +196,15 @@ def timed(refs: list[str], host_fp, jobs: int, runs: int, configs: str = "needed
     return times
 
 
-def interleaved(refs: list[str], host_fp, jobs: int, runs: int) -> tuple[list[float], list[float]]:
-    """(measured, baseline) times, alternating run by run."""
-    measured, baseline = [], []
+def interleaved(refs: list[str], host_fp, jobs: int, runs: int, host: str,
+                logged: list[tuple[str, str]]) -> tuple[list[float], list[float], list[float]]:
+    """(measured, baseline, floor) times, alternating run by run."""
+    measured, baseline, floor = [], [], []
     for _ in range(runs):
         measured += timed(refs, host_fp, jobs, 1)
         baseline += timed(refs, host_fp, jobs, 1, configs="always")
-    return measured, baseline
+        floor.append(replay(host, logged, jobs))
+    return measured, baseline, floor
 
 
 def peak_rss_mib() -> float:
@@ -240,7 +244,9 @@ def main() -> int:
 
             baseline_requests = sum(r.requests for r in read_many(refs, Transport(), workers=args.jobs))
             rss_before = peak_rss_mib()
-            all_times, baseline_times = interleaved(refs, host_fp, args.jobs, args.runs)
+            logged_pass = logged_requests(log)
+            all_times, baseline_times, floor_times = interleaved(refs, host_fp, args.jobs, args.runs,
+                                                                 registry.host, logged_pass)
             rss_after = peak_rss_mib()
             one_worker = timed(refs, host_fp, 1, 1)
             small_times = timed(groups["small"][:50], host_fp, args.jobs, args.runs)
@@ -265,6 +271,9 @@ def main() -> int:
           f"(min {min(all_times):.3f}, max {max(all_times):.3f}); one worker: {one_worker[0]:.3f} s")
     print(f"baseline (every config read), same run, interleaved: median {median(baseline_times):.3f} s "
           f"(min {min(baseline_times):.3f}); ratio {median(all_times) / median(baseline_times):.2f}")
+    print(f"floor (the same {len(logged_pass)} requests replayed with bare http.client, {args.jobs} threads, "
+          f"same run): median {median(floor_times):.3f} s; ratio {median(all_times) / median(floor_times):.2f} "
+          f"(the rest of the floor is the registry's own CPU; load average {os.getloadavg()[0]:.1f})")
     print(f"peak memory of the bench process: {rss_before:.0f} MiB before the timed runs, {rss_after:.0f} MiB after "
           f"{2 * args.runs} rankings of all 200")
     print(f"50 small vs 50 {args.layer_mib} MiB images: {median(small_times):.3f} s vs {median(big_times):.3f} s "
