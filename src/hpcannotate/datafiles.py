@@ -17,7 +17,6 @@ import functools
 import hashlib
 import json
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +34,9 @@ LOADERS: dict[str, str] = {
 }
 
 
-def _data_dir():
-    return resources.files("hpcannotate").joinpath("data")
+def _data_dir() -> Path:
+    # the package is always unpacked (resources.templates_dir assumes the same); a path costs no import
+    return Path(__file__).resolve().parent / "data"
 
 
 def compiled_name(name: str) -> str:
