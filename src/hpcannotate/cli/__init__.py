@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 import click
 
@@ -75,6 +74,13 @@ def cli(debug: bool, quiet: bool) -> None:
     console.set_quiet(quiet)
 
 
+def _print_traceback() -> None:
+    """--debug only: traceback (with linecache and tokenize) is imported when one is printed."""
+    import traceback
+
+    traceback.print_exc()
+
+
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except HpcAnnotateError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
             if exc.detail:
                 click.echo(exc.detail, err=True)
         click.echo(f"hpcannotate: error: {_one_line(str(exc))}", err=True)
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     except (MemoryError, RecursionError) as exc:
         # Inputs are bounded where they are read (files.py, inputs.check_size); this is the last line of defence.
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         what = "memory" if isinstance(exc, MemoryError) else "stack (input nested too deeply)"
         command = next((a for a in args if a in COMMANDS), "hpcannotate")  # no argument values: they may be secrets
         click.echo(f"hpcannotate: error: {command}: ran out of {what}; is an input file huge or deeply nested?",
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as exc:  # a bug: one line unless --debug
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         name = type(exc).__name__
         click.echo(f"hpcannotate: internal error: {name}: {_one_line(str(exc))} (rerun with --debug)", err=True)
         return EXIT_ERROR
