@@ -62,3 +62,11 @@ def test_the_table_lists_every_command_as_the_command_describes_itself():
                    and getattr(obj.callback, "__module__", None) == mod.__name__}
         top = {c for c in defined if not any(c in getattr(g, "commands", {}).values() for g in defined)}
         assert top <= set(loaded.values()), f"{module}: {[c.name for c in top - set(loaded.values())]}"
+
+
+def test_a_misspelt_command_is_matched_against_every_command(run_cli):
+    r = run_cli("annotat")
+    assert r.returncode == 2
+    assert "No such command 'annotat'." in r.stderr
+    if hasattr(click.exceptions, "NoSuchCommand"):  # click >= 8.4 suggests a spelling
+        assert "Did you mean 'annotate'?" in r.stderr

@@ -31,6 +31,17 @@ class LazyGroup(click.Group):
             self.add_command(getattr(import_module(f".{module}", self.package), attribute), cmd_name)
         return self.commands.get(cmd_name)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """As click's; an unknown name is matched against every command for "Did you mean", not only the
+        ones imported so far (click >= 8.4 suggests from ``self.commands``)."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            no_such = getattr(click.exceptions, "NoSuchCommand", None)
+            if no_such is None or not isinstance(exc, no_such):
+                raise
+            raise no_such(exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """As click's, with a stand-in carrying the table's help for each command not imported yet."""
         commands = []
