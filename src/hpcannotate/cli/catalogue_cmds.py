@@ -30,7 +30,6 @@ def keys_cmd(group: str | None, markdown: bool, as_json: bool) -> None:
     """
 
     if markdown:
-
         click.echo(reference_markdown(), nl=False)
         return
     specs = [s for s in catalogue() if group is None or s.group == group]

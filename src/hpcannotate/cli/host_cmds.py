@@ -255,7 +255,6 @@ def edf_cmd(ref: str, mounts, workdir, env, entrypoint, writable, hook_style, fi
         console.warn(warning)
     text = result.toml()
     if output:
-
         write_text(output, text, "environment definition file")
         console.status(f"wrote {output}")
     else:
