@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast lint docs bench demo clean
+.PHONY: setup test test-fast lint data docs bench demo clean
 
 $(BIN)/hpcannotate: pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("hpcannotate needs Python >= 3.10") if sys.version_info < (3, 10) else None'
@@ -23,6 +23,9 @@ test-fast: setup  ## skip the slow real-world suites
 
 lint: setup
 	$(BIN)/ruff check src tests bench
+
+data: setup  ## rewrite the compiled JSON twins of src/hpcannotate/data/*.yaml (after editing a YAML)
+	$(BIN)/python -m hpcannotate.datafiles
 
 docs: setup  ## regenerate docs/keys.md from the key catalogue
 	$(BIN)/hpcannotate keys --markdown > docs/keys.md

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
+
+from . import datafiles
 
 
 class KnowledgeError(RuntimeError):
@@ -21,11 +22,8 @@ class KnowledgeError(RuntimeError):
 
 @functools.cache
 def _load(name: str) -> Any:
-    import yaml
-
-    text = resources.files("hpcannotate").joinpath("data", name).read_text(encoding="utf-8")
-    # String scalars only, as keys.yaml is read: 12.10 stays "12.10", never the float 12.1.
-    data = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 - BaseLoader builds plain str/list/dict
+    # String scalars only (datafiles.LOADERS: "base"): 12.10 stays "12.10", never the float 12.1.
+    data = datafiles.load(name)
     if not isinstance(data, dict):
         raise KnowledgeError(f"hpcannotate/data/{name}: expected a mapping")
     return data

@@ -16,9 +16,9 @@ import re
 import stat
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 
+from . import datafiles
 from .errors import InputError
 from .inputs import check_key, load_structured
 
@@ -102,10 +102,7 @@ class RecipeDir:
 
 @functools.cache
 def _schema() -> dict:
-    import yaml
-
-    text = resources.files("hpcannotate").joinpath("data/recipedir.schema.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return datafiles.load("recipedir.schema.yaml")
 
 
 def _where(error) -> str:

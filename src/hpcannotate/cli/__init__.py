@@ -1,31 +1,67 @@
 """The ``hpcannotate`` command line: a thin layer that parses arguments and prints.
 
-Every command calls the library and hands the result to ``console``. Heavy
-modules (archspec, jsonschema, hpccm, requests) are imported inside the
-commands, so ``hpcannotate --help`` stays fast.
+Every command calls the library and hands the result to ``console``. The group
+is lazy (``lazy.LazyGroup``): a command's module is imported when that command
+runs, so a command pays only for its own imports and ``hpcannotate --help``
+for none.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import traceback
 
 import click
 
+from .. import console
 from ..errors import EXIT_ERROR, HpcAnnotateError
-from .build_cmds import base_cmd, build_cmd, render_cmd
-from .catalogue_cmds import keys_cmd, schema_cmd, validate_cmd
-from .fingerprint_cmd import fingerprint_cmd
-from .host_cmds import check_cmd, edf_cmd, match_cmd
-from .infer_cmd import infer_cmd
-from .init_cmd import init_cmd
-from .probe_cmd import probe_cmd
-from .registry_cmds import annotate_cmd, collection_group, inspect_cmd
-from .site_cmds import discover_cmd, report_cmd, resolve_cmd, site_cmd
+from .lazy import LazyGroup
+
+# Every command: (module in cli/, attribute, the first paragraph of its help as `--help` lists it).
+# A command's module is imported only when that command runs (or its own --help is asked for), so
+# `hpcannotate annotate` never imports jinja2, jsonschema, hpccm or easybuild, and `hpcannotate --help`
+# imports no command at all. tests/test_cli_lazy.py checks this table against the commands themselves.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "keys": ("catalogue_cmds", "keys_cmd", "List every annotation key, its group, value kind and aliases."),
+    "schema": ("catalogue_cmds", "schema_cmd", "Print the JSON Schema (2020-12) of an annotation set."),
+    "validate": ("catalogue_cmds", "validate_cmd",
+                 "Check a YAML or JSON mapping of annotations (any alias spelling)."),
+    "init": ("init_cmd", "init_cmd",
+             "Write hpcannotate.yaml beside RECIPE (a Dockerfile, spack.yaml, HPCCM recipe or easyconfig)."),
+    "infer": ("infer_cmd", "infer_cmd", "Infer annotations from a recipe file or a recipe directory."),
+    "render": ("build_cmds", "render_cmd",
+               "Write the build context (Dockerfile, profile, entrypoint, annotations.json) without building."),
+    "build": ("build_cmds", "build_cmd",
+              "Build one annotated image per CPU target and an annotated index over them."),
+    "base": ("build_cmds", "base_cmd", "Make a base image locally when it cannot be pulled (air-gapped clusters)."),
+    "inspect": ("registry_cmds", "inspect_cmd",
+                "Show the annotations of an image or index, grouped, with their validation status."),
+    "annotate": ("registry_cmds", "annotate_cmd",
+                 "Add or change annotations of an image or index in place, without rebuilding or re-uploading "
+                 "layers."),
+    "collection": ("registry_cmds", "collection_group",
+                   "Curated MetaHub collections: images per application and tag, as annotated indexes."),
+    "fingerprint": ("fingerprint_cmd", "fingerprint_cmd",
+                    "Describe this host: CPU target, GPUs, interconnect, OS, MPI and container runtimes."),
+    "match": ("host_cmds", "match_cmd",
+              "Smoke-test images for a host before pulling them, and rank them best first."),
+    "check": ("host_cmds", "check_cmd",
+              "Check an image, a Dockerfile or a directory against the expected HPC image behaviour."),
+    "edf": ("host_cmds", "edf_cmd", "Write a CSCS Environment Definition File (TOML) for an image."),
+    "probe": ("probe_cmd", "probe_cmd",
+              "Read an image's file system from its layers and infer its system annotations."),
+    "discover": ("site_cmds", "discover_cmd",
+                 "Crawl a registry into a catalog of every image, its platform and annotations."),
+    "site": ("site_cmds", "site_cmd", "Fingerprint every node type of a cluster into a site file for `report`."),
+    "report": ("site_cmds", "report_cmd",
+               "Write a static web site: per application, which image to use on which partition."),
+    "resolve": ("site_cmds", "resolve_cmd",
+                "Print the pinned reference of the best image of REF for this node; exit 1 when none runs."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, lazy=COMMANDS, package=__name__,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="hpcannotate", prog_name="hpcannotate")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr (warnings and errors still).")
@@ -35,31 +71,14 @@ def cli(debug: bool, quiet: bool) -> None:
     Reads build recipes (HPCCM, Spack, EasyBuild), infers org.supercontainers.*
     annotations, builds and retrofits images, and tells which image fits a host.
     """
-    from .. import console
-
     console.set_quiet(quiet)
 
 
-cli.add_command(keys_cmd)
-cli.add_command(schema_cmd)
-cli.add_command(validate_cmd)
-cli.add_command(init_cmd)
-cli.add_command(infer_cmd)
-cli.add_command(render_cmd)
-cli.add_command(build_cmd)
-cli.add_command(base_cmd)
-cli.add_command(inspect_cmd)
-cli.add_command(annotate_cmd)
-cli.add_command(collection_group)
-cli.add_command(fingerprint_cmd)
-cli.add_command(match_cmd)
-cli.add_command(check_cmd)
-cli.add_command(edf_cmd)
-cli.add_command(probe_cmd)
-cli.add_command(discover_cmd)
-cli.add_command(site_cmd)
-cli.add_command(report_cmd)
-cli.add_command(resolve_cmd)
+def _print_traceback() -> None:
+    """--debug only: traceback (with linecache and tokenize) is imported when one is printed."""
+    import traceback
+
+    traceback.print_exc()
 
 
 def _one_line(text: str) -> str:
@@ -88,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except HpcAnnotateError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
             if exc.detail:
                 click.echo(exc.detail, err=True)
         click.echo(f"hpcannotate: error: {_one_line(str(exc))}", err=True)
@@ -99,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     except (MemoryError, RecursionError) as exc:
         # Inputs are bounded where they are read (files.py, inputs.check_size); this is the last line of defence.
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         what = "memory" if isinstance(exc, MemoryError) else "stack (input nested too deeply)"
-        command = next((a for a in args if a in cli.commands), "hpcannotate")  # no argument values: they may be secrets
+        command = next((a for a in args if a in COMMANDS), "hpcannotate")  # no argument values: they may be secrets
         click.echo(f"hpcannotate: error: {command}: ran out of {what}; is an input file huge or deeply nested?",
                    err=True)
         return EXIT_ERROR
@@ -110,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as exc:  # a bug: one line unless --debug
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         name = type(exc).__name__
         click.echo(f"hpcannotate: internal error: {name}: {_one_line(str(exc))} (rerun with --debug)", err=True)
         return EXIT_ERROR

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import click
 
 from .. import console
+from ..baseimage import describe_layout, load_into_buildah, make_base
+from ..build import base_reader, build, image_version, index_annotations, plan
+from ..builders import BuildOptions
+from ..builders.buildah import BuildahBuilder
+from ..buildscript import write_script
+from ..catalogue import OCI_PREFIX
+from ..catalogue import SUPERCONTAINERS_PREFIX as P
+from ..errors import InputError
+from ..inputs import parse_assignments
 from ..isolation import DEFAULT_TIMEOUT
+from ..recipedir import load_recipe_dir
+from ..render import final_base, render_variant, warn_all
 from .registry_cmds import aliases_option, registry_options
 
 
@@ -40,9 +52,6 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, use
       hpcannotate render recipes/gromacs --variant hpccm --target zen3 -o /tmp/ctx
       hpcannotate render recipes/gromacs -o build/ctx --script build/ctx/build.sh && sh build/ctx/build.sh
     """
-    from ..inputs import parse_assignments
-    from ..recipedir import load_recipe_dir
-    from ..render import render_variant, warn_all
 
     recipe_dir = load_recipe_dir(directory)
     chosen = recipe_dir.variant(variant)
@@ -77,9 +86,6 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, use
 def _store_base_reader(root=None, runroot=None, storage_driver=None):
     """The base image's annotations as buildah's store (default, or --root/--runroot) holds it (render
     makes no base); None when buildah or the base is not there, which ``_print_after_build`` then says."""
-    from ..build import base_reader
-    from ..builders import BuildOptions
-    from ..builders.buildah import BuildahBuilder
 
     store = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver)
     return base_reader(BuildahBuilder(store), allow_make=False, make=False)
@@ -88,10 +94,7 @@ def _store_base_reader(root=None, runroot=None, storage_driver=None):
 def _print_after_build(context, reader) -> None:
     """What `build` adds to the rendered keys: the base's keys when the store did not have the base,
     the probe's reading of the built image's files, and the base digest, each marked as such."""
-    from ..catalogue import OCI_PREFIX
-    from ..catalogue import SUPERCONTAINERS_PREFIX as P
     from ..probe.userland import PROBED_KEYS
-    from ..render import final_base
 
     base = final_base(context.dockerfile.read_text())
     rows = []
@@ -112,9 +115,6 @@ def _print_after_build(context, reader) -> None:
 
 
 def _write_script(script: Path, recipe_dir, variant: str, contexts) -> None:
-    from ..build import image_version, index_annotations
-    from ..buildscript import write_script
-
     version, why_not = (None, None) if recipe_dir.version else image_version(contexts)
     if why_not:
         console.warn(why_not)
@@ -162,8 +162,6 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
       hpcannotate build recipes/gromacs --push registry.example.org/hpc/gromacs:2022.5
       hpcannotate build recipes/gromacs --variant spack --backend buildx --builder remote-bk --push REF
     """
-    from ..builders import BuildOptions
-    from ..inputs import parse_assignments
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
                            authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None,
@@ -174,7 +172,6 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
                  output=output, workdir=workdir, options=options, allow_make_base=make_base, as_json=as_json,
                  userargs=userargs)
         return
-    from ..build import build
 
     report = build(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
                    output=output, workdir=workdir, options=options, allow_make_base=make_base, probe=probe,
@@ -195,8 +192,6 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
 
 
 def _base_layouts(bases: tuple[str, ...]) -> dict[str, str]:
-    from ..errors import InputError
-
     found = {}
     for item in bases:
         ref, sep, spec = item.partition("=")
@@ -211,9 +206,6 @@ DRY_RUN_WIDTH = 120  # a --dry-run argument is shown up to this many characters
 
 def _dry_run(directory, *, as_json: bool, **kwargs) -> None:
     """The plan ``build`` would carry out (same builder, destination and argv), built nothing."""
-    import shlex
-
-    from ..build import plan
 
     the_plan = plan(directory, dry_run=True, **kwargs)
     if not the_plan.available:
@@ -256,9 +248,6 @@ def base_cmd(reference: str, mirror: str, rebuild: bool, load: bool, root, runro
     Example:
       hpcannotate base debian:bookworm
     """
-    from ..baseimage import describe_layout, load_into_buildah, make_base
-    from ..builders import BuildOptions
-    from ..builders.buildah import BuildahBuilder
 
     layout = make_base(reference, mirror=mirror, rebuild=rebuild)
     info = describe_layout(layout)

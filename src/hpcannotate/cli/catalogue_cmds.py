@@ -5,8 +5,14 @@ from __future__ import annotations
 import click
 
 from .. import console
-from ..catalogue import GROUPS
+from ..annotations import Annotations
+from ..catalogue import GROUPS, catalogue
 from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK, InputError
+from ..inputs import load_annotation_mapping
+from ..keydocs import reference_markdown
+from ..provenance import Provenance
+from ..schema import annotation_schema
+from ..validation import foreign_notices
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 
@@ -22,11 +28,8 @@ def keys_cmd(group: str | None, markdown: bool, as_json: bool) -> None:
     Example:
       hpcannotate keys --group mpi
     """
-    from ..catalogue import catalogue
 
     if markdown:
-        from ..keydocs import reference_markdown
-
         click.echo(reference_markdown(), nl=False)
         return
     specs = [s for s in catalogue() if group is None or s.group == group]
@@ -58,7 +61,6 @@ def schema_cmd() -> None:
     Example:
       hpcannotate schema > annotations.schema.json
     """
-    from ..schema import annotation_schema
 
     console.emit_json(annotation_schema())
 
@@ -77,9 +79,6 @@ def validate_cmd(ctx: click.Context, file: str, as_json: bool) -> None:
     Example:
       hpcannotate validate annotations.yaml
     """
-    from ..annotations import Annotations
-    from ..inputs import load_annotation_mapping
-    from ..provenance import Provenance
 
     mapping = load_annotation_mapping(file)
     try:
@@ -87,7 +86,6 @@ def validate_cmd(ctx: click.Context, file: str, as_json: bool) -> None:
     except TypeError as exc:
         raise InputError(str(exc)) from None
     problems = annotations.validate()
-    from ..validation import foreign_notices
 
     notices = foreign_notices(annotations)
     if as_json:

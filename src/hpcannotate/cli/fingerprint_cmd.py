@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 
 from .. import console
+from ..fingerprint import fingerprint
+from ..fingerprint.capture import capture
 
 # Flags worth showing in the table: what decides which SIMD code runs.
 NOTABLE_FLAGS = (
@@ -37,7 +39,6 @@ def fingerprint_cmd(ctx: click.Context, as_json: bool, sysroot: Path | None) -> 
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ..fingerprint import fingerprint
 
     fp = fingerprint(sysroot)
     if as_json:
@@ -141,8 +142,6 @@ def capture_cmd(directory: Path, force: bool, as_json: bool) -> None:
       hpcannotate fingerprint capture nodes/gpu-a100
       srun -p gpu -N1 hpcannotate fingerprint capture nodes/gpu
     """
-    from ..fingerprint import fingerprint
-    from ..fingerprint.capture import capture
 
     written = capture(directory, force=force)
     fp = fingerprint(sysroot=directory)

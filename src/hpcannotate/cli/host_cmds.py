@@ -12,20 +12,21 @@ from pathlib import Path
 import click
 
 from .. import console
-from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK
+from ..check import check
+from ..edf import EdfOptions, check_env, edf
+from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK, HpcAnnotateError, InputError
+from ..files import write_text
+from ..fingerprint import Fingerprint, fingerprint
+from ..imageread import Transport
+from ..match import match
 from .registry_cmds import registry_options
 
 
 def _transport(authfile, tls_verify, plain_http):
-    from ..imageread import Transport
-
     return Transport(authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None)
 
 
 def _host(fingerprint_file: Path | None, sysroot: Path | None):
-    from ..errors import InputError
-    from ..fingerprint import Fingerprint, fingerprint
-
     if fingerprint_file and sysroot:
         raise InputError("--fingerprint and --sysroot are exclusive: describe one host")
     if fingerprint_file:
@@ -72,8 +73,6 @@ def match_cmd(ctx: click.Context, refs, fingerprint_file, sysroot, app, jobs, au
       hpcannotate match registry.example.org/hpc/gromacs:2023.3
       hpcannotate match --fingerprint node.json img:zen2 img:zen3 img:x86_64 --json
     """
-    from ..errors import HpcAnnotateError
-    from ..match import match
 
     host = _host(fingerprint_file, sysroot)
     report = match(refs, host, _transport(authfile, tls_verify, plain_http), app=app, workers=jobs)
@@ -130,11 +129,11 @@ def _print_match(report, where: str = "this host") -> None:
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     click.echo(click.style("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), bold=True))
     marks = {"red": "✗", "unknown": "?", "orange": "~", "green": "✓", "note": "·"}
-    for match, row in zip(report.ranking, rows, strict=True):
+    for ranked, row in zip(report.ranking, rows, strict=True):
         cells = [row[0].ljust(widths[0]), _styled(row[1], widths[1])] + \
             [c.ljust(w) for c, w in zip(row[2:], widths[2:], strict=True)]
         click.echo("  ".join(cells).rstrip())
-        for reason in match.reasons:
+        for reason in ranked.reasons:
             colour = console.VERDICT_COLOURS.get(reason.level)
             text = reason.message + (f" ({reason.detail})" if reason.detail else "")
             click.echo("      " + click.style(f"{marks[reason.level]} {text}", fg=colour,
@@ -180,7 +179,6 @@ def check_cmd(ctx: click.Context, subject: str, authfile, tls_verify, plain_http
       hpcannotate check path/to/Dockerfile --json
       hpcannotate check recipes/gromacs
     """
-    from ..check import check
 
     report = check(subject, _transport(authfile, tls_verify, plain_http), layers)
     if as_json:
@@ -248,8 +246,6 @@ def edf_cmd(ref: str, mounts, workdir, env, entrypoint, writable, hook_style, fi
       hpcannotate edf registry.example.org/hpc/gromacs:2023.3 --mount '${SCRATCH}:/scratch' -o gromacs.toml
       srun --environment=$PWD/gromacs.toml gmx mdrun ...
     """
-    from ..edf import EdfOptions, check_env, edf
-    from ..fingerprint import Fingerprint
 
     options = EdfOptions(mounts=list(mounts), workdir=workdir, env=dict(check_env(e) for e in env),
                          entrypoint=entrypoint, writable=writable, hook_style=hook_style, pin=not by_tag)
@@ -259,8 +255,6 @@ def edf_cmd(ref: str, mounts, workdir, env, entrypoint, writable, hook_style, fi
         console.warn(warning)
     text = result.toml()
     if output:
-        from ..files import write_text
-
         write_text(output, text, "environment definition file")
         console.status(f"wrote {output}")
     else:

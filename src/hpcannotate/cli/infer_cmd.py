@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from .. import console
+from ..adapters.base import InferOptions
+from ..infer import infer
 from ..inputs import parse_assignments
 from ..isolation import DEFAULT_TIMEOUT
 
@@ -42,8 +44,6 @@ def infer_cmd(path: Path, target, fmt, variant, userarg, robot_path, timeout, co
       hpcannotate infer recipes/pytorch --variant hpccm-cpu --json
       hpcannotate infer GROMACS-2023.3-foss-2023a.eb --target x86_64_v3   # looked up in easybuild-easyconfigs
     """
-    from ..adapters.base import InferOptions
-    from ..infer import infer
 
     options = InferOptions(
         target=target,

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .. import console
+from ..builders import BuildOptions
 from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK
 from .registry_cmds import registry_options
 
@@ -49,7 +50,6 @@ def probe_cmd(ctx: click.Context, reference: str, recipe, variant, target, check
       hpcannotate probe registry.example.org/hpc/gromacs:2022.5 --recipe recipes/gromacs --strict
       hpcannotate probe containers-storage:docker.io/library/debian:bookworm --json
     """
-    from ..builders import BuildOptions
     from ..probe import cross_check, probe_image
     from ..probe.claims import image_claims, recipe_claims
 

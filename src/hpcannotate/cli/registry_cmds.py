@@ -7,6 +7,12 @@ from pathlib import Path
 import click
 
 from .. import console
+from ..catalogue import catalogue
+from ..errors import HpcAnnotateError, InputError
+from ..files import write_text
+from ..inputs import parse_assignments
+from ..keynames import HARDWARE_CPU_OPTIMIZED_MODE, HARDWARE_CPU_OPTIMIZED_VERSION
+from ..targets import is_target, mode_for_target, suggest_target
 
 
 def registry_options(func):
@@ -111,16 +117,12 @@ labels_option = click.option(
 # -- annotate -----------------------------------------------------------------------------------------
 def target_assignments(target: str, given: dict[str, str]) -> dict[str, str]:
     """``--target T``: the target and the mode archspec derives from it, so the two never disagree."""
-    from ..catalogue import SUPERCONTAINERS_PREFIX as P
-    from ..catalogue import catalogue
-    from ..errors import InputError
-    from ..targets import is_target, mode_for_target, suggest_target
 
     if not is_target(target):
         hint = suggest_target(target)
         raise InputError(f"--target {target}: not an archspec CPU target" + (f" (did you mean {hint!r}?)" if hint
                                                                               else ""))
-    wanted = {P + "hardware.cpu.optimized.version": target, P + "hardware.cpu.optimized.mode": mode_for_target(target)}
+    wanted = {HARDWARE_CPU_OPTIMIZED_VERSION: target, HARDWARE_CPU_OPTIMIZED_MODE: mode_for_target(target)}
     for key, value in given.items():
         canonical = catalogue().canonical(key)
         if canonical in wanted and value != wanted[canonical]:
@@ -167,8 +169,6 @@ def annotate_cmd(ref: str, assignments, removals, target, from_path, platforms, 
       hpcannotate annotate reg.example.org/hpc/gromacs:2023.3 --from curated.yaml --platform linux/amd64
       hpcannotate annotate oci:build/app/oci:1.0 --unset org.supercontainers.tools.includes
     """
-    from ..errors import HpcAnnotateError
-    from ..inputs import parse_assignments
     from ..retrofit import annotate, make_change
 
     values = parse_assignments(assignments, "--set")
@@ -251,7 +251,6 @@ def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, 
       hpcannotate collection apply examples/collection.yaml --push registry.example.org/metahub
     """
     from ..collection import apply_collection, load_collection
-    from ..errors import HpcAnnotateError
 
     collection = load_collection(file)
     results = apply_collection(collection, push=push, dry_run=dry_run, convert_to_oci=convert_to_oci, aliases=aliases,
@@ -315,7 +314,6 @@ def collection_export_cmd(ref: str, name, output: Path | None, authfile, tls_ver
     if output is None:
         click.echo(text, nl=False)
         return
-    from ..files import write_text
 
     write_text(output, text, "collection YAML")
     console.ok(f"wrote {output}")

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import shlex
+import socket
 from pathlib import Path
 
 import click
 
 from .. import console
-from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK
+from ..discover import Catalog, ProgressBar, discover, write_atomic
+from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK, InputError
+from ..report import pyxis_image, write_report
+from ..resolve import resolve
+from ..site import Site, from_fingerprint_dir, slurm_site
 from .host_cmds import _host, _short, _styled, _transport
 from .registry_cmds import registry_options
 
@@ -39,7 +45,6 @@ def discover_cmd(ctx: click.Context, target: str, output: Path, full: bool, jobs
       hpcannotate discover registry.example.org/hpc -o catalog.json
       hpcannotate discover 127.0.0.1:5000 -o catalog.json --json
     """
-    from ..discover import Catalog, ProgressBar, discover
 
     previous = Catalog.load(output) if output.exists() and not full else None
     bar = None if no_progress else ProgressBar("discover")
@@ -94,12 +99,6 @@ def site_cmd(ctx: click.Context, slurm: bool, fingerprint_dir: Path | None, by_f
       hpcannotate site --slurm --by-features --srun-arg=--time=5 -o site.json
       hpcannotate site --fingerprint-dir fingerprints/ -o site.json
     """
-    import shlex
-    import socket
-
-    from ..discover import write_atomic
-    from ..errors import InputError
-    from ..site import from_fingerprint_dir, slurm_site
 
     if slurm == bool(fingerprint_dir):
         raise InputError("give exactly one of --slurm and --fingerprint-dir")
@@ -145,10 +144,6 @@ def report_cmd(catalog_file: Path, site_file: Path, output: Path, as_json: bool)
     Example:
       hpcannotate report catalog.json --site site.json -o public/
     """
-    from ..discover import Catalog
-    from ..errors import InputError
-    from ..report import write_report
-    from ..site import Site
 
     catalog = Catalog.load(catalog_file)
     site = Site.load(site_file)
@@ -184,8 +179,6 @@ def resolve_cmd(ctx: click.Context, ref: str, fingerprint_file: Path | None, for
       srun --container-image=$(hpcannotate resolve --format pyxis reg.example.org/hpc/gromacs:2023.3) gmx mdrun
       podman run $(hpcannotate resolve reg.example.org/hpc/gromacs:2023.3) gmx --version
     """
-    from ..report import pyxis_image
-    from ..resolve import resolve
 
     host = _host(fingerprint_file, None)
     found = resolve(ref, host, _transport(authfile, tls_verify, plain_http), siblings=not no_siblings)
