@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import HpcAnnotateError, InputError
+from .keynames import APP_VERSION, OCI_VERSION
 
 if TYPE_CHECKING:
     from .imageread import ImageRead, Transport
     from .registry.client import RegistryClient
 
 CATALOG_FORMAT = "hpcannotate-catalog/1"
-APP_VERSION_KEYS = ("org.supercontainers.app.version", "org.opencontainers.image.version")
+APP_VERSION_KEYS = (APP_VERSION, OCI_VERSION)
 Progress = Callable[[int, int, int], None]  # (done, total, reused)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .catalogue import SUPERCONTAINERS_PREFIX as P
+from . import keynames as keys
 from .catalogue import catalogue
 from .matchcpu import cpu_fit, simd_width
 from .matchreasons import GREEN, NOTE, ORANGE, RANK, RED, UNKNOWN, VERDICTS, Reason, note, red, speed, unknown
@@ -40,21 +40,21 @@ __all__ = ["GREEN", "NOTE", "ORANGE", "RANK", "RED", "UNKNOWN", "VERDICTS", "Ass
            "MatchReport", "Reason", "assess", "gpu_arch_name", "match", "ptx_jits", "rank", "rank_entries",
            "sass_runs", "simd_width"]
 
-TARGET = P + "hardware.cpu.optimized.version"
-CUDA = P + "hardware.gpu.nvidia.cuda.version"
-NV_ARCH = P + "hardware.gpu.nvidia.architecture"
-NV_DRIVER = P + "hardware.gpu.nvidia.driver.version"
-AMD_ARCH = P + "hardware.gpu.amd.architecture"
-MPI = P + "mpi.implementation"
-MPI_VERSION = P + "mpi.version"
-MPI_ABI = P + "mpi.abi.version"
-MPI_MODE = P + "mpi.portability.mode"
-FRAMEWORK = P + "communication.framework"
-GLIBC = P + "glibc.version"
-KERNEL_MIN = P + "host.kernel.version.min"
-EXPECTATION = P + "host.kernel.modules.expectation"
-APP = P + "app.name"
-TITLE = "org.opencontainers.image.title"
+TARGET = keys.HARDWARE_CPU_OPTIMIZED_VERSION
+CUDA = keys.HARDWARE_GPU_NVIDIA_CUDA_VERSION
+NV_ARCH = keys.HARDWARE_GPU_NVIDIA_ARCHITECTURE
+NV_DRIVER = keys.HARDWARE_GPU_NVIDIA_DRIVER_VERSION
+AMD_ARCH = keys.HARDWARE_GPU_AMD_ARCHITECTURE
+MPI = keys.MPI_IMPLEMENTATION
+MPI_VERSION = keys.MPI_VERSION
+MPI_ABI = keys.MPI_ABI_VERSION
+MPI_MODE = keys.MPI_PORTABILITY_MODE
+FRAMEWORK = keys.COMMUNICATION_FRAMEWORK
+GLIBC = keys.GLIBC_VERSION
+KERNEL_MIN = keys.HOST_KERNEL_VERSION_MIN
+EXPECTATION = keys.HOST_KERNEL_MODULES_EXPECTATION
+APP = keys.APP_NAME
+TITLE = keys.OCI_TITLE
 
 
 @dataclass
@@ -374,7 +374,7 @@ def _annotations(values: Mapping[str, str], problems: Sequence) -> list[Reason]:
     for problem in problems:
         if problem.key == TARGET or (problem.key in mandatory and problem.key not in values):
             continue  # said above: a missing mandatory key, a target that is not archspec's
-        reasons.append(note("annotations", str(problem).removeprefix(P)))
+        reasons.append(note("annotations", str(problem).removeprefix(keys.SUPERCONTAINERS)))
     return reasons
 
 

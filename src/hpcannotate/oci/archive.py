@@ -42,6 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
+from ..keynames import OCI_REF_NAME
 from .media import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_INDEX, canonical_json
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ OCI_ARCHIVE = "oci-archive:"
 DOCKER_ARCHIVE = "docker-archive:"
 PREFIXES = (OCI_ARCHIVE, DOCKER_ARCHIVE)
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
-REF_NAME = "org.opencontainers.image.ref.name"
+REF_NAME = OCI_REF_NAME
 INDEX_KEY = "io.hpcannotate.archive.index"
 CHUNK = 1024 * 1024
 MAX_MEMBERS = 100_000  # entries read from one archive (docker save of 100 images holds ~1000)

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..catalogue import SUPERCONTAINERS_PREFIX
+from ..keynames import OCI_REF_NAME
 from .media import OCI_INDEX, canonical_json, sha256_digest
 from .store import Manifest
 
@@ -50,7 +51,7 @@ COMPLETE_TAG = "all"  # build: the complete index's tag is TAG-all (no archspec 
 def descriptor_annotations(annotations: dict[str, str]) -> dict[str, str]:
     return {
         k: v for k, v in annotations.items()
-        if ".docs." not in k and len(v) <= MAX_DESCRIPTOR_VALUE and k != "org.opencontainers.image.ref.name"
+        if ".docs." not in k and len(v) <= MAX_DESCRIPTOR_VALUE and k != OCI_REF_NAME
     }
 
 

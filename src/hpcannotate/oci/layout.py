@@ -20,9 +20,10 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import kind_of, os_reason, read_bytes, read_text
+from ..keynames import OCI_REF_NAME
 from .media import OCI_INDEX, canonical_json, check_shape, sha256_digest
 
-REF_NAME = "org.opencontainers.image.ref.name"
+REF_NAME = OCI_REF_NAME
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 BLOB_LIMIT = 64 * 1024 * 1024  # manifests and configs read whole; the registry client allows configs this large
 

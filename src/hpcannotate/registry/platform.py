@@ -11,11 +11,12 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..keynames import HARDWARE_CPU_OPTIMIZED_VERSION
 from ..oci.layout import REF_NAME
 
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ATTESTATION_TYPE = "vnd.docker.reference.type"
-TARGET_KEY = "org.supercontainers.hardware.cpu.optimized.version"
+TARGET_KEY = HARDWARE_CPU_OPTIMIZED_VERSION
 
 
 @dataclass(frozen=True)
