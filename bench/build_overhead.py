@@ -58,11 +58,11 @@ def timed(argv: list[str]) -> float:
 def buildx_cases(args, exe: str, recipe_dir, variant: str, target: str, tmp: Path) -> dict[str, list[str]]:
     """D, D' and E of the docstring: hpcannotate with buildx, and the buildx command it runs, by hand."""
     from hpcannotate.builders.base import platform_for
-    from hpcannotate.builders.buildx import BuildxBuilder
+    from hpcannotate.builders.buildx import BuildxBuilder, BuildxOptions
     from hpcannotate.builders.buildx_bases import register
     from hpcannotate.targets import family_of
 
-    builder = BuildxBuilder(BuildOptions(builder=args.builder))
+    builder = BuildxBuilder(BuildxOptions(builder=args.builder))
     reason = builder.unavailable_reason()
     if reason:
         sys.exit(f"--builder {args.builder}: {reason}")

@@ -162,12 +162,15 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
       hpcannotate build recipes/gromacs --push registry.example.org/hpc/gromacs:2022.5
       hpcannotate build recipes/gromacs --variant spack --backend buildx --builder remote-bk --push REF
     """
-    from ..builders import BuildOptions
+    from ..builders import BuildOptions, BuildxOptions
     from ..inputs import parse_assignments
 
-    options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
-                           authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None,
-                           stream_log=stream_log, base_layouts=_base_layouts(bases), aliases=aliases)
+    common = {"root": root, "runroot": runroot, "storage_driver": storage_driver, "authfile": authfile,
+              "tls_verify": tls_verify, "plain_http": plain_http or None, "stream_log": stream_log,
+              "aliases": aliases}
+    # buildx's own flags make buildx options; the backend chosen adopts (or refuses) them
+    options = (BuildxOptions(**common, builder=buildx_builder, base_layouts=_base_layouts(bases))
+               if buildx_builder or bases else BuildOptions(**common))
     userargs = parse_assignments(userarg, "--userarg")
     if dry_run:
         _dry_run(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,
