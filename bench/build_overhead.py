@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from hpcannotate.baseimage import load_into_buildah, make_base  # noqa: E402
-from hpcannotate.build import base_images  # noqa: E402
 from hpcannotate.builders import BuildOptions  # noqa: E402
 from hpcannotate.builders.buildah import BuildahBuilder  # noqa: E402
+from hpcannotate.containerfile import base_images  # noqa: E402
 from hpcannotate.recipedir import load_recipe_dir  # noqa: E402
 from hpcannotate.render import render_variant  # noqa: E402
 

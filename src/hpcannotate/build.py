@@ -23,6 +23,7 @@ from .builders import Builder, BuildOptions, select_builder
 from .builders.base import platform_for
 from .catalogue import OCI_PREFIX
 from .catalogue import SUPERCONTAINERS_PREFIX as P
+from .containerfile import base_images
 from .errors import HpcAnnotateError, InputError
 from .oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry, first_not_baseline
 from .oci.media import OCI_INDEX
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from .registry.repository import ImageRepository
 
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # an OCI distribution tag
-FROM_RE = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.I | re.M)
 
 
 @dataclass
@@ -206,23 +206,6 @@ class BuildPlan:
         return {"app": self.recipe_dir.name, "variant": self.variant, "backend": self.builder.name,
                 "backend_available": self.available, "index": self.destination.index_ref(),
                 "targets": [t.to_json() for t in self.targets], "warnings": self.warnings}
-
-
-def base_images(dockerfile: str) -> list[str]:
-    """The external images a Dockerfile starts from (stage names and ``scratch`` excluded)."""
-    stages: set[str] = set()
-    bases = []
-    for line in dockerfile.splitlines():
-        match = FROM_RE.match(line)
-        if not match:
-            continue
-        image = match.group(1)
-        alias = re.search(r"\s+AS\s+(\S+)\s*$", line, re.I)
-        if image.lower() != "scratch" and image not in stages and image not in bases:
-            bases.append(image)
-        if alias:
-            stages.add(alias.group(1))
-    return bases
 
 
 def base_reader(builder: Builder, allow_make: bool, make: bool = True, work: Path | None = None):

@@ -26,6 +26,7 @@ from .adapters.base import Inference, InferOptions, apply_target
 from .annotations import Annotations
 from .catalogue import OCI_PREFIX
 from .catalogue import SUPERCONTAINERS_PREFIX as P
+from .containerfile import final_base
 from .containerfile import parse as parse_dockerfile
 from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
@@ -381,20 +382,6 @@ def _final_env_dirs(body: str, where: str) -> dict[str, tuple[str, ...]]:
             if key in ("PATH", "LD_LIBRARY_PATH"):
                 found[key] = found.get(key, ()) + tuple(d for d in value.split(":") if d.startswith("/"))
     return found
-
-
-def final_base(dockerfile: str) -> str | None:
-    """The image the final stage starts from, following stage aliases (None for scratch)."""
-    stages: dict[str, str] = {}
-    image = None
-    for line in dockerfile.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0].upper() == "FROM":
-            args = [w for w in words[1:] if not w.startswith("--")]
-            image = stages.get(args[0].lower(), args[0])
-            if len(args) >= 3 and args[1].upper() == "AS":
-                stages[args[2].lower()] = image
-    return None if image is None or image.lower() == "scratch" else image
 
 
 def check_size(annotations: dict[str, str], where: str) -> list[str]:

@@ -78,7 +78,7 @@ class BuildahBuilder(Builder):
     def base_pull_args(self, context: RenderedContext) -> list[str]:
         """For a layout destination, how buildah reaches the registries of the bases it pulls: plain HTTP
         for a loopback one (as with --push, where ``registry_args`` covers the destination and bases alike)."""
-        from ..build import base_images
+        from ..containerfile import base_images
         from ..registry.reference import is_loopback, parse_reference
 
         args = []

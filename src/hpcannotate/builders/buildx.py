@@ -88,7 +88,7 @@ class BuildxBuilder(Builder):
             argv += ["--builder", self.options.builder]
         argv += ["--platform", platform, "-f", str(context.dockerfile), "--provenance=false"]
         annotations = {k: v for k, v in context.oci_annotations().items() if k not in LAYOUT_ONLY}
-        from ..render import final_base  # on use: builders stay importable without the renderer
+        from ..containerfile import final_base  # on use: the builders import no parser at start-up
 
         base_digest = self.base_digests.get(final_base(context.dockerfile.read_text()) or "")
         if base_digest and BASE_DIGEST not in annotations:

@@ -90,8 +90,8 @@ def _print_after_build(context, reader) -> None:
     the probe's reading of the built image's files, and the base digest, each marked as such."""
     from ..catalogue import OCI_PREFIX
     from ..catalogue import SUPERCONTAINERS_PREFIX as P
+    from ..containerfile import final_base
     from ..probe.userland import PROBED_KEYS
-    from ..render import final_base
 
     base = final_base(context.dockerfile.read_text())
     rows = []
