@@ -12,11 +12,11 @@ too: a recipe claiming ``communication.framework: ucx`` on an image without
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..annotations import Annotations
 from ..catalogue import SUPERCONTAINERS_PREFIX as P
+from ..versions import versions_agree
 from .model import Finding
 from .probe import ProbeResult
 from .userland import TOOLS
@@ -59,14 +59,6 @@ class Conflict:
     def to_json(self) -> dict:
         return {"key": self.key, "severity": self.severity, "recipe": self.recipe, "image": self.image,
                 "message": self.message, "recipe_source": self.recipe_source, "image_source": self.image_source}
-
-
-def versions_agree(claimed: str, found: str) -> bool:
-    """``4.1`` and ``4.1.4`` agree (one is less precise); ``4.1.5`` and ``4.1.4`` do not."""
-    a = re.findall(r"\d+|[A-Za-z]+", claimed)
-    b = re.findall(r"\d+|[A-Za-z]+", found)
-    n = min(len(a), len(b))
-    return n > 0 and a[:n] == b[:n]
 
 
 def _source(annotations: Annotations, key: str) -> str | None:
