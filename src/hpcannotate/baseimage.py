@@ -19,6 +19,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .cache import cache_dir  # also read here by registry.compress and bench/compress.py
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .errors import HpcAnnotateError, InputError
 from .oci.layers import directory_layer
@@ -29,13 +30,6 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_SUITES = {"bookworm": "12", "trixie": "13", "bullseye": "11", "sid": "unstable"}
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEBOOTSTRAP_TIMEOUT = 1800
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("HPCANNOTATE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hpcannotate"
-    )
-    return Path(base)
 
 
 def oci_arch() -> str:

@@ -7,11 +7,15 @@ below are the few that relate two keys to each other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .annotations import Annotations, Problem
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .catalogue import catalogue, is_managed
+from .problem import Problem
 from .values import check_value
+
+if TYPE_CHECKING:
+    from .annotations import Annotations
 
 MODE = P + "hardware.cpu.optimized.mode"
 TARGET = P + "hardware.cpu.optimized.version"

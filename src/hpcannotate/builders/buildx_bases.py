@@ -86,7 +86,8 @@ def layout_base(spec: str, where: str = "--base ") -> LocalBase:
 
 def made_base(ref: str, allow_make: bool, make: bool) -> LocalBase | None:
     """A debian/busybox base from ``hpcannotate base``'s cache, made now when missing and allowed."""
-    from ..baseimage import cache_dir, make_base, oci_arch, parse_base
+    from ..baseimage import make_base, oci_arch, parse_base
+    from ..cache import cache_dir
     from ..oci.layout import OciLayout
 
     try:

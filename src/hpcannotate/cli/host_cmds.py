@@ -180,7 +180,7 @@ def check_cmd(ctx: click.Context, subject: str, authfile, tls_verify, plain_http
       hpcannotate check path/to/Dockerfile --json
       hpcannotate check recipes/gromacs
     """
-    from ..check import check
+    from ..check_dockerfile import check
 
     report = check(subject, _transport(authfile, tls_verify, plain_http), layers)
     if as_json:
