@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from .catalogue import OCI_PREFIX, catalogue, is_managed
 from .problem import Problem  # ``annotations.Problem`` stays where callers import it
-from .provenance import Layer, Provenance
+from .provenance import Provenance
 from .values import as_text, normalise_value
 
 # Annotations that describe a reference inside an OCI layout, not the image, so
@@ -205,8 +205,3 @@ class Annotations(Mapping[str, str]):
             )
             entries.append(Entry(key, as_text(value), Provenance.from_dict(prov), prov.get("spelled"), overridden))
         return cls(entries)
-
-
-def layer_annotations(data: Mapping[str, object], layer: Layer, file: str | None = None) -> Annotations:
-    """Shorthand for producers that have a plain mapping from one source."""
-    return Annotations.from_mapping(data, Provenance(layer=layer, file=file), source=file)
