@@ -25,6 +25,7 @@ from .catalogue import OCI_PREFIX
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .containerfile import base_images
 from .errors import HpcAnnotateError, InputError
+from .keynames import APP_VERSION, HARDWARE_CPU_OPTIMIZED_VERSION, TOOLS_INCLUDES
 from .oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry, first_not_baseline
 from .oci.media import OCI_INDEX
 from .provenance import Layer
@@ -159,7 +160,7 @@ def plan_destination(recipe_dir: RecipeDir, push: str | None, output: str | None
 
 def image_version(contexts: list[RenderedContext]) -> tuple[str | None, str | None]:
     """The version every rendered target states (``app.version``), for the tag; else None and why not."""
-    key = P + "app.version"
+    key = APP_VERSION
     versions = {c.target: c.annotations.get(key) for c in contexts}
     found = set(versions.values())
     if not versions or found == {None}:
@@ -238,7 +239,7 @@ def probe_target(reference: str, context: RenderedContext, options: BuildOptions
     for conflict in conflicts:
         console.warn(f"recipe and image disagree: {conflict}")
     merged = context.annotations.merge(result.annotations)
-    tools = P + "tools.includes"
+    tools = TOOLS_INCLUDES
     if tools in context.annotations and tools in result.annotations:
         # the probe only knows its own list of tools: keep what the recipe declared too
         items = dict.fromkeys(context.annotations[tools].split(",") + result.annotations[tools].split(","))
@@ -272,7 +273,7 @@ def verify(store: ImageRepository, index_ref: str, expected: dict[str, dict[str,
     by_digest = {d["digest"]: d for d in every_entry(index, lambda digest: store.get(digest).json())}
     for target, want in expected.items():
         desc = next((d for d in by_digest.values()
-                     if d.get("annotations", {}).get(P + "hardware.cpu.optimized.version") == target), None)
+                     if d.get("annotations", {}).get(HARDWARE_CPU_OPTIMIZED_VERSION) == target), None)
         if desc is None:
             raise HpcAnnotateError(f"{store.describe(index_ref)}: the index has no entry for target {target}")
         manifest = store.get(desc["digest"]).json()

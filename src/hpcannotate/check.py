@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .errors import InputError
+from .keynames import CONTAINER_ENTRYPOINT_PROFILE, DOCS_BUILD_DOCKERFILE, HARDWARE_CPU_OPTIMIZED_VERSION
 from .knowledge import shells
 
 if TYPE_CHECKING:
@@ -33,9 +34,9 @@ if TYPE_CHECKING:
     from .containerfile import Dockerfile
     from .imageread import PlatformEntry, Transport
 
-TARGET = P + "hardware.cpu.optimized.version"
-PROFILE_MARKER = P + "container.entrypoint.profile"
-DOCKERFILE_DOC = P + "docs.build.dockerfile"
+TARGET = HARDWARE_CPU_OPTIMIZED_VERSION
+PROFILE_MARKER = CONTAINER_ENTRYPOINT_PROFILE
+DOCKERFILE_DOC = DOCS_BUILD_DOCKERFILE
 
 TITLES = {
     "annotations": "mandatory annotations present and valid",

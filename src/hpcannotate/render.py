@@ -34,6 +34,16 @@ from .files import read_bytes, read_text
 from .infer import infer, name_target_source
 from .inputs import key_problem
 from .isolation import DEFAULT_TIMEOUT, malformed, run_isolated
+from .keynames import (
+    BUILD_RECIPE_FORMAT,
+    DOCS_BUILD_DOCKERFILE,
+    DOCS_BUILD_EASYCONFIG,
+    DOCS_BUILD_HPCCM_RECIPE,
+    DOCS_BUILD_QUICKSTART_BASE64,
+    DOCS_BUILD_SPACK_ENV,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+    SHELL_IMPLEMENTATION,
+)
 from .oci.layout import current_umask
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
@@ -47,11 +57,11 @@ DEFAULT_EASYBUILD_BASE = "ubuntu:22.04"
 
 # The recipe itself, embedded as build documentation, by format.
 RECIPE_DOC_KEY = {
-    "hpccm": P + "docs.build.hpccm.recipe",
-    "spack": P + "docs.build.spack.env",
-    "easybuild": P + "docs.build.easyconfig",
+    "hpccm": DOCS_BUILD_HPCCM_RECIPE,
+    "spack": DOCS_BUILD_SPACK_ENV,
+    "easybuild": DOCS_BUILD_EASYCONFIG,
 }
-DOCKERFILE_DOC_KEY = P + "docs.build.dockerfile"
+DOCKERFILE_DOC_KEY = DOCS_BUILD_DOCKERFILE
 
 # A directory holding this file was written by render_variant: the only kind it replaces.
 MARKER = ".hpcannotate-context"
@@ -157,7 +167,7 @@ def login_shell(variant: Variant, annotations: Annotations) -> str:
     but has sh (busybox, alpine), where a ``/bin/bash`` CMD would fail on every start."""
     if variant.shell:
         return variant.shell
-    shells = set(annotations.get(P + "shell.implementation", "").split(","))
+    shells = set(annotations.get(SHELL_IMPLEMENTATION, "").split(","))
     return "/bin/sh" if "bash" not in shells and shells & {"sh", "ash", "dash"} else DEFAULT_SHELL
 
 
@@ -292,7 +302,7 @@ def _inference(variant: Variant, target: str, timeout: float, target_source: str
     if variant.format == "dockerfile":
         inference = Inference("dockerfile", variant.recipe)
         apply_target(inference, target)
-        inference.set(P + "build.recipe.format", "dockerfile")
+        inference.set(BUILD_RECIPE_FORMAT, "dockerfile")
     else:
         options = InferOptions(target=target, userargs=dict(variant.userargs), timeout=timeout)
         inference = infer(variant.recipe, options, variant.format)
@@ -315,7 +325,7 @@ def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
         if kind in ("quickstart", "benchmark"):
             std[P + f"docs.{kind}.base64"] = b64(read_bytes(doc, f"docs.{kind} file"))
         elif kind == "build":
-            std[P + "docs.build.quickstart.base64"] = b64(read_bytes(doc, "docs.build file"))
+            std[DOCS_BUILD_QUICKSTART_BASE64] = b64(read_bytes(doc, "docs.build file"))
     return Annotations.from_mapping(std, prov).merge(declared)
 
 
@@ -611,9 +621,9 @@ def _check_pinned_target(recipe_dir: RecipeDir, variant: Variant, target: str,
                          f"{', '.join(pinned[0])} ({pinned[1]}); it cannot be built for {target}")
     if annotations is None:
         return
-    built_for = annotations.get(P + "hardware.cpu.optimized.version")
+    built_for = annotations.get(HARDWARE_CPU_OPTIMIZED_VERSION)
     if built_for != target:
-        source = annotations.entry(P + "hardware.cpu.optimized.version").provenance.describe()
+        source = annotations.entry(HARDWARE_CPU_OPTIMIZED_VERSION).provenance.describe()
         raise InputError(f"{recipe_dir.config}: variant {variant.name}: the recipe pins CPU target {built_for} "
                          f"({source}); it cannot be built for {target}")
 

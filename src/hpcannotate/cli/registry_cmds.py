@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from .. import console
+from ..keynames import HARDWARE_CPU_OPTIMIZED_MODE, HARDWARE_CPU_OPTIMIZED_VERSION
 
 
 def registry_options(func):
@@ -111,7 +112,6 @@ labels_option = click.option(
 # -- annotate -----------------------------------------------------------------------------------------
 def target_assignments(target: str, given: dict[str, str]) -> dict[str, str]:
     """``--target T``: the target and the mode archspec derives from it, so the two never disagree."""
-    from ..catalogue import SUPERCONTAINERS_PREFIX as P
     from ..catalogue import catalogue
     from ..errors import InputError
     from ..targets import is_target, mode_for_target, suggest_target
@@ -120,7 +120,7 @@ def target_assignments(target: str, given: dict[str, str]) -> dict[str, str]:
         hint = suggest_target(target)
         raise InputError(f"--target {target}: not an archspec CPU target" + (f" (did you mean {hint!r}?)" if hint
                                                                               else ""))
-    wanted = {P + "hardware.cpu.optimized.version": target, P + "hardware.cpu.optimized.mode": mode_for_target(target)}
+    wanted = {HARDWARE_CPU_OPTIMIZED_VERSION: target, HARDWARE_CPU_OPTIMIZED_MODE: mode_for_target(target)}
     for key, value in given.items():
         canonical = catalogue().canonical(key)
         if canonical in wanted and value != wanted[canonical]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..annotations import Annotations
 from ..catalogue import SUPERCONTAINERS_PREFIX as P
+from ..keynames import COMMUNICATION_FRAMEWORK, HARDWARE_GPU_NVIDIA_CUDA_VERSION, MPI_ABI_VERSION, MPI_IMPLEMENTATION
 from ..versions import versions_agree
 from .model import Finding
 from .probe import ProbeResult
@@ -70,7 +71,7 @@ def _describe(findings: list[Finding]) -> str:
 
 
 def _mpi(recipe: Annotations, probed: Annotations, findings: list[Finding] | None) -> list[Conflict]:
-    key = P + "mpi.implementation"
+    key = MPI_IMPLEMENTATION
     claimed = recipe.get(key)
     if not claimed:
         return []
@@ -83,7 +84,7 @@ def _mpi(recipe: Annotations, probed: Annotations, findings: list[Finding] | Non
         found = probed.get(key)
         if found and found != claimed:
             return [conflict(f"the recipe says {claimed}, the image holds {found}")]
-        abi = probed.get(P + "mpi.abi.version")
+        abi = probed.get(MPI_ABI_VERSION)
         expected = "40" if claimed == "openmpi" else "12" if claimed in MPICH_FAMILY else None
         if abi and expected and abi.split(".")[0] != expected:
             return [conflict(f"the recipe says {claimed} (libmpi.so.{expected}), the image's MPI has ABI {abi}")]
@@ -113,7 +114,7 @@ def _mpi(recipe: Annotations, probed: Annotations, findings: list[Finding] | Non
 
 
 def _frameworks(recipe: Annotations, findings: list[Finding] | None) -> list[Conflict]:
-    key = P + "communication.framework"
+    key = COMMUNICATION_FRAMEWORK
     claimed = recipe.get(key)
     if not claimed or findings is None:
         return []
@@ -159,7 +160,7 @@ def cross_check(recipe: Annotations, probed: Annotations | ProbeResult) -> list[
     conflicts += _frameworks(recipe, findings)
     conflicts += _lists(recipe, annotations)
     if findings is not None:
-        key = P + "hardware.gpu.nvidia.cuda.version"
+        key = HARDWARE_GPU_NVIDIA_CUDA_VERSION
         if recipe.get(key) and not any(f.kind == "cuda" for f in findings) and key not in annotations:
             conflicts.append(Conflict(key, recipe.get(key), None, f"the recipe says CUDA {recipe.get(key)}, the "
                                       "image holds no libcudart.so (linked statically?)", "warning",
