@@ -96,7 +96,7 @@ def skopeo(layout: Path) -> tuple[float, int]:
 
 
 def main() -> int:
-    from hpcannotate.cachedir import cache_dir
+    from hpcannotate.cache import cache_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layout", type=Path, help="an OCI layout of one image (default: the Debian base)")

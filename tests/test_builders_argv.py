@@ -11,7 +11,7 @@ import pytest
 
 from hpcannotate.builders import BuildOptions, select_builder
 from hpcannotate.builders.buildah import BuildahBuilder
-from hpcannotate.builders.buildx import BuildxBuilder
+from hpcannotate.builders.buildx import BuildxBuilder, BuildxOptions
 from hpcannotate.errors import InputError
 from hpcannotate.recipedir import load_recipe_dir
 from hpcannotate.render import render_variant
@@ -59,7 +59,7 @@ def test_buildah_argv_into_a_registry(context):
 
 
 def test_buildx_argv(context):
-    options = BuildOptions(builder="remote-bk", build_contexts={"debian:bookworm": "oci-layout:///cache/debian:bookworm"})
+    options = BuildxOptions(builder="remote-bk", build_contexts={"debian:bookworm": "oci-layout:///cache/debian:bookworm"})
     argv = BuildxBuilder(options).build_argv(context, "reg.example.org/hello:1.0", "linux/arm64")
     assert argv[:5] == ["docker", "buildx", "build", "--builder", "remote-bk"]
     assert pairs(argv, "--platform") == ["linux/arm64"]
@@ -97,7 +97,7 @@ def test_backend_selection():
 
 
 def test_buildx_argv_for_a_loopback_registry_and_a_local_base(context):
-    builder = BuildxBuilder(BuildOptions(build_contexts={"busybox": "oci-layout:///cache/busybox@sha256:" + "a" * 64}))
+    builder = BuildxBuilder(BuildxOptions(build_contexts={"busybox": "oci-layout:///cache/busybox@sha256:" + "a" * 64}))
     builder.base_digests["busybox"] = "sha256:" + "a" * 64
     argv = builder.build_argv(context, "127.0.0.1:5000/hello:1.0-x86_64_v3", "linux/amd64")
     assert pairs(argv, "--output") == ["type=registry,registry.insecure=true"]  # plain HTTP on loopback only

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hpcannotate.check import check
+from hpcannotate.check_dockerfile import check
 from hpcannotate.oci.layers import directory_layer
 from hpcannotate.oci.layout import OciLayout
 from hpcannotate.oci.media import OCI_CONFIG, OCI_MANIFEST, canonical_json

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from hpcannotate import baseannotations
-from hpcannotate.baseannotations import from_buildah, from_values
+from hpcannotate.baseannotations import from_values
+from hpcannotate.builders import buildah as baseannotations  # where from_buildah runs buildah
+from hpcannotate.builders.buildah import from_buildah
 from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.dockerfile_text import comment
 from hpcannotate.errors import HpcAnnotateError, InputError

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from .catalogue import OCI_PREFIX, catalogue, is_managed
-from .provenance import Layer, Provenance
+from .problem import Problem  # ``annotations.Problem`` stays where callers import it
+from .provenance import Provenance
 from .values import as_text, normalise_value
 
 # Annotations that describe a reference inside an OCI layout, not the image, so
@@ -36,23 +37,6 @@ class Entry:
             data["overridden"] = [{"value": e.value, **e.provenance.to_dict()} for e in self.overridden]
         return data
 
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason an annotation set is not compliant."""
-
-    key: str
-    message: str
-    value: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
-
-    def to_dict(self) -> dict:
-        data = {"key": self.key, "message": self.message}
-        if self.value is not None:
-            data["value"] = self.value
-        return data
 
 
 class Annotations(Mapping[str, str]):
@@ -159,7 +143,7 @@ class Annotations(Mapping[str, str]):
     # -- checks -------------------------------------------------------
     def validate(self) -> list[Problem]:
         """Every problem (key, value, why); an empty list means HPC Container Compliant."""
-        from .validation import validate
+        from .validation import validate  # on use: validation imports only Problem from below
 
         return validate(self)
 
@@ -221,8 +205,3 @@ class Annotations(Mapping[str, str]):
             )
             entries.append(Entry(key, as_text(value), Provenance.from_dict(prov), prov.get("spelled"), overridden))
         return cls(entries)
-
-
-def layer_annotations(data: Mapping[str, object], layer: Layer, file: str | None = None) -> Annotations:
-    """Shorthand for producers that have a plain mapping from one source."""
-    return Annotations.from_mapping(data, Provenance(layer=layer, file=file), source=file)

@@ -1,7 +1,8 @@
 """The base image's own annotations, carried into the new image as its lowest layer (seed 001).
 
 "The base image might provide some basic annotations": read them (manifest
-annotations and config labels) from the builder's store, with provenance
+annotations and config labels) where the builder keeps the base (``builders.buildah.from_buildah``,
+``builders.buildx_bases``), with provenance
 ``base image``. Only what still holds for an image built on top is inherited:
 the user land (os, libc, shells, python, tools, PATH), MPI, interconnect, GPU
 runtime, compiler and host requirements. The OCI keys, docs, app, build recipe
@@ -12,12 +13,8 @@ catalogue does not know.
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 from .annotations import Annotations
 from .catalogue import SUPERCONTAINERS_PREFIX, catalogue
-from .errors import HpcAnnotateError
 from .provenance import Layer, Provenance
 
 # Catalogue groups that describe the user land a derived image keeps.
@@ -51,49 +48,3 @@ def from_values(ref: str, manifest_annotations: dict | None, labels: dict | None
     if not values:
         return None
     return Annotations.from_mapping(values, Provenance(Layer.BASE_IMAGE, ref, note=where))
-
-
-def buildah_inspect(ref: str, global_args: list[str]) -> dict | None:
-    """``buildah inspect --type image`` of ``ref`` as the store holds it; None when it is not there."""
-    try:
-        proc = subprocess.run([*global_args, "inspect", "--type", "image", ref], capture_output=True, text=True,
-                              check=False, timeout=60)
-    except subprocess.TimeoutExpired:
-        raise HpcAnnotateError(f"base image {ref}: `buildah inspect` did not answer in 60 s") from None
-    except OSError as exc:
-        raise HpcAnnotateError(f"base image {ref}: cannot run buildah inspect: {exc.strerror or exc}") from None
-    if proc.returncode != 0:
-        return None
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError as exc:
-        raise HpcAnnotateError(f"base image {ref}: buildah inspect printed no JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise HpcAnnotateError(f"base image {ref}: buildah inspect printed {type(data).__name__}, not an object")
-    return data
-
-
-def _config(data: dict) -> dict:
-    config = (data.get("OCIv1") or {}).get("config") or {}
-    return config if isinstance(config, dict) else {}
-
-
-def from_buildah(ref: str, global_args: list[str]) -> Annotations | None:
-    """The base as the buildah store holds it (what the build will use); None when it is not there."""
-    data = buildah_inspect(ref, global_args)
-    if data is None:
-        return None
-    labels = _config(data).get("Labels")
-    annotations = data.get("ImageAnnotations")
-    return from_values(ref, annotations if isinstance(annotations, dict) else None,
-                       labels if isinstance(labels, dict) else None, "read from the buildah store")
-
-
-def env_from_buildah(ref: str, global_args: list[str]) -> dict[str, str] | None:
-    """The base's environment (config ``Env``) as the buildah store holds it; None when it is not there."""
-    data = buildah_inspect(ref, global_args)
-    if data is None:
-        return None
-    env = _config(data).get("Env") or []
-    pairs = (str(item).partition("=") for item in env if isinstance(item, str))
-    return {name: value for name, _, value in pairs if name}

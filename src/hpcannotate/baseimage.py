@@ -19,9 +19,9 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .cachedir import cache_dir
-from .catalogue import SUPERCONTAINERS_PREFIX as P
+from .cache import cache_dir  # also read here by registry.compress and bench/compress.py
 from .errors import HpcAnnotateError, InputError
+from .keynames import GLIBC_VERSION, LIBC_IMPLEMENTATION, OS_NAME, OS_VERSION, SHELL_IMPLEMENTATION
 from .oci.layers import directory_layer
 from .oci.layout import OciLayout
 from .oci.media import OCI_CONFIG, OCI_MANIFEST, canonical_json
@@ -87,16 +87,16 @@ def base_annotations(root: Path) -> dict[str, str]:
     result: dict[str, str] = {}
     release = _os_release(root)
     if release.get("ID"):
-        result[P + "os.name"] = release["ID"]
+        result[OS_NAME] = release["ID"]
     if release.get("VERSION_ID"):
-        result[P + "os.version"] = release["VERSION_ID"]
+        result[OS_VERSION] = release["VERSION_ID"]
     glibc = _dpkg_version(root, "libc6")
     if glibc:
-        result[P + "libc.implementation"] = "glibc"
-        result[P + "glibc.version"] = ".".join(glibc.split(".")[:2])
+        result[LIBC_IMPLEMENTATION] = "glibc"
+        result[GLIBC_VERSION] = ".".join(glibc.split(".")[:2])
     shells = [s for s in ("bash", "sh", "dash", "ash", "zsh") if (root / "bin" / s).exists()]
     if shells:
-        result[P + "shell.implementation"] = ",".join(shells)
+        result[SHELL_IMPLEMENTATION] = ",".join(shells)
     return result
 
 

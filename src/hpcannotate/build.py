@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING
 
 from . import console
 from .annotations import Annotations
-from .baseimage import load_into_buildah, make_base, parse_base
 from .builders import Builder, BuildOptions, select_builder
 from .builders.base import platform_for
 from .catalogue import OCI_PREFIX
 from .catalogue import SUPERCONTAINERS_PREFIX as P
+from .containerfile import base_images
 from .errors import HpcAnnotateError, InputError
+from .keynames import APP_VERSION, HARDWARE_CPU_OPTIMIZED_VERSION, TOOLS_INCLUDES
 from .oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry, first_not_baseline
 from .oci.media import OCI_INDEX
 from .provenance import Layer
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from .registry.repository import ImageRepository
 
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # an OCI distribution tag
-FROM_RE = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.I | re.M)
 
 
 @dataclass
@@ -160,7 +160,7 @@ def plan_destination(recipe_dir: RecipeDir, push: str | None, output: str | None
 
 def image_version(contexts: list[RenderedContext]) -> tuple[str | None, str | None]:
     """The version every rendered target states (``app.version``), for the tag; else None and why not."""
-    key = P + "app.version"
+    key = APP_VERSION
     versions = {c.target: c.annotations.get(key) for c in contexts}
     found = set(versions.values())
     if not versions or found == {None}:
@@ -209,85 +209,21 @@ class BuildPlan:
                 "targets": [t.to_json() for t in self.targets], "warnings": self.warnings}
 
 
-def base_images(dockerfile: str) -> list[str]:
-    """The external images a Dockerfile starts from (stage names and ``scratch`` excluded)."""
-    stages: set[str] = set()
-    bases = []
-    for line in dockerfile.splitlines():
-        match = FROM_RE.match(line)
-        if not match:
-            continue
-        image = match.group(1)
-        alias = re.search(r"\s+AS\s+(\S+)\s*$", line, re.I)
-        if image.lower() != "scratch" and image not in stages and image not in bases:
-            bases.append(image)
-        if alias:
-            stages.add(alias.group(1))
-    return bases
-
-
-def ensure_base(ref: str, builder: Builder, allow_make: bool) -> None:
-    """Make a missing base that hpcannotate can make (debian, busybox) when the store lacks it."""
-    from .baseimage import store_name
-    from .builders.buildah import BuildahBuilder
-
-    if not isinstance(builder, BuildahBuilder):
-        return
-    try:
-        parse_base(ref)
-    except InputError:
-        return  # not one we can make: the builder pulls it
-    if builder.image_exists(store_name(ref)):
-        return
-    if not allow_make:
-        raise HpcAnnotateError(f"base image {ref} is not in the builder's store and --no-make-base was given; "
-                               f"make it with `hpcannotate base {ref}` or pull it")
-    console.progress(f"base {ref}: not in the store, making it locally")
-    load_into_buildah(make_base(ref), ref, builder.global_args())
-
-
 def base_reader(builder: Builder, allow_make: bool, make: bool = True, work: Path | None = None):
-    """Reads the final stage's base annotations, making the base first if need be.
-
-    buildah reads them from its store; buildx from the local base's OCI layout, which it also
-    receives as a named build context (``builders.buildx_bases``).
-    With ``make=False`` (a dry run) a base that is not in the store is not made: no annotations.
-    """
-    from .baseannotations import from_buildah
-    from .builders.buildah import BuildahBuilder
-    from .builders.buildx import BuildxBuilder
-
-    seen: dict[str, Annotations | None] = {}
+    """Reads the final stage's base annotations as the builder will build on it (``Builder.base_annotations``),
+    making the base first if need be. With ``make=False`` (a dry run) no base is made."""
 
     def read(ref: str):
-        if isinstance(builder, BuildxBuilder):
-            from .builders.buildx_bases import register
-
-            if ref not in seen:  # once per base: a buildah store export is a copy of the image
-                seen[ref] = register(ref, builder, allow_make=allow_make, make=make, work=work or Path("build"))
-            return seen[ref]
-        if not isinstance(builder, BuildahBuilder) or not builder.available():
-            return None
-        if make:
-            ensure_base(ref, builder, allow_make)
-        return from_buildah(ref, builder.global_args())
+        return builder.base_annotations(ref, allow_make=allow_make, make=make, work=work or Path("build"))
 
     return read
 
 
 def base_env_reader(builder: Builder):
-    """Reads the final stage's base environment from the builder's store (buildah only; None elsewhere).
+    """Reads the final stage's base environment from the builder's store (None where it has none).
 
     Called after ``base_reader``, which puts the base in the store when it can."""
-    from .baseannotations import env_from_buildah
-    from .builders.buildah import BuildahBuilder
-
-    def read(ref: str):
-        if not isinstance(builder, BuildahBuilder) or not builder.available():
-            return None
-        return env_from_buildah(ref, builder.global_args())
-
-    return read
+    return builder.base_env
 
 
 def probe_target(reference: str, context: RenderedContext, options: BuildOptions):
@@ -303,7 +239,7 @@ def probe_target(reference: str, context: RenderedContext, options: BuildOptions
     for conflict in conflicts:
         console.warn(f"recipe and image disagree: {conflict}")
     merged = context.annotations.merge(result.annotations)
-    tools = P + "tools.includes"
+    tools = TOOLS_INCLUDES
     if tools in context.annotations and tools in result.annotations:
         # the probe only knows its own list of tools: keep what the recipe declared too
         items = dict.fromkeys(context.annotations[tools].split(",") + result.annotations[tools].split(","))
@@ -337,7 +273,7 @@ def verify(store: ImageRepository, index_ref: str, expected: dict[str, dict[str,
     by_digest = {d["digest"]: d for d in every_entry(index, lambda digest: store.get(digest).json())}
     for target, want in expected.items():
         desc = next((d for d in by_digest.values()
-                     if d.get("annotations", {}).get(P + "hardware.cpu.optimized.version") == target), None)
+                     if d.get("annotations", {}).get(HARDWARE_CPU_OPTIMIZED_VERSION) == target), None)
         if desc is None:
             raise HpcAnnotateError(f"{store.describe(index_ref)}: the index has no entry for target {target}")
         manifest = store.get(desc["digest"]).json()
@@ -388,9 +324,6 @@ def plan(
             raise InputError(f"--target {target!r}: not an archspec CPU target")
     plan_destination(recipe_dir, push, output, workdir, options)  # a bad --push/--output fails before rendering
     builder = select_builder(backend, options)
-    if options.base_layouts and builder.name != "buildx":
-        raise InputError("--base is for --backend buildx (named build contexts); for buildah, "
-                         "`buildah pull oci:PATH:TAG` and `buildah tag` the image as the FROM name")
     available = builder.available()
     if not available and not dry_run:
         raise HpcAnnotateError(f"the {builder.name} backend is not available on this machine: "
@@ -408,10 +341,9 @@ def plan(
         warn_all(context)
         warnings.extend(context.warnings)
         contexts.append(context)
-    if builder.name == "buildx":  # every stage's base, not only the final one, goes in as a named context
-        for context in contexts:
-            for ref in base_images(context.dockerfile.read_text()):
-                reader(ref)
+    for context in contexts:  # buildx: every stage's base, not only the final one, goes in as a named context
+        builder.plan_bases(base_images(context.dockerfile.read_text()), allow_make=allow_make_base,
+                           make=not dry_run, work=work)
     # every target rendered: the tag is the version they state, when hpcannotate.yaml has none
     version, why_not = (None, None) if recipe_dir.version else image_version(contexts)
     if why_not and not (push and explicit_tag(push)):
@@ -461,7 +393,7 @@ def execute(the_plan: BuildPlan, options: BuildOptions, *, allow_make_base: bool
     for step in the_plan.targets:
         target, context, reference = step.target, step.context, step.reference
         for ref in base_images(context.dockerfile.read_text()):
-            ensure_base(ref, builder, allow_make_base)
+            builder.ensure_base(ref, allow_make=allow_make_base)
         console.progress(f"[{target}] building {reference} with {builder.name} (log: {step.log})")
         builder.build(context, reference, step.platform, step.log)
         final = context.annotations

@@ -10,8 +10,9 @@ Subjects: an image reference (registry or ``oci:PATH``; only manifests and confi
 so an entrypoint script is judged by its name, the image's annotations and its embedded
 Dockerfile, never by reading a layer), a Dockerfile, or a directory (a build context with a
 Dockerfile/Containerfile, a recipe directory with hpcannotate.yaml, or an OCI layout). The
-judgements shared by images and Dockerfiles are here; reading Dockerfiles and build contexts
-is in ``check_dockerfile``.
+judgements shared by images and Dockerfiles are here; reading Dockerfiles and build contexts,
+and ``check`` itself (which picks the reader for a subject), are in ``check_dockerfile``, which
+builds on this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .errors import InputError
+from .keynames import CONTAINER_ENTRYPOINT_PROFILE, DOCS_BUILD_DOCKERFILE, HARDWARE_CPU_OPTIMIZED_VERSION
 from .knowledge import shells
 
 if TYPE_CHECKING:
@@ -33,9 +34,9 @@ if TYPE_CHECKING:
     from .containerfile import Dockerfile
     from .imageread import PlatformEntry, Transport
 
-TARGET = P + "hardware.cpu.optimized.version"
-PROFILE_MARKER = P + "container.entrypoint.profile"
-DOCKERFILE_DOC = P + "docs.build.dockerfile"
+TARGET = HARDWARE_CPU_OPTIMIZED_VERSION
+PROFILE_MARKER = CONTAINER_ENTRYPOINT_PROFILE
+DOCKERFILE_DOC = DOCS_BUILD_DOCKERFILE
 
 TITLES = {
     "annotations": "mandatory annotations present and valid",
@@ -483,25 +484,3 @@ def _login_profile(entry: PlatformEntry, config: dict, transport: Transport) -> 
     text = "/".join(p for p in (platform.get("os") or "linux", platform.get("architecture") or "amd64",
                                 platform.get("variant")) if p)
     return login_profile(entry.pull, text, transport)
-
-
-def looks_like_path(text: str) -> bool:
-    name = Path(text).name
-    return text.startswith(("/", "./", "../", "~")) or "Dockerfile" in name or "Containerfile" in name \
-        or text in (".", "..")
-
-
-def check(subject: str, transport: Transport | None = None, layers: bool | None = None) -> CheckReport:
-    """Check a reference, a Dockerfile, or a directory (build context, recipe directory, OCI layout).
-
-    ``layers``: read the image's layers for /etc/profile (None: for local images only)."""
-    path = Path(subject).expanduser()
-    if path.exists():
-        from .check_dockerfile import check_path
-
-        if (path / "oci-layout").is_file() and layers is not None:
-            return check_reference(f"oci:{path}", transport, layers)
-        return check_path(path, transport)
-    if looks_like_path(subject):
-        raise InputError(f"{subject}: no such file or directory")
-    return check_reference(subject, transport, layers)

@@ -1,4 +1,5 @@
-"""``check`` for what is not built yet: a Dockerfile, a build context, or a recipe directory.
+"""``check`` for what is not built yet: a Dockerfile, a build context, or a recipe directory;
+and ``check`` itself, which sends a path here and a reference to ``check.check_reference``.
 
 A Dockerfile is judged statically: its final stage's ENTRYPOINT, CMD, ENV and LABELs, and
 the scripts it copies from the build context, which can be read here (unlike an image's
@@ -290,3 +291,23 @@ def check_path(path: Path, transport: Transport | None = None) -> CheckReport:
     if (path / "hpcannotate.yaml").is_file():
         return check_recipe_dir(path)
     raise InputError(f"{path}: no Dockerfile, Containerfile, hpcannotate.yaml or OCI layout in this directory")
+
+
+def looks_like_path(text: str) -> bool:
+    name = Path(text).name
+    return text.startswith(("/", "./", "../", "~")) or "Dockerfile" in name or "Containerfile" in name \
+        or text in (".", "..")
+
+
+def check(subject: str, transport: Transport | None = None, layers: bool | None = None) -> CheckReport:
+    """Check a reference, a Dockerfile, or a directory (build context, recipe directory, OCI layout).
+
+    ``layers``: read the image's layers for /etc/profile (None: for local images only)."""
+    path = Path(subject).expanduser()
+    if path.exists():
+        if (path / "oci-layout").is_file() and layers is not None:
+            return check_reference(f"oci:{path}", transport, layers)
+        return check_path(path, transport)
+    if looks_like_path(subject):
+        raise InputError(f"{subject}: no such file or directory")
+    return check_reference(subject, transport, layers)

@@ -50,7 +50,7 @@ def judge_profile(text: str | None, link: str | None = None) -> LoginProfile:
 
 def login_profile(pull: str, platform: str, options: object | None = None) -> LoginProfile:
     """Read the layers of ``pull`` (one image: ``oci:PATH@digest``, ``repo@sha256:...``) for /etc/profile."""
-    from .cachedir import cache_dir
+    from .cache import cache_dir
     from .probe.layers import apply_layer
     from .probe.sources import open_source
     from .probe.tree import ImageTree

@@ -5,12 +5,17 @@ LABELs and the files it copies from the build context. This parser knows what th
 parser directives (``# escape=``), line continuations, comment lines inside them, heredocs
 (``RUN <<EOF`` and ``COPY <<EOF /path``), exec (JSON) and shell forms, ``KEY=VALUE`` and the
 legacy ``ENV KEY VALUE`` form, and ``$VAR``/``${VAR}``/``${VAR:-default}`` from ARG and ENV.
+
+It is the project's one Dockerfile reader: ``final_base`` and ``base_images`` answer what a build
+starts from, ARG defaults (and ``--build-arg`` values) substituted and stage names followed, so
+``ARG BASE=debian:bookworm`` / ``FROM $BASE AS b`` / ``FROM b`` answers ``debian:bookworm``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import InputError
@@ -83,6 +88,7 @@ class Dockerfile:
     path: str
     stages: list[Stage]
     global_args: dict[str, str | None]
+    build_args: Mapping[str, str] = field(default_factory=dict)  # --build-arg values over ARG defaults
 
     @property
     def final(self) -> Stage:
@@ -99,21 +105,38 @@ class Dockerfile:
             base = stage.base
         return base
 
+    def external_bases(self) -> list[str]:
+        """The images the stages start from, once each in order: ``scratch`` and names of earlier stages
+        (``FROM builder``) left out, as BuildKit resolves them."""
+        names: set[str] = set()
+        bases: list[str] = []
+        for stage in self.stages:
+            if stage.base.lower() != "scratch" and stage.base.lower() not in names and stage.base not in bases:
+                bases.append(stage.base)
+            if stage.name:
+                names.add(stage.name.lower())
+        return bases
+
     def variables(self, stage: Stage, upto: int | None = None) -> dict[str, str | None]:
         """ARG defaults and ENV values in effect in ``stage`` (before instruction ``upto``)."""
         values: dict[str, str | None] = {}
         for instruction in stage.instructions[:upto]:
             if instruction.keyword == "ARG":
                 for name, default in parse_arg(instruction.args):
-                    values[name] = default if default is not None else self.global_args.get(name)
+                    values[name] = (self.build_args[name] if name in self.build_args else
+                                    default if default is not None else self.global_args.get(name))
             elif instruction.keyword == "ENV":
                 for name, value in parse_pairs(instruction, values):
                     values[name] = value
         return values
 
 
-def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
-    """Stages and instructions of a Dockerfile; ``InputError`` naming ``path`` when it has no FROM."""
+def parse(text: str, path: str = "Dockerfile", build_args: Mapping[str, str] | None = None) -> Dockerfile:
+    """Stages and instructions of a Dockerfile; ``InputError`` naming ``path`` when it has no FROM.
+
+    ``build_args`` (``--build-arg NAME=VALUE``) replace the defaults of the ARGs they name, as the
+    builders do; an ARG the Dockerfile does not declare is not a variable."""
+    build_args = dict(build_args or {})
     lines = text.splitlines()
     escape = "\\"
     start = 0
@@ -140,12 +163,25 @@ def parse(text: str, path: str = "Dockerfile") -> Dockerfile:
         elif not stages:
             if instruction.keyword != "ARG":
                 raise InputError(f"{path}:{instruction.line}: {instruction.keyword} before the first FROM")
-            global_args.update(parse_arg(instruction.args))
+            global_args.update((name, build_args.get(name, default))
+                               for name, default in parse_arg(instruction.args))
         else:
             stages[-1].instructions.append(instruction)
     if not stages:
         raise InputError(f"{path}: no FROM instruction (not a Dockerfile)")
-    return Dockerfile(path, stages, global_args)
+    return Dockerfile(path, stages, global_args, build_args)
+
+
+def final_base(text: str, path: str = "Dockerfile", build_args: Mapping[str, str] | None = None) -> str | None:
+    """The image the final stage of Dockerfile ``text`` starts from (stage names followed, ARGs
+    substituted); None for ``scratch``."""
+    base = parse(text, path, build_args).final_base()
+    return None if base.lower() == "scratch" else base
+
+
+def base_images(text: str, path: str = "Dockerfile", build_args: Mapping[str, str] | None = None) -> list[str]:
+    """The external images Dockerfile ``text`` starts from (stage names and ``scratch`` excluded)."""
+    return parse(text, path, build_args).external_bases()
 
 
 def _instructions(lines: list[str], start: int, escape: str, path: str):

@@ -9,27 +9,7 @@ from __future__ import annotations
 
 import re
 
-RELEASE_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*(?:[.+~_-]?[A-Za-z0-9]+)*")
-COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-def is_release_version(version: str | None) -> bool:
-    """``4.1.5``, ``5.0.0rc12``, ``2.3.7-1``: a release; not ``git.0123abc=main``, a commit hash or ``develop``."""
-    if not version or "=" in version or COMMIT.fullmatch(version):
-        return False
-    return RELEASE_VERSION.fullmatch(version) is not None
-
-
-_LEADING_NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)*")
-
-
-def _version_tuple(version: str) -> tuple[int, ...] | None:
-    """(major, minor, patch) of a release version (``4.1.5``, ``5.0.0rc12``, ``2019.6-088``); None for anything
-    else: the digits must be the version itself (``git.0123abc=main``, a commit hash, ``develop`` say nothing)."""
-    version = version.strip()
-    if not is_release_version(version):
-        return None
-    return tuple(int(p) for p in _LEADING_NUMBERS.match(version).group(0).split(".")[:3])
+from .versions import COMMIT, RELEASE_VERSION, is_release_version  # noqa: F401 - the adapters read them here
 
 
 def mpi_abi_version(implementation: str, version: str | None) -> str | None:
@@ -38,16 +18,18 @@ def mpi_abi_version(implementation: str, version: str | None) -> str | None:
     MPICH 3.1+, MVAPICH2 2.0+, Intel MPI 5.0+ and Cray MPICH 7+ share the MPICH
     ABI (libmpi.so.12); Open MPI 3.0 and newer ship libmpi.so.40.
     """
+    from .versions import release_key, version_key
+
     if not version:
         return None
-    v = _version_tuple(version)
+    v = release_key(version, 3)  # (major, minor, patch): only the digits of a release say anything
     if not v:
         return None
-    minimum = {"mpich": (3, 1), "mvapich2": (2, 0), "intelmpi": (5, 0), "cray-mpich": (7, 0)}
+    minimum = {"mpich": "3.1", "mvapich2": "2.0", "intelmpi": "5.0", "cray-mpich": "7.0"}
     if implementation in minimum:
-        return "12.0" if v >= minimum[implementation] else None
+        return "12.0" if v >= version_key(minimum[implementation]) else None
     if implementation == "openmpi":
-        return "40.0" if v >= (3, 0) else None
+        return "40.0" if v >= version_key("3.0") else None
     return None
 
 

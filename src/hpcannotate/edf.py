@@ -34,6 +34,14 @@ from typing import TYPE_CHECKING
 
 from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .errors import HpcAnnotateError, InputError
+from .keynames import (
+    COMMUNICATION_FRAMEWORK,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+    HARDWARE_GPU_NVIDIA_CUDA_VERSION,
+    MPI_IMPLEMENTATION,
+    MPI_PORTABILITY_MODE,
+    NCCL_VERSION,
+)
 
 if TYPE_CHECKING:
     from .fingerprint import Fingerprint
@@ -121,15 +129,15 @@ def hook_annotations(values: Mapping[str, str], style: str = "current") -> tuple
     """The ``[annotations]`` table the image's annotations call for (nested: TOML's dotted keys)."""
     if style not in HOOK_STYLES:
         raise InputError(f"--hook-style {style}: expected one of {', '.join(HOOK_STYLES)}")
-    frameworks = {f.strip() for f in values.get(P + "communication.framework", "").split(",")}
-    mode = values.get(P + "mpi.portability.mode", "none")
-    impl = values.get(P + "mpi.implementation", "none")
+    frameworks = {f.strip() for f in values.get(COMMUNICATION_FRAMEWORK, "").split(",")}
+    mode = values.get(MPI_PORTABILITY_MODE, "none")
+    impl = values.get(MPI_IMPLEMENTATION, "none")
     warnings: list[str] = []
     hooks: dict[str, dict[str, object]] = {}
     if "libfabric" in frameworks or mode == "libfabric_inject" or (
             impl in MPICH_ABI and mode in ("mpich_replace", "mpi_replace")):
         hooks["cxi"] = {"enabled": "true"} if style == "current" else {"enable": True}
-    cuda, nccl = values.get(P + "hardware.gpu.nvidia.cuda.version"), values.get(P + "nccl.version")
+    cuda, nccl = values.get(HARDWARE_GPU_NVIDIA_CUDA_VERSION), values.get(NCCL_VERSION)
     if cuda and nccl:
         major = cuda.split(".")[0]
         variant = NCCL_VARIANTS.get(major)
@@ -211,7 +219,7 @@ def _tag_for(read: ImageRead, entry: PlatformEntry, transport: Transport) -> tup
     same_platform = [e for e in read.entries if arch(e) == arch(entry)]
     if same_platform[0] is entry:
         return reference.tag, []
-    target = entry.annotations.get(P + "hardware.cpu.optimized.version")
+    target = entry.annotations.get(HARDWARE_CPU_OPTIMIZED_VERSION)
     if reference.tag and target:
         candidate = f"{reference.tag}-{target}"
         repo = open_repository(reference.with_tag(candidate), authfile=transport.authfile,

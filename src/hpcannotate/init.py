@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from .errors import InputError
+from .keynames import APP_NAME
 from .recipedir import CONFIG_NAME, load_recipe_dir
 
 FORMATS = ("dockerfile", "hpccm", "spack", "easybuild")
@@ -135,11 +136,10 @@ def scaffold(recipe: Path, directory: Path | None = None, name: str | None = Non
 
 def _recipe(recipe: Path, directory: Path, config: Path, name: str | None, fmt: str) -> Scaffold:
     from .adapters.base import MODE_KEY, TARGET_KEY, InferOptions
-    from .catalogue import SUPERCONTAINERS_PREFIX as P
     from .infer import infer
 
     inference = infer(recipe, InferOptions(), fmt)
-    app = inference.annotations.get(P + "app.name")
+    app = inference.annotations.get(APP_NAME)
     chosen = image_name(name or app or (recipe.stem if fmt != "spack" else directory.resolve().name))
     pinned = inference.annotations.get(TARGET_KEY)
     entry = inference.annotations.entry(TARGET_KEY) if pinned else None

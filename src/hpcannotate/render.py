@@ -26,6 +26,7 @@ from .adapters.base import Inference, InferOptions, apply_target
 from .annotations import Annotations
 from .catalogue import OCI_PREFIX
 from .catalogue import SUPERCONTAINERS_PREFIX as P
+from .containerfile import final_base
 from .containerfile import parse as parse_dockerfile
 from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
@@ -33,6 +34,16 @@ from .files import read_bytes, read_text
 from .infer import infer, name_target_source
 from .inputs import key_problem
 from .isolation import DEFAULT_TIMEOUT, malformed, run_isolated
+from .keynames import (
+    BUILD_RECIPE_FORMAT,
+    DOCS_BUILD_DOCKERFILE,
+    DOCS_BUILD_EASYCONFIG,
+    DOCS_BUILD_HPCCM_RECIPE,
+    DOCS_BUILD_QUICKSTART_BASE64,
+    DOCS_BUILD_SPACK_ENV,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+    SHELL_IMPLEMENTATION,
+)
 from .oci.layout import current_umask
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
@@ -46,11 +57,11 @@ DEFAULT_EASYBUILD_BASE = "ubuntu:22.04"
 
 # The recipe itself, embedded as build documentation, by format.
 RECIPE_DOC_KEY = {
-    "hpccm": P + "docs.build.hpccm.recipe",
-    "spack": P + "docs.build.spack.env",
-    "easybuild": P + "docs.build.easyconfig",
+    "hpccm": DOCS_BUILD_HPCCM_RECIPE,
+    "spack": DOCS_BUILD_SPACK_ENV,
+    "easybuild": DOCS_BUILD_EASYCONFIG,
 }
-DOCKERFILE_DOC_KEY = P + "docs.build.dockerfile"
+DOCKERFILE_DOC_KEY = DOCS_BUILD_DOCKERFILE
 
 # A directory holding this file was written by render_variant: the only kind it replaces.
 MARKER = ".hpcannotate-context"
@@ -156,7 +167,7 @@ def login_shell(variant: Variant, annotations: Annotations) -> str:
     but has sh (busybox, alpine), where a ``/bin/bash`` CMD would fail on every start."""
     if variant.shell:
         return variant.shell
-    shells = set(annotations.get(P + "shell.implementation", "").split(","))
+    shells = set(annotations.get(SHELL_IMPLEMENTATION, "").split(","))
     return "/bin/sh" if "bash" not in shells and shells & {"sh", "ash", "dash"} else DEFAULT_SHELL
 
 
@@ -291,7 +302,7 @@ def _inference(variant: Variant, target: str, timeout: float, target_source: str
     if variant.format == "dockerfile":
         inference = Inference("dockerfile", variant.recipe)
         apply_target(inference, target)
-        inference.set(P + "build.recipe.format", "dockerfile")
+        inference.set(BUILD_RECIPE_FORMAT, "dockerfile")
     else:
         options = InferOptions(target=target, userargs=dict(variant.userargs), timeout=timeout)
         inference = infer(variant.recipe, options, variant.format)
@@ -314,7 +325,7 @@ def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
         if kind in ("quickstart", "benchmark"):
             std[P + f"docs.{kind}.base64"] = b64(read_bytes(doc, f"docs.{kind} file"))
         elif kind == "build":
-            std[P + "docs.build.quickstart.base64"] = b64(read_bytes(doc, "docs.build file"))
+            std[DOCS_BUILD_QUICKSTART_BASE64] = b64(read_bytes(doc, "docs.build file"))
     return Annotations.from_mapping(std, prov).merge(declared)
 
 
@@ -381,20 +392,6 @@ def _final_env_dirs(body: str, where: str) -> dict[str, tuple[str, ...]]:
             if key in ("PATH", "LD_LIBRARY_PATH"):
                 found[key] = found.get(key, ()) + tuple(d for d in value.split(":") if d.startswith("/"))
     return found
-
-
-def final_base(dockerfile: str) -> str | None:
-    """The image the final stage starts from, following stage aliases (None for scratch)."""
-    stages: dict[str, str] = {}
-    image = None
-    for line in dockerfile.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0].upper() == "FROM":
-            args = [w for w in words[1:] if not w.startswith("--")]
-            image = stages.get(args[0].lower(), args[0])
-            if len(args) >= 3 and args[1].upper() == "AS":
-                stages[args[2].lower()] = image
-    return None if image is None or image.lower() == "scratch" else image
 
 
 def check_size(annotations: dict[str, str], where: str) -> list[str]:
@@ -624,9 +621,9 @@ def _check_pinned_target(recipe_dir: RecipeDir, variant: Variant, target: str,
                          f"{', '.join(pinned[0])} ({pinned[1]}); it cannot be built for {target}")
     if annotations is None:
         return
-    built_for = annotations.get(P + "hardware.cpu.optimized.version")
+    built_for = annotations.get(HARDWARE_CPU_OPTIMIZED_VERSION)
     if built_for != target:
-        source = annotations.entry(P + "hardware.cpu.optimized.version").provenance.describe()
+        source = annotations.entry(HARDWARE_CPU_OPTIMIZED_VERSION).provenance.describe()
         raise InputError(f"{recipe_dir.config}: variant {variant.name}: the recipe pins CPU target {built_for} "
                          f"({source}); it cannot be built for {target}")
 

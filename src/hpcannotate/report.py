@@ -33,17 +33,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .discover import Catalog, entries, write_atomic
+from .keynames import (
+    DOCS_BENCHMARK_BASE64,
+    DOCS_BENCHMARK_LINK,
+    DOCS_BUILD_QUICKSTART_BASE64,
+    DOCS_BUILD_QUICKSTART_LINK,
+    DOCS_QUICKSTART_BASE64,
+    DOCS_QUICKSTART_LINK,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+)
 from .verdict import Verdict, VerdictCache, order_key, validation_problems
 
 if TYPE_CHECKING:
     from .site import NodeType, Site
 
-DOC_KEYS = (("quickstart", "org.supercontainers.docs.quickstart.base64"),
-            ("benchmark", "org.supercontainers.docs.benchmark.base64"),
-            ("build quickstart", "org.supercontainers.docs.build.quickstart.base64"))
-LINK_KEYS = (("quickstart", "org.supercontainers.docs.quickstart.link"),
-             ("benchmark", "org.supercontainers.docs.benchmark.link"),
-             ("build quickstart", "org.supercontainers.docs.build.quickstart.link"))
+DOC_KEYS = (("quickstart", DOCS_QUICKSTART_BASE64),
+            ("benchmark", DOCS_BENCHMARK_BASE64),
+            ("build quickstart", DOCS_BUILD_QUICKSTART_BASE64))
+LINK_KEYS = (("quickstart", DOCS_QUICKSTART_LINK),
+             ("benchmark", DOCS_BENCHMARK_LINK),
+             ("build quickstart", DOCS_BUILD_QUICKSTART_LINK))
 DOC_LIMIT = 256 * 1024
 ROWS_PER_PAGE = 100  # an application's matrix is split into pages of this many images
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -77,7 +86,7 @@ class Row:
     def label(self) -> str:
         platform = self.entry.get("platform") or {}
         arch = "/".join(platform.get(k) for k in ("os", "architecture", "variant") if platform.get(k))
-        target = self.entry.get("annotations", {}).get("org.supercontainers.hardware.cpu.optimized.version")
+        target = self.entry.get("annotations", {}).get(HARDWARE_CPU_OPTIMIZED_VERSION)
         return f"{self.image.get('repository')}:{self.image.get('tag')}" + (
             f" [{target}]" if target and self.image.get("index") else "") + (f" ({arch})" if arch else "")
 

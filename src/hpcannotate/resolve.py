@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import HpcAnnotateError
+from .keynames import HARDWARE_CPU_OPTIMIZED_VERSION
 from .verdict import Verdict, judge, order_key
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class Candidate:
     def to_json(self) -> dict:
         return {"pull": self.entry.pull, "digest": self.entry.digest, "via": self.via,
                 "platform": self.entry.platform, "target": self.entry.annotations.get(
-                    "org.supercontainers.hardware.cpu.optimized.version"), **self.verdict.to_json()}
+                    HARDWARE_CPU_OPTIMIZED_VERSION), **self.verdict.to_json()}
 
 
 @dataclass

@@ -1,26 +1,22 @@
 """Files shipped with hpcannotate: the Jinja2 templates and the data files.
 
-In a wheel, ``templates/`` is installed as ``hpcannotate/templates`` (hatch
-force-include); in a source checkout or editable install it is the top-level
-``templates/`` directory. Both are found here so no other module cares.
+The templates live inside the package (``src/hpcannotate/templates``), so a wheel, an editable
+install and a source checkout all read them from the same place next to this module; the
+top-level ``templates/`` of the checkout is a link to that directory.
 """
 
 from __future__ import annotations
 
 import functools
-from importlib import resources
 from pathlib import Path
 
 
 @functools.cache
 def templates_dir() -> Path:
-    packaged = Path(str(resources.files("hpcannotate"))) / "templates"
-    if packaged.is_dir():
-        return packaged
-    checkout = Path(__file__).resolve().parents[2] / "templates"
-    if checkout.is_dir():
-        return checkout
-    raise FileNotFoundError("hpcannotate templates are missing from this installation")
+    found = Path(__file__).resolve().parent / "templates"
+    if not found.is_dir():
+        raise FileNotFoundError(f"hpcannotate templates are missing from this installation ({found})")
+    return found
 
 
 @functools.cache

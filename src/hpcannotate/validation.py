@@ -7,17 +7,29 @@ below are the few that relate two keys to each other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .annotations import Annotations, Problem
-from .catalogue import SUPERCONTAINERS_PREFIX as P
 from .catalogue import catalogue, is_managed
+from .keynames import (
+    COMMUNICATION_FRAMEWORK,
+    HARDWARE_CPU_OPTIMIZED_MODE,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+    MPI_ABI_VERSION,
+    MPI_IMPLEMENTATION,
+    MPI_PORTABILITY_MODE,
+    MPI_VERSION,
+)
+from .problem import Problem
 from .values import check_value
 
-MODE = P + "hardware.cpu.optimized.mode"
-TARGET = P + "hardware.cpu.optimized.version"
-MPI = P + "mpi.implementation"
-MPI_MODE = P + "mpi.portability.mode"
-FRAMEWORK = P + "communication.framework"
+if TYPE_CHECKING:
+    from .annotations import Annotations
+
+MODE = HARDWARE_CPU_OPTIMIZED_MODE
+TARGET = HARDWARE_CPU_OPTIMIZED_VERSION
+MPI = MPI_IMPLEMENTATION
+MPI_MODE = MPI_PORTABILITY_MODE
+FRAMEWORK = COMMUNICATION_FRAMEWORK
 
 # Implementations that share the MPICH ABI (libmpi.so.12), so mpich_replace can swap them.
 MPICH_ABI = frozenset({"mpich", "mvapich2", "intelmpi", "cray-mpich"})
@@ -55,7 +67,7 @@ def _check_mpi_none(values: dict[str, str]) -> list[Problem]:
     if values.get(MPI) != "none":
         return []
     problems = []
-    for key in (P + "mpi.version", P + "mpi.abi.version"):
+    for key in (MPI_VERSION, MPI_ABI_VERSION):
         if key in values:
             problems.append(Problem(key, "set although mpi.implementation is 'none'", values[key]))
     if values.get(MPI_MODE, "none") != "none":

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .keynames import OCI, SUPERCONTAINERS
+
 if TYPE_CHECKING:
     from .fingerprint import Fingerprint
 
@@ -63,8 +65,7 @@ def order_key(verdict: Verdict) -> tuple:
 
 # Keys that describe an image to people (its name, version, docs, OCI's title and URLs): judging
 # an image on a host never depends on them, so images that differ only there share one verdict.
-DESCRIPTIVE_PREFIXES = ("org.supercontainers.docs.", "org.opencontainers.image.",
-                        "org.supercontainers.app.")
+DESCRIPTIVE_PREFIXES = (SUPERCONTAINERS + "docs.", OCI, SUPERCONTAINERS + "app.")
 
 
 class VerdictCache:

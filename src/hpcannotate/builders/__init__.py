@@ -4,22 +4,28 @@ from __future__ import annotations
 
 from ..errors import InputError
 from .base import Builder, BuildOptions, BuildResult
-from .buildah import BuildahBuilder
-from .buildx import BuildxBuilder
+from .buildah import BuildahBuilder, BuildahOptions
+from .buildx import BuildxBuilder, BuildxOptions
 
 BACKENDS: dict[str, type[Builder]] = {"buildah": BuildahBuilder, "buildx": BuildxBuilder}
 
-__all__ = ["BACKENDS", "BuildOptions", "BuildResult", "Builder", "select_builder"]
+__all__ = ["BACKENDS", "BuildOptions", "BuildResult", "BuildahOptions", "Builder", "BuildxOptions",
+           "select_builder"]
 
 
-def select_builder(name: str, options: BuildOptions) -> Builder:
-    """``auto`` prefers buildah (daemonless, rootless-friendly), then docker buildx."""
+def select_builder(name: str, options: BuildOptions | None = None) -> Builder:
+    """``auto`` prefers buildah (daemonless, rootless-friendly), then docker buildx.
+
+    ``options`` may be the common ``BuildOptions`` or a backend's own: the chosen backend adopts
+    what it shares with them (``BuildOptions.adopt``) and refuses what it cannot honour."""
     if name == "auto":
-        for cls in BACKENDS.values():
-            builder = cls(options)
-            if builder.available():
-                return builder
-        raise InputError("no builder found: install buildah (apt-get install buildah) or docker buildx")
-    if name not in BACKENDS:
+        chosen = next((b for b in (cls(options) for cls in BACKENDS.values()) if b.available()), None)
+        if chosen is None:
+            raise InputError("no builder found: install buildah (apt-get install buildah) or docker buildx")
+    elif name not in BACKENDS:
         raise InputError(f"--backend {name}: unknown backend (one of: auto, {', '.join(BACKENDS)})")
-    return BACKENDS[name](options)
+    else:
+        chosen = BACKENDS[name](options)
+    if options is not None:
+        chosen.options_type.refuse(options)
+    return chosen

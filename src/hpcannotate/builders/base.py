@@ -11,29 +11,64 @@ import shlex
 import subprocess
 import sys
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import HpcAnnotateError
 
 if TYPE_CHECKING:
+    from ..annotations import Annotations
     from ..render import RenderedContext
+
+OptionsT = TypeVar("OptionsT", bound="BuildOptions")
 
 
 @dataclass
 class BuildOptions:
+    """What every backend takes: registry access, the log, alias labels, and the local image store.
+
+    The store (``root``/``runroot``/``storage_driver``, buildah's containers-storage) is common, not
+    buildah's alone: buildah builds from it, buildx exports the local bases it finds there, ``hpcannotate
+    base`` loads into it and the probe reads ``containers-storage:`` images from it.
+    Each backend's own settings live in its subclass (``BuildahOptions``, ``BuildxOptions``);
+    ``Builder.options_type.adopt`` turns any options into the backend's own.
+    """
+
     root: Path | None = None  # buildah --root (private image store)
     runroot: Path | None = None  # buildah --runroot
     storage_driver: str | None = None  # buildah --storage-driver (vfs where overlay is not possible)
-    builder: str | None = None  # buildx --builder (remote BuildKit)
     authfile: Path | None = None  # registry credentials file for the builder (containers auth.json format)
     tls_verify: bool = True
     plain_http: bool | None = None  # for the registry hpcannotate itself talks to (push, probe, base annotations)
     stream_log: bool = False
-    build_contexts: dict[str, str] = field(default_factory=dict)  # buildx named contexts (local base images)
-    base_layouts: dict[str, str] = field(default_factory=dict)  # FROM reference -> oci:PATH[:TAG] (buildx --base)
     aliases: bool = False  # also write the seeds' spellings of the keys (--aliases)
+
+    @classmethod
+    def adopt(cls: type[OptionsT], options: BuildOptions | None) -> OptionsT:
+        """``options`` as this backend's own: the same object when it already is, else a copy of the fields
+        this class shares with it (another backend's own fields are left behind: ``select_builder`` calls
+        ``refuse`` first for the ones that must not be)."""
+        if options is None:
+            return cls()
+        if isinstance(options, cls):
+            return options
+        return cls(**{f.name: getattr(options, f.name) for f in fields(cls) if hasattr(options, f.name)})
+
+    @classmethod
+    def refuse(cls, options: BuildOptions) -> None:
+        """Raise InputError for a setting of another backend that this one cannot honour."""
+
+    def store_args(self) -> list[str]:
+        """``buildah`` with the global flags that select this store."""
+        args = ["buildah"]
+        if self.root:
+            args += ["--root", str(self.root)]
+        if self.runroot:
+            args += ["--runroot", str(self.runroot)]
+        if self.storage_driver:
+            args += ["--storage-driver", self.storage_driver]
+        return args
 
 
 @dataclass
@@ -78,10 +113,14 @@ def run_logged(argv: list[str], log: Path, what: str, stream: bool = False, env:
 
 
 class Builder(ABC):
-    name: str
+    """One build tool. ``build.py`` speaks only this interface: what a backend does differently
+    (where bases come from, how they are made, what it reads of them) is a method here."""
 
-    def __init__(self, options: BuildOptions):
-        self.options = options
+    name: str
+    options_type: type[BuildOptions] = BuildOptions
+
+    def __init__(self, options: BuildOptions | None = None):
+        self.options = self.options_type.adopt(options)
 
     @abstractmethod
     def available(self) -> bool:
@@ -98,3 +137,26 @@ class Builder(ABC):
     @abstractmethod
     def build(self, context: RenderedContext, destination: str, platform: str, log: Path) -> BuildResult:
         """Build straight into ``destination``: no second copy of the layers (see bench/build_overhead.py)."""
+
+    def base_annotations(self, ref: str, *, allow_make: bool, make: bool, work: Path) -> Annotations | None:
+        """The annotations of the base ``ref`` as this backend will build on it (layer ``base image``);
+        None when the base is not local (the builder pulls it) or has none of ours.
+
+        ``make``: make a base hpcannotate can make (debian, busybox) when it is missing and ``allow_make``
+        permits; with ``make=False`` (a dry run) nothing is made. A backend that reads no local base
+        (the default) builds without base keys."""
+        return None
+
+    def base_env(self, ref: str) -> dict[str, str] | None:
+        """The base's environment (config ``Env``) as this backend's store holds it; None: not known here."""
+        return None
+
+    def plan_bases(self, refs: list[str], *, allow_make: bool, make: bool, work: Path) -> None:
+        """Before the commands are fixed: take every stage's base ``refs`` (not only the final one) that
+        the command must name (buildx: as named build contexts). By default the command names none."""
+        return None
+
+    def ensure_base(self, ref: str, *, allow_make: bool) -> None:
+        """Just before a build: make a missing base the builder would otherwise fail to find.
+        By default the builder pulls its bases itself."""
+        return None

@@ -16,14 +16,16 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import HpcAnnotateError, InputError
-from .base import Builder, BuildResult, run_logged
+from .base import Builder, BuildOptions, BuildResult, run_logged
 from .buildah import LAYOUT_ONLY
 
 if TYPE_CHECKING:
+    from ..annotations import Annotations
     from ..render import RenderedContext
 
 INSPECT_TIMEOUT = 60.0
@@ -35,14 +37,42 @@ HOW_TO_CREATE = ("create a BuildKit builder: `docker buildx create --name bk --d
 BASE_DIGEST = "org.opencontainers.image.base.digest"
 
 
+@dataclass
+class BuildxOptions(BuildOptions):
+    """buildx's own settings over the common ones (whose store is where local bases are looked up)."""
+
+    builder: str | None = None  # buildx --builder (remote BuildKit)
+    build_contexts: dict[str, str] = field(default_factory=dict)  # named contexts (local base images)
+    base_layouts: dict[str, str] = field(default_factory=dict)  # FROM reference -> oci:PATH[:TAG] (--base)
+
+
 class BuildxBuilder(Builder):
     name = "buildx"
+    options_type = BuildxOptions
+    options: BuildxOptions
 
-    def __init__(self, options):
+    def __init__(self, options: BuildOptions | None = None):
         super().__init__(options)
         # FROM reference -> manifest digest of the local base handed over as a named context:
         # written as org.opencontainers.image.base.digest, as buildah writes it for its bases
         self.base_digests: dict[str, str] = {}
+        self._bases: dict[str, Annotations | None] = {}  # once per base: a store export copies the image
+
+    def base_annotations(self, ref: str, *, allow_make: bool, make: bool, work: Path) -> Annotations | None:
+        """The base handed to BuildKit as a named context (``buildx_bases``), read from its OCI layout."""
+        if ref not in self._bases:
+            from .buildx_bases import register
+
+            self._bases[ref] = register(ref, self, allow_make=allow_make, make=make, work=work)
+        return self._bases[ref]
+
+    def ensure_base(self, ref: str, *, allow_make: bool) -> None:
+        """Nothing: ``plan_bases`` already handed every local base to BuildKit; it pulls the others."""
+
+    def plan_bases(self, refs: list[str], *, allow_make: bool, make: bool, work: Path) -> None:
+        """Every stage's base, not only the final one, goes in as a named context."""
+        for ref in refs:
+            self.base_annotations(ref, allow_make=allow_make, make=make, work=work)
 
     def available(self) -> bool:
         return self.unavailable_reason() is None
@@ -58,7 +88,7 @@ class BuildxBuilder(Builder):
             argv += ["--builder", self.options.builder]
         argv += ["--platform", platform, "-f", str(context.dockerfile), "--provenance=false"]
         annotations = {k: v for k, v in context.oci_annotations().items() if k not in LAYOUT_ONLY}
-        from ..render import final_base  # on use: builders stay importable without the renderer
+        from ..containerfile import final_base  # on use: the builders import no parser at start-up
 
         base_digest = self.base_digests.get(final_base(context.dockerfile.read_text()) or "")
         if base_digest and BASE_DIGEST not in annotations:

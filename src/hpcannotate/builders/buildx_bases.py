@@ -16,10 +16,14 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..annotations import Annotations
 from ..errors import HpcAnnotateError, InputError
 from .base import BuildOptions
+
+if TYPE_CHECKING:
+    from .buildx import BuildxBuilder
 
 EXPORT_TIMEOUT = 1800.0
 
@@ -83,7 +87,7 @@ def layout_base(spec: str, where: str = "--base ") -> LocalBase:
 def made_base(ref: str, allow_make: bool, make: bool) -> LocalBase | None:
     """A debian/busybox base from ``hpcannotate base``'s cache, made now when missing and allowed."""
     from ..baseimage import make_base, oci_arch, parse_base
-    from ..cachedir import cache_dir
+    from ..cache import cache_dir
     from ..oci.layout import OciLayout
 
     try:
@@ -141,8 +145,8 @@ def resolve(ref: str, options: BuildOptions, *, allow_make: bool, make: bool, wo
     return found
 
 
-def register(ref: str, builder, *, allow_make: bool, make: bool, work: Path) -> Annotations | None:
-    """Resolve ``ref`` and hand it to ``builder`` (a BuildxBuilder) as a named context; returns its annotations."""
+def register(ref: str, builder: BuildxBuilder, *, allow_make: bool, make: bool, work: Path) -> Annotations | None:
+    """Resolve ``ref`` and hand it to ``builder`` as a named context; returns its annotations."""
     named = {name: layout_base(spec, f"--base {name}=") for name, spec in builder.options.base_layouts.items()}
     base = resolve(ref, builder.options, allow_make=allow_make, make=make, work=work, named=named)
     if base is None:

@@ -10,16 +10,17 @@ import click
 from .. import console
 from ..baseimage import describe_layout, load_into_buildah, make_base
 from ..build import base_reader, build, image_version, index_annotations, plan
-from ..builders import BuildOptions
+from ..builders import BuildOptions, BuildxOptions
 from ..builders.buildah import BuildahBuilder
 from ..buildscript import write_script
 from ..catalogue import OCI_PREFIX
 from ..catalogue import SUPERCONTAINERS_PREFIX as P
+from ..containerfile import final_base
 from ..errors import InputError
 from ..inputs import parse_assignments
 from ..isolation import DEFAULT_TIMEOUT
 from ..recipedir import load_recipe_dir
-from ..render import final_base, render_variant, warn_all
+from ..render import render_variant, warn_all
 from .registry_cmds import aliases_option, registry_options
 
 
@@ -163,9 +164,12 @@ def build_cmd(directory: Path, variant, targets, backend, push, output, buildx_b
       hpcannotate build recipes/gromacs --variant spack --backend buildx --builder remote-bk --push REF
     """
 
-    options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, builder=buildx_builder,
-                           authfile=authfile, tls_verify=tls_verify, plain_http=plain_http or None,
-                           stream_log=stream_log, base_layouts=_base_layouts(bases), aliases=aliases)
+    common = {"root": root, "runroot": runroot, "storage_driver": storage_driver, "authfile": authfile,
+              "tls_verify": tls_verify, "plain_http": plain_http or None, "stream_log": stream_log,
+              "aliases": aliases}
+    # buildx's own flags make buildx options; the backend chosen adopts (or refuses) them
+    options = (BuildxOptions(**common, builder=buildx_builder, base_layouts=_base_layouts(bases))
+               if buildx_builder or bases else BuildOptions(**common))
     userargs = parse_assignments(userarg, "--userarg")
     if dry_run:
         _dry_run(directory, variant=variant, targets=list(targets) or None, backend=backend, push=push,

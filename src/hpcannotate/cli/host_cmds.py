@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from .. import console
-from ..check import check
+from ..check_dockerfile import check
 from ..edf import EdfOptions, check_env, edf
 from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK, HpcAnnotateError, InputError
 from ..files import write_text

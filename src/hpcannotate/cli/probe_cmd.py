@@ -9,6 +9,7 @@ import click
 from .. import console
 from ..builders import BuildOptions
 from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK
+from ..keynames import HARDWARE_CPU_OPTIMIZED_VERSION
 from .registry_cmds import registry_options
 
 
@@ -63,7 +64,7 @@ def probe_cmd(ctx: click.Context, reference: str, recipe, variant, target, check
         console.warn(warning)
     conflicts = []
     if recipe is not None:
-        key = "org.supercontainers.hardware.cpu.optimized.version"  # hpcannotate writes it as an annotation
+        key = HARDWARE_CPU_OPTIMIZED_VERSION  # hpcannotate writes it as an annotation
         target = target or result.image_annotations.get(key) or result.labels.get(key)
         conflicts += cross_check(recipe_claims(recipe, variant=variant, target=target), result)
     if check_labels:

@@ -12,37 +12,54 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..keynames import (
+    COMMUNICATION_FRAMEWORK,
+    GLIBC_VERSION,
+    HARDWARE_CPU_OPTIMIZED_MODE,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+    HARDWARE_GPU_AMD_ARCHITECTURE,
+    HARDWARE_GPU_NVIDIA_ARCHITECTURE,
+    HARDWARE_GPU_NVIDIA_CUDA_VERSION,
+    HARDWARE_GPU_NVIDIA_DRIVER_VERSION,
+    HOST_KERNEL_MODULES_EXPECTATION,
+    KERNEL_VERSION,
+    LIBC_IMPLEMENTATION,
+    LIBFABRIC_VERSION,
+    MPI_ABI_VERSION,
+    MPI_IMPLEMENTATION,
+    MPI_VERSION,
+    UCX_VERSION,
+)
+
 if TYPE_CHECKING:
     from . import Fingerprint
-
-P = "org.supercontainers."
 
 
 def host_annotations(fp: Fingerprint) -> dict[str, str]:
     values: dict[str, str | None] = {
-        P + "hardware.cpu.optimized.version": fp.cpu.target,
-        P + "hardware.cpu.optimized.mode": fp.cpu.mode,
+        HARDWARE_CPU_OPTIMIZED_VERSION: fp.cpu.target,
+        HARDWARE_CPU_OPTIMIZED_MODE: fp.cpu.mode,
     }
     nvidia = fp.gpu.nvidia if fp.gpu else None
     if nvidia:
-        values[P + "hardware.gpu.nvidia.driver.version"] = nvidia.driver_version
-        values[P + "hardware.gpu.nvidia.cuda.version"] = nvidia.cuda_version
-        values[P + "hardware.gpu.nvidia.architecture"] = ",".join(nvidia.architectures) or None
+        values[HARDWARE_GPU_NVIDIA_DRIVER_VERSION] = nvidia.driver_version
+        values[HARDWARE_GPU_NVIDIA_CUDA_VERSION] = nvidia.cuda_version
+        values[HARDWARE_GPU_NVIDIA_ARCHITECTURE] = ",".join(nvidia.architectures) or None
     amd = fp.gpu.amd if fp.gpu else None
     if amd:
-        values[P + "hardware.gpu.amd.architecture"] = ",".join(amd.architectures) or None
+        values[HARDWARE_GPU_AMD_ARCHITECTURE] = ",".join(amd.architectures) or None
     if fp.software.mpi:
         mpi = fp.software.mpi[0]
-        values[P + "mpi.implementation"] = mpi.implementation
-        values[P + "mpi.version"] = mpi.version
-        values[P + "mpi.abi.version"] = mpi.abi_version
+        values[MPI_IMPLEMENTATION] = mpi.implementation
+        values[MPI_VERSION] = mpi.version
+        values[MPI_ABI_VERSION] = mpi.abi_version
     net = fp.interconnect
-    values[P + "communication.framework"] = ",".join(net.frameworks) or None
-    values[P + "libfabric.version"] = net.libfabric.version if net.libfabric else None
-    values[P + "ucx.version"] = net.ucx.version if net.ucx else None
-    values[P + "libc.implementation"] = fp.os.libc
-    values[P + "glibc.version"] = fp.os.libc_version if fp.os.libc == "glibc" else None
-    values[P + "kernel.version"] = fp.os.kernel_version
+    values[COMMUNICATION_FRAMEWORK] = ",".join(net.frameworks) or None
+    values[LIBFABRIC_VERSION] = net.libfabric.version if net.libfabric else None
+    values[UCX_VERSION] = net.ucx.version if net.ucx else None
+    values[LIBC_IMPLEMENTATION] = fp.os.libc
+    values[GLIBC_VERSION] = fp.os.libc_version if fp.os.libc == "glibc" else None
+    values[KERNEL_VERSION] = fp.os.kernel_version
     features = (["user-namespaces"] if fp.os.user_namespaces.enabled else []) + list(fp.os.filesystems)
-    values[P + "host.kernel.modules.expectation"] = ",".join(features) or None
+    values[HOST_KERNEL_MODULES_EXPECTATION] = ",".join(features) or None
     return {key: value for key, value in values.items() if value}

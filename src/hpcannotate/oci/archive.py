@@ -118,7 +118,7 @@ def _cache_key(prefix: str, path: Path) -> str:
 
 
 def _unpacked(prefix: str, path: Path, text: str) -> Path:
-    from ..cachedir import cache_dir
+    from ..cache import cache_dir
 
     root = cache_dir() / "archives"
     root.mkdir(parents=True, exist_ok=True)

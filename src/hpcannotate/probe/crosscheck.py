@@ -12,11 +12,12 @@ too: a recipe claiming ``communication.framework: ucx`` on an image without
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from ..annotations import Annotations
 from ..catalogue import SUPERCONTAINERS_PREFIX as P
+from ..keynames import COMMUNICATION_FRAMEWORK, HARDWARE_GPU_NVIDIA_CUDA_VERSION, MPI_ABI_VERSION, MPI_IMPLEMENTATION
+from ..versions import versions_agree
 from .model import Finding
 from .probe import ProbeResult
 from .userland import TOOLS
@@ -61,14 +62,6 @@ class Conflict:
                 "message": self.message, "recipe_source": self.recipe_source, "image_source": self.image_source}
 
 
-def versions_agree(claimed: str, found: str) -> bool:
-    """``4.1`` and ``4.1.4`` agree (one is less precise); ``4.1.5`` and ``4.1.4`` do not."""
-    a = re.findall(r"\d+|[A-Za-z]+", claimed)
-    b = re.findall(r"\d+|[A-Za-z]+", found)
-    n = min(len(a), len(b))
-    return n > 0 and a[:n] == b[:n]
-
-
 def _source(annotations: Annotations, key: str) -> str | None:
     return annotations.entry(key).provenance.describe() if key in annotations else None
 
@@ -78,7 +71,7 @@ def _describe(findings: list[Finding]) -> str:
 
 
 def _mpi(recipe: Annotations, probed: Annotations, findings: list[Finding] | None) -> list[Conflict]:
-    key = P + "mpi.implementation"
+    key = MPI_IMPLEMENTATION
     claimed = recipe.get(key)
     if not claimed:
         return []
@@ -91,7 +84,7 @@ def _mpi(recipe: Annotations, probed: Annotations, findings: list[Finding] | Non
         found = probed.get(key)
         if found and found != claimed:
             return [conflict(f"the recipe says {claimed}, the image holds {found}")]
-        abi = probed.get(P + "mpi.abi.version")
+        abi = probed.get(MPI_ABI_VERSION)
         expected = "40" if claimed == "openmpi" else "12" if claimed in MPICH_FAMILY else None
         if abi and expected and abi.split(".")[0] != expected:
             return [conflict(f"the recipe says {claimed} (libmpi.so.{expected}), the image's MPI has ABI {abi}")]
@@ -121,7 +114,7 @@ def _mpi(recipe: Annotations, probed: Annotations, findings: list[Finding] | Non
 
 
 def _frameworks(recipe: Annotations, findings: list[Finding] | None) -> list[Conflict]:
-    key = P + "communication.framework"
+    key = COMMUNICATION_FRAMEWORK
     claimed = recipe.get(key)
     if not claimed or findings is None:
         return []
@@ -167,7 +160,7 @@ def cross_check(recipe: Annotations, probed: Annotations | ProbeResult) -> list[
     conflicts += _frameworks(recipe, findings)
     conflicts += _lists(recipe, annotations)
     if findings is not None:
-        key = P + "hardware.gpu.nvidia.cuda.version"
+        key = HARDWARE_GPU_NVIDIA_CUDA_VERSION
         if recipe.get(key) and not any(f.kind == "cuda" for f in findings) and key not in annotations:
             conflicts.append(Conflict(key, recipe.get(key), None, f"the recipe says CUDA {recipe.get(key)}, the "
                                       "image holds no libcudart.so (linked statically?)", "warning",

@@ -17,7 +17,9 @@ blob that is not a tar, or one whose bytes do not match its digest is one
 decompressor failed.
 
 Python's tarfile reads a header extension (a pax header, a GNU long name or
-link, a GNU sparse map) whole into memory, so ``_BoundedTarInfo`` refuses
+link, a GNU sparse map) whole into memory, so ``_TarReader``, the file tarfile
+reads through (its public interface only: ``TarFile(fileobj=...)``, ``next()``,
+``extractfile``), sees each header before tarfile processes it and refuses
 extensions larger than ``EXTENSION_LIMIT``, chains of more than
 ``EXTENSION_CHAIN`` of them before one member, global pax headers adding up
 to more than ``EXTENSION_LIMIT`` and sparse maps of more than ``SPARSE_LIMIT``
@@ -31,6 +33,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import tarfile
 import threading
@@ -286,89 +289,202 @@ _EXTENSIONS = {
 }
 
 
-class _BoundedTarInfo(tarfile.TarInfo):
-    """A TarInfo that refuses header extensions tarfile would read whole into memory when they are huge.
+class _TarReader:
+    """What ``tarfile.TarFile`` reads, through its public interface only: a buffered, forward-only
+    file (``read``, ``tell``, ``seek`` ahead) that also watches the headers tarfile parses.
 
-    Raising ``HeaderError`` here ends the read with a ``TarError`` the layer reader reports in one line.
+    While ``TarFile.next()`` runs (``watching``), every block it reads is seen here first, in order:
+    a header, an extension's content, an old GNU sparse extension block, or the map of a GNU sparse
+    1.0 file. So a header extension tarfile would read whole into memory is refused when its header
+    arrives, before its content is read; so are chains of more than ``EXTENSION_CHAIN`` extensions,
+    global pax headers adding up to more than ``EXTENSION_LIMIT``, and sparse maps of more than
+    ``SPARSE_LIMIT`` regions. A refusal is a ``tarfile.HeaderError``, which the layer reader reports in
+    one line. Reads of member data (``extractfile``) happen outside ``next()`` and are not inspected.
     """
 
-    def _proc_member(self, tarfile_):
-        kind = _EXTENSIONS.get(self.type)
+    def __init__(self, stream):
+        self._stream = stream
+        self._buf = b""
+        self._at = 0  # position in _buf
+        self.pos = 0  # bytes handed to tarfile (or skipped by a seek)
+        self.watching = False
+        self._state = "header"
+        self._header = 0  # offset of the header being processed
+        self._chain = 0  # extension headers since the last real member
+        self._global = 0  # bytes of pax global headers so far
+        self._regions = 0  # regions of the old GNU sparse file being read
+        self._map = b""  # unparsed bytes of a GNU sparse 1.0 map
+        self._map_need: int | None = None  # numbers the map still holds (None: its count is next)
+
+    # -- the file tarfile sees ---------------------------------------------------------------------
+    def tell(self) -> int:
+        return self.pos
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or pos < self.pos:
+            raise OSError("a layer is read front to back: no seeking backwards")
+        while self.pos < pos and self._take(min(pos - self.pos, CHUNK)):
+            pass
+        return self.pos
+
+    def read(self, size: int = -1) -> bytes:
+        start = self.pos
+        if size is None or size < 0:
+            parts = []
+            while chunk := self._take(CHUNK):
+                parts.append(chunk)
+            data = b"".join(parts)
+        else:
+            data = self._take(size)
+            while len(data) < size and (more := self._take(size - len(data))):
+                data += more
+        if self.watching and self._state != "idle":
+            self._watch(data, start)
+        return data
+
+    def _take(self, size: int) -> bytes:
+        """Up to ``size`` bytes: from the buffer, else one read of the stream (b"" only at its end)."""
+        if self._at >= len(self._buf):
+            if size >= TAR_BUFFER:
+                data = self._stream.read(size)
+                self.pos += len(data)
+                return data
+            self._buf, self._at = self._stream.read(TAR_BUFFER), 0
+        data = self._buf[self._at:self._at + size]
+        self._at += len(data)
+        self.pos += len(data)
+        return data
+
+    # -- what tarfile is parsing -------------------------------------------------------------------
+    def start(self) -> None:
+        """``TarFile.next()`` begins: the next block it reads at a header position is a header."""
+        self.watching, self._state = True, "header"
+
+    def stop(self) -> None:
+        self.watching = False
+
+    def _watch(self, data: bytes, start: int) -> None:
+        if self._state == "header":
+            if len(data) == tarfile.BLOCKSIZE:  # next() also reads 1 byte to detect truncation: not a header
+                self._on_header(data, start)
+        elif self._state == "content":
+            self._state = "header"
+        elif self._state == "sparse":
+            self._on_sparse_block(data)
+        elif self._state == "map":
+            self._on_map(data)
+
+    def _on_header(self, block: bytes, offset: int) -> None:
+        found = _type_and_size(block)
+        if found is None:
+            self._state = "idle"  # the end, or a header tarfile refuses itself
+            return
+        kind_byte, size = found
+        self._header = offset
+        kind = _EXTENSIONS.get(kind_byte)
         if kind is None:
-            tarfile_._hpc_chain = 0  # a real member ends the chain of extensions before it
-            return super()._proc_member(tarfile_)
-        if self.size > EXTENSION_LIMIT:
-            raise tarfile.HeaderError(f"a {kind} of {self.size} bytes at offset {self.offset}: more than the "
+            self._chain = 0  # a real member ends the chain of extensions before it
+            if kind_byte == tarfile.GNUTYPE_SPARSE:
+                self._regions = _sparse_regions(block[386:482], 4)
+                self._state = "sparse" if block[482] else "idle"
+            else:  # the only blocks next() may still read are a GNU sparse 1.0 map
+                self._state, self._map, self._map_need = "map", b"", None
+            return
+        if size > EXTENSION_LIMIT:
+            raise tarfile.HeaderError(f"a {kind} of {size} bytes at offset {offset}: more than the "
                                       f"{EXTENSION_LIMIT} bytes the probe reads (corrupt or hostile archive)")
-        chain = getattr(tarfile_, "_hpc_chain", 0) + 1
-        tarfile_._hpc_chain = chain
-        if chain > EXTENSION_CHAIN:
+        self._chain += 1
+        if self._chain > EXTENSION_CHAIN:
             raise tarfile.HeaderError(f"more than {EXTENSION_CHAIN} tar extension headers in a row at offset "
-                                      f"{self.offset} (corrupt or hostile archive)")
-        if self.type == tarfile.XGLTYPE:
-            total = getattr(tarfile_, "_hpc_global", 0) + self.size
-            tarfile_._hpc_global = total
-            if total > EXTENSION_LIMIT:
+                                      f"{offset} (corrupt or hostile archive)")
+        if kind_byte == tarfile.XGLTYPE:
+            self._global += size
+            if self._global > EXTENSION_LIMIT:
                 raise tarfile.HeaderError(f"pax global headers add up to more than {EXTENSION_LIMIT} bytes at "
-                                          f"offset {self.offset} (corrupt or hostile archive)")
-        return super()._proc_member(tarfile_)
+                                          f"offset {offset} (corrupt or hostile archive)")
+        self._state = "content"
 
-    def _proc_sparse(self, tarfile_):
-        """Old GNU sparse headers: as tarfile reads them, with a bound on the extension blocks."""
-        structs, isextended, origsize = self._sparse_structs
-        del self._sparse_structs
-        while isextended:
-            if len(structs) > SPARSE_LIMIT:
-                raise tarfile.HeaderError(f"a GNU sparse file of more than {SPARSE_LIMIT} regions at offset "
-                                          f"{self.offset} (corrupt or hostile archive)")
-            buf = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
-            if len(buf) < tarfile.BLOCKSIZE:
-                raise tarfile.HeaderError("truncated GNU sparse header")
-            pos = 0
-            for _ in range(21):
-                try:
-                    offset = tarfile.nti(buf[pos:pos + 12])
-                    numbytes = tarfile.nti(buf[pos + 12:pos + 24])
-                except ValueError:
-                    break
-                if offset and numbytes:
-                    structs.append((offset, numbytes))
-                pos += 24
-            isextended = bool(buf[504])
-        self.sparse = structs
-        self.offset_data = tarfile_.fileobj.tell()
-        tarfile_.offset = self.offset_data + self._block(self.size)
-        self.size = origsize
-        return self
+    def _on_sparse_block(self, block: bytes) -> None:
+        """An old GNU sparse extension block: 21 regions and whether another block follows."""
+        if self._regions > SPARSE_LIMIT:
+            raise tarfile.HeaderError(f"a GNU sparse file of more than {SPARSE_LIMIT} regions at offset "
+                                      f"{self._header} (corrupt or hostile archive)")
+        if len(block) < tarfile.BLOCKSIZE:
+            raise tarfile.HeaderError("truncated GNU sparse header")
+        self._regions += _sparse_regions(block[:504], 21)
+        if not block[504]:
+            self._state = "idle"
 
-    def _proc_gnusparse_10(self, member, pax_headers, tarfile_):
-        """GNU sparse 1.0 maps (at the start of the member's data): bounded in regions and line length."""
-        def line(buf: bytes) -> tuple[bytes, bytes]:
-            while b"\n" not in buf:
-                if len(buf) > 64:
-                    raise tarfile.HeaderError(f"a GNU sparse map line of more than 64 bytes at offset {self.offset}")
-                more = tarfile_.fileobj.read(tarfile.BLOCKSIZE)
-                if not more:
-                    raise tarfile.HeaderError("truncated GNU sparse map")
-                buf += more
-            head, _, rest = buf.partition(b"\n")
-            return head, rest
+    def _on_map(self, block: bytes) -> None:
+        """A GNU sparse 1.0 map, as tarfile reads it (a count, then offset and size lines): bounded in
+        regions and in line length."""
+        if not block:
+            raise tarfile.HeaderError("truncated GNU sparse map")
+        self._map += block
+        while True:
+            newline = self._map.find(b"\n")
+            if newline < 0:
+                if len(self._map) > 64:
+                    raise tarfile.HeaderError(f"a GNU sparse map line of more than 64 bytes at offset "
+                                              f"{self._header}")
+                return
+            text, self._map = self._map[:newline], self._map[newline + 1:]
+            try:
+                number = int(text)
+                if self._map_need is None and not 0 <= number <= SPARSE_LIMIT:
+                    raise ValueError
+            except ValueError:
+                raise tarfile.HeaderError(f"a GNU sparse map at offset {self._header} that is not numbers, or of "
+                                          f"more than {SPARSE_LIMIT} regions (corrupt or hostile archive)") from None
+            self._map_need = number * 2 if self._map_need is None else self._map_need - 1
+            if self._map_need == 0:
+                self._state = "idle"
+                return
 
-        text, buf = line(b"")
+
+_SIGNED_SUM = struct.Struct("148b8x356b")
+
+
+def _type_and_size(block: bytes) -> tuple[bytes, int] | None:
+    """The type and size fields of a tar header block, read as ``TarInfo.frombuf`` reads them; None where
+    frombuf refuses the block (all zeros: the end; a checksum that does not add up). Read here, not with
+    frombuf, because frombuf decodes every field: twice per header would slow the probe down."""
+    if block.count(0) == tarfile.BLOCKSIZE:
+        return None
+    try:
+        checksum = _tar_number(block[148:156])
+        size = _tar_number(block[124:136])
+    except ValueError:
+        return None
+    unsigned = 256 + sum(block[:148]) + sum(block[156:512])
+    if checksum != unsigned and checksum != 256 + sum(_SIGNED_SUM.unpack_from(block)):
+        return None
+    return block[156:157], size
+
+
+def _sparse_regions(fields: bytes, count: int) -> int:
+    """Regions an old GNU sparse header (or extension block) lists, counted as tarfile counts them:
+    entries with a non-zero offset and size, up to the first that is not a number."""
+    found = 0
+    for i in range(count):
         try:
-            fields = int(text)
-            if not 0 <= fields <= SPARSE_LIMIT:
-                raise ValueError
-            numbers = []
-            while len(numbers) < fields * 2:
-                text, buf = line(buf)
-                numbers.append(int(text))
+            offset = _tar_number(fields[i * 24:i * 24 + 12])
+            size = _tar_number(fields[i * 24 + 12:i * 24 + 24])
         except ValueError:
-            raise tarfile.HeaderError(f"a GNU sparse map at offset {self.offset} that is not numbers, or of more "
-                                      f"than {SPARSE_LIMIT} regions (corrupt or hostile archive)") from None
-        member.offset_data = tarfile_.fileobj.tell()
-        member.sparse = list(zip(numbers[::2], numbers[1::2], strict=False))
+            break
+        found += bool(offset and size)
+    return found
 
+
+def _tar_number(field: bytes) -> int:
+    """A tar number field: octal text, or base-256 when the first byte says so."""
+    if field[:1] in (b"\x80", b"\xff"):
+        value = int.from_bytes(field[1:], "big")
+        return value - 256 ** (len(field) - 1) if field[:1] == b"\xff" else value
+    return int(field.split(b"\0", 1)[0].decode("ascii").strip() or "0", 8)
 
 
 def normalise(name: str) -> str | None:
@@ -524,11 +640,13 @@ def apply_layer(
     else:
         stream = source
     counted = _Counting(stream, stats.compression, max_tar_bytes)
+    reader = _TarReader(counted)
     applier = _Applier(tree, index, wanted, scratch, stats, counter)
     try:
         try:
-            tar = tarfile.open(fileobj=counted, mode="r|", bufsize=TAR_BUFFER,  # noqa: SIM115 - closed below
-                               tarinfo=_BoundedTarInfo)
+            reader.start()  # the constructor reads the first member
+            tar = tarfile.TarFile(fileobj=reader, mode="r")
+            reader.stop()
         except tarfile.ReadError as exc:
             if counted.count == 0 or "invalid header" in str(exc) or "empty file" in str(exc):
                 raise LayerError(f"{prefix}layer {digest} is not a tar archive "
@@ -536,9 +654,14 @@ def apply_layer(
                                  f"data, {_describe(exc)})") from None
             raise
         with tar:
-            while (info := tar.next()) is not None:
+            while True:
+                reader.start()
+                info = tar.next()
+                reader.stop()
+                if info is None:
+                    break
                 applier.member(tar, info)
-                tar.members.clear()  # stream mode keeps every TarInfo otherwise: memory grows with the layer
+                tar.members.clear()  # tarfile keeps every TarInfo otherwise: memory grows with the layer
             end = tar.offset
         while counted.read(CHUNK):  # the compressor's end (its checksum is verified there)
             pass

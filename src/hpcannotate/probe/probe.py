@@ -92,7 +92,7 @@ def probe_image(
     and of the scratch directory (default: hpcannotate's cache). ``keep``: extract into this directory and
     leave the files there (for inspection, ``files.json`` says which is which) instead of a temporary one.
     """
-    from ..cachedir import cache_dir
+    from ..cache import cache_dir
 
     started = time.monotonic()
     cache_root = Path(cache) if cache is not None else cache_dir()

@@ -59,7 +59,7 @@ class Compressed:
     @classmethod
     def create(cls) -> Compressed:
         """A scratch directory in hpcannotate's cache (layers can be large: not /tmp's tmpfs)."""
-        from ..cachedir import cache_dir
+        from ..cache import cache_dir
 
         scratch = cache_dir() / "scratch"
         scratch.mkdir(parents=True, exist_ok=True)
