@@ -613,3 +613,38 @@ def test_altered_content_is_caught(proxy, stored):
     proxy.plan = ["body"]
     with pytest.raises(DigestMismatchError):
         client.fetch_blob(f"{proxy.host}/hpc/faults:v1", json.loads(raw)["config"]["digest"])
+
+
+# -- which path a request takes ------------------------------------------------------------------------
+
+
+def test_small_reads_do_not_import_requests(registry, tmp_path):
+    """inspect-sized work (HEAD, GET manifest and config) runs on the keep-alive path alone."""
+    import subprocess
+    import sys
+
+    with RegistryClient() as client:
+        push_image(client, f"{registry.host}/hpc/lean:v1")
+    code = ("import sys\nfrom hpcannotate.registry import RegistryClient\n"
+            f"c = RegistryClient()\nc.head_manifest('{registry.host}/hpc/lean:v1')\n"
+            f"c.get_manifest('{registry.host}/hpc/lean:v1')\n"
+            "print('requests' in sys.modules, 'urllib3' in sys.modules, c.stats.requests)")
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split() == ["False", "False", "2"]
+
+
+def test_proxy_variables_are_obeyed_through_requests(registry, monkeypatch):
+    """With a proxy in the environment, requests' rules (and its no_proxy) decide, as before the lean path."""
+    with RegistryClient() as client:
+        push_image(client, f"{registry.host}/hpc/proxied:v1")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]  # nothing listens once the socket is closed
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{dead}")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with pytest.raises(RegistryError, match="cannot reach the registry"):
+        RegistryClient(retry=FAST).get_manifest(f"{registry.host}/hpc/proxied:v1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    assert RegistryClient(retry=FAST).get_manifest(f"{registry.host}/hpc/proxied:v1").digest.startswith("sha256:")

@@ -18,6 +18,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import os
 import random
 import socket
 import ssl
@@ -26,11 +27,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 from urllib.parse import urlencode, urljoin, urlsplit
-
-import requests
-import urllib3
 
 from ..errors import InputError
 from ..files import open_regular
@@ -47,8 +45,12 @@ from .auth import (
     pull_scope,
     push_scope,
 )
-from .deadline import DEADLINE_ENV, ArmingReader, Watchdog, WatchedAdapter, default_deadline
+from .deadline import DEADLINE_ENV, Watchdog, default_deadline
 from .lean import LeanTransport, TooLarge
+from .transport import ConnectTimeout, CutOff, ReadTimeout, Response, TLSFailure, TransportError
+
+if TYPE_CHECKING:
+    import requests
 from .reference import Reference, is_loopback, parse_reference
 
 log = logging.getLogger("hpcannotate.registry")
@@ -126,29 +128,6 @@ class ManifestHead(NamedTuple):
     size: int
 
 
-class _KeepHeaders(requests.auth.AuthBase):
-    """An auth that changes nothing: stops requests from adding ``~/.netrc`` credentials on its own."""
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        return request
-
-
-_KEEP_HEADERS = _KeepHeaders()
-
-
-class _Session(requests.Session):
-    """On a redirect, strip ``Authorization`` when the host or scheme changes, and add nothing.
-
-    requests' own ``rebuild_auth`` would put ``~/.netrc`` credentials for the new host in its place.
-    """
-
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
-        if "Authorization" in prepared_request.headers and self.should_strip_auth(
-            response.request.url, prepared_request.url
-        ):
-            del prepared_request.headers["Authorization"]
-
-
 class RegistryClient:
     """Talks the OCI distribution API to any number of registries.
 
@@ -169,7 +148,7 @@ class RegistryClient:
         insecure: bool = False,
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
-        session: requests.Session | None = None,
+        session: requests.Session | None = None,  # a caller's own: then every request goes through it
         sleep: Callable[[float], None] = time.sleep,
         deadline: float | None = None,
         lean: bool = True,
@@ -185,16 +164,14 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.stats = TransferStats()
         self._sleep = sleep
-        # Small bodiless requests skip requests' machinery (see lean.py) unless the caller brought a session.
+        # Small bodiless requests skip requests' machinery (see lean.py) unless the caller brought a session;
+        # requests itself is imported when a request first needs it (heavy.py).
         self._lean = LeanTransport(timeout) if lean and session is None else None
-        self._session = session or _Session()
+        self._session = session
+        self._insecure = insecure
         self._settings_cache: dict[tuple[str, str], dict] = {}
-        for prefix in ("http://", "https://"):
-            self._session.mount(prefix, WatchedAdapter())
-        self._session.headers["User-Agent"] = USER_AGENT
         self.auth = Authenticator(self._token_send, self._find_credentials)
         if insecure:
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             log.warning("TLS certificate verification is off (insecure requested)")
 
     def __repr__(self) -> str:
@@ -203,7 +180,16 @@ class RegistryClient:
     def close(self) -> None:
         if self._lean is not None:
             self._lean.close()
-        self._session.close()
+        if self._session is not None:
+            self._session.close()
+
+    def _requests_session(self) -> requests.Session:
+        """requests' session, made (and requests imported) on first need."""
+        if self._session is None:
+            from . import heavy
+
+            self._session = heavy.new_session(USER_AGENT, self._insecure)
+        return self._session
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -283,14 +269,19 @@ class RegistryClient:
         )
         hasher = hashlib.sha256()
         watchdog: Watchdog | None = getattr(resp, "watchdog", None)
+        chunks = resp.iter_content(chunk_size)
+        if not isinstance(resp, Response):  # requests' streamed answer: its errors become transport errors
+            from . import heavy
+
+            chunks = heavy.iter_body(resp, chunk_size)
         try:
-            for chunk in resp.iter_content(chunk_size):
+            for chunk in chunks:
                 hasher.update(chunk)
                 self.stats.bytes_received += len(chunk)
                 if watchdog is not None:
                     watchdog.arm()  # each chunk within the deadline: slow but steady transfers go on
                 yield chunk
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout) as exc:
+        except TransportError as exc:
             if watchdog is not None and watchdog.expired:
                 raise self._deadline_error("GET", resp.url) from None
             raise RegistryError(f"{ref.registry}: blob {digest} cut off ({_reason(exc, self.timeout)})") from None
@@ -438,7 +429,7 @@ class RegistryClient:
         missing_ok: bool = False,
         read: int | None = ERROR_BODY_LIMIT,
         what: str,
-    ) -> requests.Response:
+    ) -> Response:
         """One API call with authentication (challenge, then at most one re-authenticated retry).
 
         The body of a successful answer is read (up to ``read`` bytes) so the connection goes back
@@ -461,7 +452,7 @@ class RegistryClient:
             return resp
         raise self._error(ref, resp, what)
 
-    def _error(self, ref: Reference, resp: requests.Response, what: str) -> RegistryError:
+    def _error(self, ref: Reference, resp: Response, what: str) -> RegistryError:
         code, message = _registry_error(resp, self.stats)
         status = resp.status_code
         detail = f"HTTP {status}" + (f" {code}" if code else "")
@@ -475,7 +466,7 @@ class RegistryClient:
 
     def _send(
         self, method: str, url: str, registry: str, headers: dict, body: Body, read: int | None
-    ) -> requests.Response:
+    ) -> Response:
         """Send with retries (connection errors, 429, 5xx), bounded by count and total time."""
         policy = self.retry
         deadline = time.monotonic() + policy.total
@@ -483,7 +474,7 @@ class RegistryClient:
         while True:
             try:
                 resp = self._send_once(method, url, headers, body, read)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            except TransportError as exc:
                 delay = policy.delay(attempt)
                 if attempt >= _retries_for(exc, policy) or time.monotonic() + delay > deadline:
                     raise RegistryError(f"{registry}: cannot reach the registry ({_reason(exc, self.timeout)})") \
@@ -501,7 +492,7 @@ class RegistryClient:
             self.stats.retries += 1
             self._sleep(delay)
 
-    def _send_once(self, method: str, url: str, headers: dict, body: Body, read: int | None) -> requests.Response:
+    def _send_once(self, method: str, url: str, headers: dict, body: Body, read: int | None) -> Response:
         """One attempt, within the deadline: a streamed answer (``read=None``) keeps its watchdog."""
         watchdog = Watchdog(self.deadline)
         keep = False
@@ -511,7 +502,7 @@ class RegistryClient:
                 if resp.status_code >= 300:
                     _discard(resp, self.stats)  # a slow error body counts against the deadline too
                 keep = read is None and resp.status_code < 300
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, RegistryError):
+        except (TransportError, RegistryError):
             if watchdog.expired:
                 raise self._deadline_error(method, url) from None
             raise
@@ -529,37 +520,22 @@ class RegistryClient:
                              f"(the registry is too slow; ${DEADLINE_ENV} sets the limit)")
 
     def _send_watched(self, method: str, url: str, headers: dict, body: Body, read: int | None,
-                      watchdog: Watchdog) -> requests.Response:
+                      watchdog: Watchdog) -> Response:
         settings = self._environment(url)
         if self._lean is not None and read is not None and self._lean.usable(method, body, settings):
             resp = self._send_lean(method, url, headers, settings, read, watchdog)
             if resp is not None:
                 return resp
-        stream = ArmingReader(body(), watchdog) if callable(body) else body
-        try:
-            prepared = self._prepare(method, url, headers, stream)
-            self._count_request(prepared.method or "?", prepared.path_url, prepared.headers, prepared.body)
-            resp = self._session.send(prepared, timeout=self.timeout, allow_redirects=True, **settings)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
-            raise
-        except requests.RequestException as exc:
-            # Its text can quote a header (a token): name the kind only.
-            raise RegistryError(f"{urlsplit(url).netloc}: the request failed ({type(exc).__name__})") from None
-        finally:
-            if hasattr(stream, "close"):
-                stream.close()
-        self._count_response(resp)
-        log.debug("%s %s -> %s", method, _loggable(url), resp.status_code)
-        if read is not None and resp.status_code < 300:
-            _read_into(resp, read, self.stats)
-        return resp
+        from . import heavy
+
+        return heavy.send(self, self._requests_session(), method, url, headers, body, read, ERROR_BODY_LIMIT,
+                          watchdog, settings)
 
     def _send_lean(self, method: str, url: str, headers: dict, settings: dict, read: int,
-                   watchdog: Watchdog) -> requests.Response | None:
+                   watchdog: Watchdog) -> Response | None:
         """The request on the lean path; None when it was redirected and requests must follow."""
         # http.client asks for identity encoding itself (nothing here decodes gzip) and keeps connections alive.
-        merged = {k: v for k, v in self._session.headers.items() if k.lower() not in ("accept-encoding", "connection")}
-        merged.update(headers)
+        merged = {"User-Agent": USER_AGENT, "Accept": "*/*", **headers}
         parts = urlsplit(url)
         self._count_request(method, parts.path + (f"?{parts.query}" if parts.query else ""), merged, None)
 
@@ -578,27 +554,6 @@ class RegistryClient:
         log.debug("%s %s -> %s", method, _loggable(url), resp.status_code)
         return resp
 
-    def _prepare(self, method: str, url: str, headers: dict, stream) -> requests.PreparedRequest:
-        """The request as ``Session.prepare_request`` makes it, without its per-call merging when it is a no-op.
-
-        With no session cookies, auth or params (a registry that sets none), merging them costs more
-        CPU than the loopback round trip; the result is the same request.
-        """
-        session = self._session
-        if session.cookies or session.auth or session.params:
-            return session.prepare_request(requests.Request(method, url, headers=headers, data=stream,
-                                                            auth=_KEEP_HEADERS))
-        merged = requests.structures.CaseInsensitiveDict(session.headers)
-        for key, value in (headers or {}).items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        prepared = requests.PreparedRequest()
-        prepared.prepare(method=method.upper(), url=url, headers=merged, data=stream, auth=_KEEP_HEADERS,
-                         hooks=requests.hooks.default_hooks())
-        return prepared
-
     def _environment(self, url: str) -> dict:
         """requests' proxy/CA settings from the environment, once per scheme and host.
 
@@ -609,7 +564,15 @@ class RegistryClient:
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
         if key not in self._settings_cache:
-            self._settings_cache[key] = self._session.merge_environment_settings(url, {}, True, self.verify, None)
+            if self._session is not None or _proxy_variables():
+                from . import heavy
+
+                self._settings_cache[key] = heavy.environment(self._requests_session(), url, self.verify)
+            else:  # what requests answers when no proxy is configured, without importing it
+                verify = self.verify
+                if verify is True:
+                    verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+                self._settings_cache[key] = {"proxies": {}, "stream": True, "verify": verify, "cert": None}
         return dict(self._settings_cache[key])
 
     def _count_request(self, method: str, path_url: str, headers, body) -> None:
@@ -620,7 +583,7 @@ class RegistryClient:
         size = len(body) if isinstance(body, (bytes, str)) else int(headers.get("Content-Length") or 0)
         self.stats.bytes_sent += head + size
 
-    def _count_response(self, resp: requests.Response) -> None:
+    def _count_response(self, resp: Response) -> None:
         for hop in [*resp.history, resp]:
             if hop is not resp:
                 self.stats.requests += 1
@@ -688,31 +651,14 @@ def _digest_of(data: bytes | Path) -> str:
     return "sha256:" + hasher.hexdigest()
 
 
-def _read_into(resp: requests.Response, limit: int, stats: TransferStats) -> None:
-    """Read the whole body (at most ``limit`` bytes) so failures mid-body are retried like the rest."""
-    chunks, size = [], 0
-    for chunk in resp.iter_content(CHUNK):
-        size += len(chunk)
-        stats.bytes_received += len(chunk)
-        if size > limit:
-            resp.close()
-            raise RegistryError(f"{urlsplit(resp.url).netloc}: answer larger than {limit} bytes")
-        chunks.append(chunk)
-    resp._content = b"".join(chunks)  # requests' own cache: resp.content / resp.json() work
-    resp._content_consumed = True
-
-
-def _discard(resp: requests.Response, stats: TransferStats) -> None:
-    """Drop an answer we will not use, reading a small body so the connection can be reused."""
-    if resp._content_consumed:
-        return
-    try:
-        _read_into(resp, ERROR_BODY_LIMIT, stats)
-    except (RegistryError, requests.RequestException):
+def _discard(resp: Response, stats: TransferStats) -> None:
+    """Drop an answer we will not use. Both paths read answers whole where they arrive (inside the
+    deadline); only a streamed blob is still open, and closing it gives its connection up."""
+    if not resp._content_consumed:
         resp.close()
 
 
-def _registry_error(resp: requests.Response, stats: TransferStats) -> tuple[str | None, str]:
+def _registry_error(resp: Response, stats: TransferStats) -> tuple[str | None, str]:
     """The first ``{"errors": [{"code", "message"}]}`` entry of an error answer, if any."""
     _discard(resp, stats)
     try:
@@ -723,7 +669,13 @@ def _registry_error(resp: requests.Response, stats: TransferStats) -> tuple[str 
     return code, " ".join(message.split())[:200]
 
 
-def _retry_after(resp: requests.Response) -> float | None:
+def _proxy_variables() -> bool:
+    """Whether the environment names a proxy (then requests' own rules decide, no_proxy and all)."""
+    return any(name.lower().endswith("_proxy") and name.lower() != "no_proxy" and value
+               for name, value in os.environ.items())
+
+
+def _retry_after(resp: Response) -> float | None:
     value = resp.headers.get("Retry-After")
     if not value:
         return None
@@ -764,7 +716,7 @@ def _retries_for(exc: BaseException, policy: RetryPolicy) -> int:
     """How many retries a connection error deserves: a certificate that failed verification or a name
     that does not resolve will fail again; a refused connection gets one more try (a registry restarting)."""
     chain = _exception_chain(exc)
-    if any(isinstance(e, (ssl.SSLError, requests.exceptions.SSLError, socket.gaierror)) for e in chain):
+    if any(isinstance(e, (ssl.SSLError, TLSFailure, socket.gaierror)) for e in chain):
         return 0
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return min(1, policy.retries)
@@ -774,13 +726,13 @@ def _retries_for(exc: BaseException, policy: RetryPolicy) -> int:
 def _reason(exc: BaseException, timeout: tuple[float, float]) -> str:
     """A short human reason from requests' nested exceptions (no URLs, no headers)."""
     chain = _exception_chain(exc)
-    if any(isinstance(e, (ssl.SSLError, requests.exceptions.SSLError)) for e in chain):
+    if any(isinstance(e, (ssl.SSLError, TLSFailure)) for e in chain):
         ssl_errors = [e for e in chain if isinstance(e, ssl.SSLError)]
         detail = getattr(ssl_errors[0], "reason", None) if ssl_errors else None
         return f"TLS error{': ' + str(detail).lower().replace('_', ' ') if detail else ''}"
-    if any(isinstance(e, requests.exceptions.ConnectTimeout) for e in chain):
+    if any(isinstance(e, ConnectTimeout) for e in chain):
         return f"connection timed out after {timeout[0]:g} s"
-    if any(isinstance(e, (requests.exceptions.ReadTimeout, socket.timeout)) for e in chain):
+    if any(isinstance(e, (ReadTimeout, socket.timeout)) for e in chain):
         return f"no answer within {timeout[1]:g} s"
     for kind, text in (
         (socket.gaierror, "host name does not resolve"),
@@ -792,7 +744,7 @@ def _reason(exc: BaseException, timeout: tuple[float, float]) -> str:
     for error in chain:
         if isinstance(error, OSError) and error.strerror:
             return error.strerror.lower()
-    if any(isinstance(e, requests.exceptions.ChunkedEncodingError) for e in chain):
+    if any(isinstance(e, CutOff) for e in chain):
         return "connection closed in the middle of an answer"
     return "connection closed by the server"
 

@@ -5,8 +5,9 @@ five seconds never trips a 60 s read timeout and keeps ``inspect`` running forev
 overall deadline, so a watchdog timer shuts the request's socket down when the deadline passes; the
 blocked read then fails at once and the client reports which request ran out of time.
 
-The connection classes below tell the watchdog of the current thread which socket a request uses
-(a pooled connection is reused, so they report it on every request, not only on connect).
+Connections tell the watchdog which socket a request uses: the keep-alive path (lean.py) directly,
+requests' pooled connections (heavy.py) through ``report_connection`` on every request, since a
+pooled connection is reused.
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ import os
 import socket
 import threading
 import time
-
-import requests
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from ..errors import InputError
 
@@ -164,54 +161,11 @@ class Watchdog:
         _current.watchdog = None
 
 
-def _report(connection: HTTPConnection) -> None:
+def report_connection(connection) -> None:
+    """Called by a connection as it sends (heavy.py's urllib3 classes): the thread's watchdog watches it."""
     watchdog = getattr(_current, "watchdog", None)
     if watchdog is not None:
         watchdog.watch(connection)
-
-
-class _Watched:
-    """Mixed into urllib3's connections: each request reports its connection to the thread's watchdog."""
-
-    def connect(self) -> None:
-        _report(self)  # type: ignore[arg-type]
-        super().connect()  # type: ignore[misc]
-
-    def request(self, *args, **kwargs):
-        _report(self)  # type: ignore[arg-type]
-        return super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-class _WatchedHTTPConnection(_Watched, HTTPConnection):
-    pass
-
-
-class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
-    pass
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-class WatchedAdapter(requests.adapters.HTTPAdapter):
-    """requests' adapter with connections the watchdog can shut down (direct and through a proxy)."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
-
-    def proxy_manager_for(self, proxy, **kwargs):
-        manager = super().proxy_manager_for(proxy, **kwargs)
-        manager.pool_classes_by_scheme = dict(_POOLS)
-        return manager
 
 
 class ArmingReader:

@@ -4,9 +4,9 @@ Why: ranking or crawling hundreds of images is hundreds of small GETs and HEADs.
 requests each costs ~2.5 ms of CPU on top of the round trip (request preparation, hooks,
 adapters, urllib3's pool, header merging), several times what the registry spends answering;
 with the GIL, 16 worker threads then wait on each other rather than on the network. This path
-sends the same request with the standard library's connection class and builds the same
-``requests.Response`` the rest of the client reads, so retries, authentication, deadlines and
-byte counts are unchanged.
+sends the same request with the standard library's connection class and hands back the
+``transport.Response`` the rest of the client reads (requests' answers look the same to it), so
+retries, authentication, deadlines and byte counts are unchanged.
 
 It only takes what it can do exactly as requests would: GET and HEAD without a body, no proxy
 for the URL, no redirect (a 3xx answer is handed back to requests, which follows it), an answer
@@ -18,6 +18,7 @@ noticed before reuse (as urllib3 does), so a stale socket never costs a retry.
 from __future__ import annotations
 
 import http.client
+import os
 import select
 import socket
 import ssl
@@ -25,10 +26,8 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-import requests
-from requests.structures import CaseInsensitiveDict
-
 from .deadline import Watchdog
+from .transport import ConnectFailed, ConnectTimeout, CutOff, Headers, ReadTimeout, Response, TLSFailure
 
 CHUNK = 1024 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -65,7 +64,7 @@ _contexts_lock = threading.Lock()
 
 
 def tls_context(verify: bool | str) -> ssl.SSLContext:
-    """The TLS settings requests would use: its CA bundle (certifi) or the given one, or no checks."""
+    """The TLS settings requests would use: its CA bundle (certifi's) or the given one, or no checks."""
     with _contexts_lock:
         context = _contexts.get(verify)
         if context is None:
@@ -74,8 +73,13 @@ def tls_context(verify: bool | str) -> ssl.SSLContext:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
             else:
-                bundle = requests.utils.DEFAULT_CA_BUNDLE_PATH if verify is True else verify
-                if bundle and requests.utils.os.path.isdir(bundle):
+                if verify is True:
+                    import certifi  # requests' own CA bundle (DEFAULT_CA_BUNDLE_PATH)
+
+                    bundle = certifi.where()
+                else:
+                    bundle = verify
+                if os.path.isdir(bundle):
                     context = ssl.create_default_context(capath=bundle)
                 else:
                     context = ssl.create_default_context(cafile=bundle)
@@ -116,7 +120,7 @@ class LeanTransport:
         error_limit: int,
         watchdog: Watchdog,
         count_received: Callable[[int], None],
-    ) -> requests.Response | None:
+    ) -> Response | None:
         """One request; None when the answer is a redirect (its body already read) for requests to follow.
 
         A successful answer longer than ``read`` raises TooLarge; an error answer is kept to its
@@ -134,7 +138,7 @@ class LeanTransport:
         except BaseException as exc:
             connected = connection.sock is not None
             self._forget(connection)
-            raise _as_requests_error(exc, connected) from None
+            raise _transport_error(exc, connected) from None
         if not whole:
             self._forget(connection)  # the rest of the answer is still on the socket
             if answer.status < 300:
@@ -191,30 +195,22 @@ def _read_limited(answer: http.client.HTTPResponse, limit: int, count: Callable[
         chunks.append(chunk)
 
 
-def _response(answer: http.client.HTTPResponse, body: bytes, url: str) -> requests.Response:
-    """The ``requests.Response`` requests would have built: headers, content, url, links."""
-    response = requests.Response()
-    response.status_code = answer.status
-    response.reason = answer.reason
-    headers: CaseInsensitiveDict = CaseInsensitiveDict()
+def _response(answer: http.client.HTTPResponse, body: bytes, url: str) -> Response:
+    """The answer as the client reads it: status, headers (repeats joined, as urllib3 does), body."""
+    headers = Headers()
     for name, value in answer.getheaders():
-        headers[name] = f"{headers[name]}, {value}" if name in headers else value  # urllib3 joins repeats
-    response.headers = headers
-    response.url = url
-    response.encoding = requests.utils.get_encoding_from_headers(headers)
-    response._content = body
-    response._content_consumed = True
-    return response
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return Response(answer.status, answer.reason, headers, body, url)
 
 
-def _as_requests_error(exc: BaseException, connected: bool) -> BaseException:
-    """The exception requests would raise, wrapping the original so reasons stay readable."""
+def _transport_error(exc: BaseException, connected: bool) -> BaseException:
+    """The transport error for what http.client, socket or ssl raised, wrapping it so reasons stay readable."""
     if isinstance(exc, ssl.SSLError):
-        return requests.exceptions.SSLError(exc)
+        return TLSFailure(exc)
     if isinstance(exc, socket.timeout):
-        return requests.exceptions.ReadTimeout(exc) if connected else requests.exceptions.ConnectTimeout(exc)
+        return ReadTimeout(exc) if connected else ConnectTimeout(exc)
     if isinstance(exc, http.client.IncompleteRead):
-        return requests.exceptions.ChunkedEncodingError(exc)
+        return CutOff(exc)
     if isinstance(exc, (OSError, http.client.HTTPException)):
-        return requests.ConnectionError(exc)
+        return ConnectFailed(exc)
     return exc
