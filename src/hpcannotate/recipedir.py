@@ -19,6 +19,7 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
+from . import formats
 from .errors import InputError
 from .inputs import check_key, load_structured
 
@@ -76,7 +77,7 @@ class Variant:
     def recipe(self) -> Path:
         """The recipe file; InputError (naming hpcannotate.yaml and the key) when it does not exist."""
         path = _recipe_path(self.config.parent, self.config, self.name, self.format, self.recipe_name)
-        return _check_spack_names(path) if self.format == "spack" else path
+        return formats.get(self.format).checked_recipe(path)
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,19 @@ class RecipeDir:
 
 
 @functools.cache
-def _schema() -> dict:
+def _schema_file() -> dict:
     import yaml
 
     text = resources.files("hpcannotate").joinpath("data/recipedir.schema.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
+
+
+def _schema() -> dict:
+    """The schema, with the ``format:`` enum of a variant filled from the format registry."""
+    schema = _schema_file()
+    variant = schema["$defs"]["variant"]
+    return {**schema, "$defs": {**schema["$defs"], "variant": {**variant, "properties": {
+        **variant["properties"], "format": {"enum": formats.names()}}}}}
 
 
 def _where(error) -> str:
@@ -180,20 +189,9 @@ def _recipe_path(directory: Path, config: Path, variant: str, fmt: str, name: st
     where = f"{config}: variants.{variant}.recipe"
     if os.path.lexists(path) or os.path.isabs(name) or ".." in Path(name).parts:
         return confined(directory, name, where)
-    if fmt == "easybuild" and "/" not in name and name.endswith(".eb"):
-        from .adapters.easybuild import locate_by_name
-        from .adapters.easybuild_eval import installed_easyconfigs
-
-        found = locate_by_name(name)
-        if found:
-            return found
-        if not installed_easyconfigs():
-            raise InputError(f"{where}: {name} is not in {directory}, and a bare easyconfig name is looked up in "
-                             "the easybuild-easyconfigs package, which is not installed; install it with "
-                             f"`{EASYCONFIGS_EXTRA}`")
-        raise InputError(f"{where}: {name} is neither in {directory} nor in the installed easybuild-easyconfigs "
-                         f"package (where a bare easyconfig name is looked up); check the name, or install the "
-                         f"release that has it with `{EASYCONFIGS_EXTRA}`")
+    found = formats.get(fmt).locate(name, directory, where)
+    if found is not None:
+        return found
     raise InputError(f"{where}: {name} does not exist")
 
 
@@ -291,8 +289,9 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
                 hint = cpu.suggest_target(t)
                 extra = f" (did you mean {hint!r}?)" if hint else ""
                 raise InputError(f"{config}: variants.{name}.targets: {t!r} is not an archspec CPU target{extra}")
-        if "userargs" in raw and fmt != "hpccm":
-            raise InputError(f"{config}: variants.{name}.userargs: only hpccm variants take userargs")
+        if "userargs" in raw and not formats.get(fmt).takes_userargs:
+            only = " and ".join(n for n in formats.names() if formats.get(n).takes_userargs)
+            raise InputError(f"{config}: variants.{name}.userargs: only {only} variants take userargs")
         for where, table in (("annotations", data.get("annotations")), (f"variants.{name}.annotations",
                                                                          raw.get("annotations"))):
             for key in table or {}:
@@ -315,10 +314,9 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
         )
     if data["default"] not in variants:
         raise InputError(f"{config}: default: no variant {data['default']!r} (variants: {', '.join(variants)})")
-    for fmt_name in ("dockerfile",):
-        for v in variants.values():
-            if v.format == fmt_name and not v.base:
-                raise InputError(f"{config}: variants.{v.name}.base: a dockerfile variant needs a base image")
+    for v in variants.values():
+        if formats.get(v.format).needs_base and not v.base:
+            raise InputError(f"{config}: variants.{v.name}.base: a {v.format} variant needs a base image")
     docs = {kind: confined(directory, name, f"{config}: docs.{kind}")
             for kind, name in (data.get("docs") or {}).items()}
     return RecipeDir(
