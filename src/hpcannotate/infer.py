@@ -124,6 +124,7 @@ def name_target_source(inference: Inference, variant: Variant, target: str, sour
     """The adapters say "from --target" for a target they were given; in a render it may be the
     variant's ``targets:`` or hpcannotate's default instead: say which."""
     from .adapters.base import MODE_KEY, TARGET_KEY
+    from .facts import CpuTarget, Sourced
     from .provenance import Layer, Provenance
 
     entry = inference.annotations.entry(TARGET_KEY) if TARGET_KEY in inference.annotations else None
@@ -139,8 +140,7 @@ def name_target_source(inference: Inference, variant: Variant, target: str, sour
     file = str(variant.config) if variant.targets_from else None
     fragment = f"{variant.targets_from}: [{', '.join(variant.targets)}]" if variant.targets_from else None
     prov = Provenance(Layer.RECIPE, file, None, fragment, f"from {source}")
-    inference.annotations.set(TARGET_KEY, target, prov)
     mode = inference.annotations.get(MODE_KEY)
-    if mode is not None:
-        inference.annotations.set(MODE_KEY, mode, Provenance(Layer.RECIPE, file, None, fragment,
-                                                             f"derived from target {target}"))
+    derived = Provenance(Layer.RECIPE, file, None, fragment, f"derived from target {target}")
+    inference.add(CpuTarget(target=Sourced(target, prov), mode=None if mode is None else Sourced(mode, derived)),
+                  check=False)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from ..catalogue import catalogue, is_managed
 from ..errors import InputError
+from ..facts import CpuTarget
 from ..files import read_head
 from ..isolation import malformed, run_isolated
 from .base import MODE_KEY, TARGET_KEY, Adapter, Inference, InferOptions, apply_target
@@ -798,10 +799,11 @@ def _baseline_target(facts: Facts, inference: Inference, family: str | None, fla
     said = "the base image's architecture" if family else "the architecture hpccm generated the recipe for"
     note = (f"no CPU target and no -march/-mcpu/-tp flags: the compilers' default, the baseline of {said}")
     where = base.where("image", "arch", note=note) if base and family else {"note": note}
-    inference.set(TARGET_KEY, arch, **where)
     from .. import targets
 
-    inference.set(MODE_KEY, targets.mode_for_target(arch), **{**where, "note": f"derived from target {arch}"})
+    inference.add(CpuTarget(target=inference.sourced(arch, **where),
+                            mode=inference.sourced(targets.mode_for_target(arch),
+                                                   **{**where, "note": f"derived from target {arch}"})))
 
 
 def _label_pin(facts: Facts) -> dict | None:

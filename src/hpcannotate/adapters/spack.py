@@ -1174,6 +1174,7 @@ def _apply_own_labels(inference: Inference, labels: list[tuple[str, YStr]]) -> N
 def _prefer(inference: Inference, concrete: Inference) -> None:
     """Values from the lock win; the yaml's stay for what the lock lacks (and as the overridden source)."""
     inference.annotations = inference.annotations.merge(concrete.annotations)
+    inference.facts.extend(concrete.facts)  # later facts win, as the merge lets the lock's values win
     for key, reason in concrete.missing.items():
         if key not in inference.annotations:
             inference.missing[key] = reason

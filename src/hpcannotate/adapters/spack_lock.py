@@ -479,12 +479,8 @@ def apply_pinned_target(inference: Inference, target: str, requested: str | None
         return
     if requested and requested != target:
         inference.warnings.append(f"{where}: --target {requested} ignored: the environment pins target {target}")
-    apply_target(inference, target, pinned_by_recipe=True, fragment=fragment, line=line)
-    if file is not None:  # apply_target points at the inference's path; the pin may live in another file
-        for key in (TARGET_KEY, MODE_KEY):
-            prov = inference.annotations.entry(key).provenance
-            inference.set(key, inference.annotations[key], line=prov.line, fragment=prov.fragment, note=prov.note,
-                          file=file)
+    # the pin may live in another file than the inference's path (None: that path)
+    apply_target(inference, target, pinned_by_recipe=True, fragment=fragment, line=line, file=file)
 
 
 def sorted_unique(values: Iterable[str]) -> list[str]:
