@@ -48,6 +48,14 @@ class Fact:
         gone = set(keys)
         return replace(self, **{name: None for name, key in self.KEYS.items() if key in gone})
 
+    def spelled_short(self) -> Fact:
+        """This fact with its ``org.supercontainers.*`` keys spelled short (``mpi.version``), as the adapters
+        have always written them: the annotations' provenance records that spelling (``spelled``)."""
+        return replace(self, **{name: replace(value, spelling=key.removeprefix(k.SUPERCONTAINERS))
+                                for name, key in self.KEYS.items()
+                                if (value := getattr(self, name)) is not None and value.spelling is None
+                                and key.startswith(k.SUPERCONTAINERS)})
+
     def merged(self, later: Fact) -> Fact:
         """This fact with the values ``later`` (of the same kind) sets: a later value wins, as in annotations."""
         return replace(self, **{f.name: getattr(later, f.name) for f in fields(later)
