@@ -131,11 +131,11 @@ def scaffold(recipe: Path, directory: Path | None = None, name: str | None = Non
 
 def _recipe(recipe: Path, directory: Path, config: Path, name: str | None, fmt: str) -> Scaffold:
     from .adapters.base import MODE_KEY, TARGET_KEY, InferOptions
-    from .catalogue import SUPERCONTAINERS_PREFIX as P
     from .infer import infer
+    from .keynames import APP_NAME
 
     inference = infer(recipe, InferOptions(), fmt)
-    app = inference.annotations.get(P + "app.name")
+    app = inference.annotations.get(APP_NAME)
     chosen = image_name(name or app or (recipe.stem if fmt != "spack" else directory.resolve().name))
     pinned = inference.annotations.get(TARGET_KEY)
     entry = inference.annotations.entry(TARGET_KEY) if pinned else None

@@ -32,7 +32,13 @@ from .files import read_bytes, regular_only
 from .infer import infer, name_target_source
 from .inputs import key_problem
 from .isolation import DEFAULT_TIMEOUT
-from .keynames import BUILD_RECIPE_FORMAT, DOCS_BUILD_DOCKERFILE
+from .keynames import (
+    BUILD_RECIPE_FORMAT,
+    DOCS_BUILD_DOCKERFILE,
+    DOCS_BUILD_QUICKSTART_BASE64,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+    SHELL_IMPLEMENTATION,
+)
 from .oci.layout import current_umask
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
@@ -94,7 +100,7 @@ def login_shell(variant: Variant, annotations: Annotations) -> str:
     but has sh (busybox, alpine), where a ``/bin/bash`` CMD would fail on every start."""
     if variant.shell:
         return variant.shell
-    shells = set(annotations.get(P + "shell.implementation", "").split(","))
+    shells = set(annotations.get(SHELL_IMPLEMENTATION, "").split(","))
     return "/bin/sh" if "bash" not in shells and shells & {"sh", "ash", "dash"} else DEFAULT_SHELL
 
 
@@ -208,7 +214,7 @@ def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
         if kind in ("quickstart", "benchmark"):
             std[P + f"docs.{kind}.base64"] = b64(read_bytes(doc, f"docs.{kind} file"))
         elif kind == "build":
-            std[P + "docs.build.quickstart.base64"] = b64(read_bytes(doc, "docs.build file"))
+            std[DOCS_BUILD_QUICKSTART_BASE64] = b64(read_bytes(doc, "docs.build file"))
     return Annotations.from_mapping(std, prov).merge(declared)
 
 
@@ -518,9 +524,9 @@ def _check_pinned_target(recipe_dir: RecipeDir, variant: Variant, target: str,
                          f"{', '.join(pinned[0])} ({pinned[1]}); it cannot be built for {target}")
     if annotations is None:
         return
-    built_for = annotations.get(P + "hardware.cpu.optimized.version")
+    built_for = annotations.get(HARDWARE_CPU_OPTIMIZED_VERSION)
     if built_for != target:
-        source = annotations.entry(P + "hardware.cpu.optimized.version").provenance.describe()
+        source = annotations.entry(HARDWARE_CPU_OPTIMIZED_VERSION).provenance.describe()
         raise InputError(f"{recipe_dir.config}: variant {variant.name}: the recipe pins CPU target {built_for} "
                          f"({source}); it cannot be built for {target}")
 
