@@ -21,7 +21,7 @@ from .annotations import Annotations
 from .provenance import Provenance
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Sourced:
     """One value and where it came from."""
 
@@ -30,7 +30,7 @@ class Sourced:
     spelling: str | None = None  # the key as the producer wrote it, when not the full key
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Fact:
     """A group of values about one thing; ``KEYS`` maps each field to its annotation key."""
 
@@ -38,10 +38,10 @@ class Fact:
 
     def items(self) -> Iterator[tuple[str, Sourced]]:
         """(key, value) of the fields that are set, in field order: the order they are annotated in."""
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name, key in self.KEYS.items():  # KEYS lists the fields in field order
+            value = getattr(self, name)
             if value is not None:
-                yield self.KEYS[f.name], value
+                yield key, value
 
     def without(self, keys: Iterable[str]) -> Fact:
         """This fact with the values of ``keys`` left out (values the catalogue refused)."""
@@ -62,14 +62,14 @@ class Fact:
                                 if getattr(later, f.name) is not None})
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class App(Fact):
     KEYS: ClassVar[dict[str, str]] = {"name": k.APP_NAME, "version": k.APP_VERSION}
     name: Sourced | None = None
     version: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Mpi(Fact):
     KEYS: ClassVar[dict[str, str]] = {"implementation": k.MPI_IMPLEMENTATION, "version": k.MPI_VERSION,
                                       "abi_version": k.MPI_ABI_VERSION, "pmi": k.PMI_VERSION,
@@ -83,14 +83,14 @@ class Mpi(Fact):
     portability_optimization: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Compiler(Fact):
     KEYS: ClassVar[dict[str, str]] = {"implementation": k.COMPILER_IMPLEMENTATION, "version": k.COMPILER_VERSION}
     implementation: Sourced | None = None
     version: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Cuda(Fact):
     KEYS: ClassVar[dict[str, str]] = {"version": k.HARDWARE_GPU_NVIDIA_CUDA_VERSION,
                                       "architecture": k.HARDWARE_GPU_NVIDIA_ARCHITECTURE,
@@ -100,13 +100,13 @@ class Cuda(Fact):
     driver_version: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Rocm(Fact):
     KEYS: ClassVar[dict[str, str]] = {"architecture": k.HARDWARE_GPU_AMD_ARCHITECTURE}
     architecture: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CpuTarget(Fact):
     """The archspec target the binaries are built for, and its mode (derived from the target)."""
 
@@ -116,7 +116,7 @@ class CpuTarget(Fact):
     mode: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class BaseOs(Fact):
     KEYS: ClassVar[dict[str, str]] = {"image": k.OCI_BASE_NAME, "name": k.OS_NAME, "version": k.OS_VERSION}
     image: Sourced | None = None
@@ -124,14 +124,14 @@ class BaseOs(Fact):
     version: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Libc(Fact):
     KEYS: ClassVar[dict[str, str]] = {"implementation": k.LIBC_IMPLEMENTATION, "glibc_version": k.GLIBC_VERSION}
     implementation: Sourced | None = None
     glibc_version: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Fabric(Fact):
     """The communication frameworks (ucx, libfabric, verbs, ...) and the versions of the libraries."""
 
@@ -144,19 +144,19 @@ class Fabric(Fact):
     libfabric_abi_version: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Nccl(Fact):
     KEYS: ClassVar[dict[str, str]] = {"version": k.NCCL_VERSION}
     version: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Python(Fact):
     KEYS: ClassVar[dict[str, str]] = {"version": k.PYTHON_VERSION}
     version: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Recipe(Fact):
     """The recipe itself: its format, and its text embedded as build documentation."""
 
@@ -168,7 +168,7 @@ class Recipe(Fact):
     easyconfig: Sourced | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Other(Fact):
     """A key no typed fact holds (a recipe's own labels, the rest of the catalogue)."""
 

@@ -84,21 +84,25 @@ class Inference:
     def add(self, fact: Fact, *, check: bool = True) -> bool:
         """Record ``fact``; its values become annotations (``facts.to_annotations``). A value the catalogue
         refuses is left out with a warning and the reason in ``missing``; False when one was."""
+        values = list(fact.items())
         refused = []
         if check:
-            for key, sourced in fact.items():
+            for key, sourced in values:
                 spelled = sourced.spelling or key
-                problem = self._problem(spelled, sourced.value)
+                problem = self._problem(key, sourced.value)
                 if problem:
                     self.warnings.append(f"{spelled}: not set, the recipe's value {problem}")
                     self.miss(spelled, f"the recipe's value {sourced.value!r} is not valid here ({problem})")
                     refused.append(key)
-        kept = fact.without(refused) if refused else fact
-        if next(kept.items(), None) is not None:
-            self.facts.append(kept)
-        to_annotations([kept], self.annotations)
-        for key, sourced in kept.items():
-            self.missing.pop(self.annotations.entry(sourced.spelling or key).key, None)
+        if refused:
+            fact = fact.without(refused)
+            values = [(key, sourced) for key, sourced in values if key not in refused]
+        if not values:
+            return not refused
+        self.facts.append(fact)
+        to_annotations([fact], self.annotations)
+        for key, _ in values:  # fact keys are canonical
+            self.missing.pop(key, None)
         return not refused
 
     def fact(self, kind: type[Fact]) -> Fact | None:
@@ -113,12 +117,12 @@ class Inference:
 
     @staticmethod
     def _problem(key: str, value: str) -> str | None:
-        """Why ``value`` is not valid for ``key`` (after the usual normalisation), or None."""
+        """Why ``value`` is not valid for ``key`` (a canonical key; after the usual normalisation), or None."""
         from ..values import check_value, normalise_value
 
         if value is None or str(value).strip() == "":
             return "is empty"
-        spec = catalogue().specs.get(catalogue().canonical(key))
+        spec = catalogue().specs.get(key)
         if spec is None:
             return None
         return check_value(spec, normalise_value(spec, str(value)))
