@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -180,3 +181,14 @@ def write_text(path: str | Path, text: str, what: str = "output") -> None:
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+def regular_only(where: str):
+    """A copytree ``copy_function`` that copies regular files and refuses FIFOs, sockets and devices
+    (copying a FIFO waits for a writer that never comes; a device never ends)."""
+    def copy(source: str, dest: str) -> str:
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            raise InputError(f"{where}: {source} is a special file (FIFO, socket or device), not a regular file")
+        return shutil.copy2(source, dest)
+
+    return copy

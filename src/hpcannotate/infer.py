@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .adapters import ADAPTERS, adapter, detect_format
+from . import formats
 from .adapters.base import Inference, InferOptions
 from .errors import InputError
 
@@ -24,32 +24,30 @@ def _candidates(directory: Path, only: str | None) -> dict[str, list[Path]]:
     """Recipe files directly inside ``directory``, by format."""
     found: dict[str, list[Path]] = {}
     for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        name = detect_format(path, [only] if only else None)
+        name = formats.detect(path, [only] if only else None)
         if name:
             found.setdefault(name, []).append(path)
-    # a spack.lock beside a spack.yaml is read by the spack adapter with the yaml
-    spack = found.get("spack", [])
-    if len(spack) > 1 and any(p.name in ("spack.yaml", "spack.yml") for p in spack):
-        found["spack"] = [p for p in spack if p.name in ("spack.yaml", "spack.yml")]
-    return found
+    # of several files of one format, the recipes (a spack.lock beside its spack.yaml is read with the yaml)
+    return {name: formats.get(name).preferred(files) for name, files in found.items()}
 
 
 def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
     """The format and the recipe file for a file or a recipe directory."""
-    if format is not None and format not in ADAPTERS:
-        raise InputError(f"--format {format}: unknown format (one of: {', '.join(ADAPTERS)})")
+    readable = formats.inferable()
+    if format is not None and format not in readable:
+        raise InputError(f"--format {format}: unknown format (one of: {', '.join(readable)})")
     if not path.exists():
-        from .adapters.easybuild import locate_by_name
-
-        found = locate_by_name(str(path)) if format in (None, "easybuild") else None
+        # a name some format looks up elsewhere: an installed easyconfig
+        wanted = [format] if format else readable
+        found = next(filter(None, (formats.get(name).locate_path(path) for name in wanted)), None)
         if found is None:
             raise InputError(f"{path}: no such file or directory")
         path = found
     if path.is_file():
-        name = format or detect_format(path)
+        name = format or formats.detect(path)
         if name:
             return name, path
-        raise InputError(f"{path}: not a recognised recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb); use --format")
+        raise InputError(f"{path}: not a recognised recipe ({formats.files_phrase()}); use --format")
     if not path.is_dir():
         from .files import kind_of
 
@@ -59,7 +57,7 @@ def resolve_recipe(path: Path, format: str | None = None) -> tuple[str, Path]:
         return chosen.format, chosen.recipe
     found = _candidates(path, format)
     if not found:
-        what = f"{format} recipe" if format else "recipe (HPCCM *.py, spack.yaml/spack.lock, *.eb)"
+        what = f"{format} recipe" if format else f"recipe ({formats.files_phrase()})"
         raise InputError(f"{path}: holds no {what}")
     if len(found) > 1:
         listing = "; ".join(f"{name}: {', '.join(p.name for p in files)}" for name, files in found.items())
@@ -81,7 +79,7 @@ def recipe_dir_variant(path: Path, format: str | None = None, variant: str | Non
     from .recipedir import load_recipe_dir
 
     recipe_dir = load_recipe_dir(path)
-    readable = sorted(v.name for v in recipe_dir.variants.values() if v.format in ADAPTERS)
+    readable = sorted(v.name for v in recipe_dir.variants.values() if formats.get(v.format).inferable)
     if variant is None and format is not None:
         matching = [v.name for v in recipe_dir.variants.values() if v.format == format]
         if len(matching) != 1:
@@ -90,7 +88,7 @@ def recipe_dir_variant(path: Path, format: str | None = None, variant: str | Non
             raise InputError(f"{path}: {what} in {RECIPE_DIR_CONFIG}; pick one with --variant")
         variant = matching[0]
     chosen = recipe_dir.variant(variant)
-    if chosen.format not in ADAPTERS:
+    if not formats.get(chosen.format).inferable:
         hint = f"pick one with --variant ({', '.join(readable)})" if readable else "it has no recipe to read"
         raise InputError(f"{path}: variant {chosen.name!r} is a {chosen.format} recipe whose annotations are "
                          f"declared in {RECIPE_DIR_CONFIG}, not inferred; {hint}")
@@ -113,19 +111,20 @@ def infer(path: str | Path, options: InferOptions | None = None, format: str | N
         given = options.target
         options = replace(options, userargs={**chosen.userargs, **options.userargs},
                           target=options.target or (chosen.targets[0] if chosen.targets else None))
-        inference = adapter(chosen.format).infer(chosen.recipe, options)
+        inference = formats.get(chosen.format).infer(chosen.recipe, options)
         name_target_source(inference, chosen, options.target, "--target" if given else None)
         return inference
     if variant is not None:
         raise InputError(f"--variant {variant}: {path} is not a recipe directory with an {RECIPE_DIR_CONFIG}")
     name, recipe = resolve_recipe(path, format)
-    return adapter(name).infer(recipe, options)
+    return formats.get(name).infer(recipe, options)
 
 
 def name_target_source(inference: Inference, variant: Variant, target: str, source: str | None) -> None:
     """The adapters say "from --target" for a target they were given; in a render it may be the
     variant's ``targets:`` or hpcannotate's default instead: say which."""
     from .adapters.base import MODE_KEY, TARGET_KEY
+    from .facts import CpuTarget, Sourced
     from .provenance import Layer, Provenance
 
     entry = inference.annotations.entry(TARGET_KEY) if TARGET_KEY in inference.annotations else None
@@ -141,8 +140,7 @@ def name_target_source(inference: Inference, variant: Variant, target: str, sour
     file = str(variant.config) if variant.targets_from else None
     fragment = f"{variant.targets_from}: [{', '.join(variant.targets)}]" if variant.targets_from else None
     prov = Provenance(Layer.RECIPE, file, None, fragment, f"from {source}")
-    inference.annotations.set(TARGET_KEY, target, prov)
     mode = inference.annotations.get(MODE_KEY)
-    if mode is not None:
-        inference.annotations.set(MODE_KEY, mode, Provenance(Layer.RECIPE, file, None, fragment,
-                                                             f"derived from target {target}"))
+    derived = Provenance(Layer.RECIPE, file, None, fragment, f"derived from target {target}")
+    inference.add(CpuTarget(target=Sourced(target, prov), mode=None if mode is None else Sourced(mode, derived)),
+                  check=False)

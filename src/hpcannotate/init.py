@@ -21,12 +21,11 @@ from pathlib import Path
 
 import yaml
 
+from . import formats
 from .errors import InputError
 from .keynames import APP_NAME
 from .recipedir import CONFIG_NAME, load_recipe_dir
 
-FORMATS = ("dockerfile", "hpccm", "spack", "easybuild")
-DOCKERFILE_NAME = re.compile(r"^(?:Dockerfile|Containerfile)(?:\..+)?$|\.(?:Dockerfile|Containerfile)$", re.I)
 MARCH = re.compile(r"(?<![\w-])-m(?:arch|cpu)=([\w.+-]+)")
 NAME_CHARS = re.compile(r"[^a-z0-9._-]+")
 
@@ -57,14 +56,11 @@ class Scaffold:
 
 def detect_format(path: Path) -> str:
     """The recipe format of ``path`` by name first (Dockerfile, spack.yaml, *.eb), then by content."""
-    from .adapters import adapter
-
-    if DOCKERFILE_NAME.search(path.name):
-        return "dockerfile"
-    for name in ("spack", "easybuild", "hpccm"):
-        if adapter(name).detect(path):
-            return name
-    raise InputError(f"{path}: not a Dockerfile, spack.yaml, HPCCM recipe or easyconfig (give --format)")
+    found = formats.detect(path, formats.names())
+    if found is None:
+        raise InputError(f"{path}: not a recognised recipe ({formats.files_phrase(formats.names())}; "
+                         "give --format)")
+    return found
 
 
 def host_family() -> str:
@@ -103,8 +99,8 @@ def scaffold(recipe: Path, directory: Path | None = None, name: str | None = Non
     if not recipe.is_file():
         raise InputError(f"{recipe}: no such file")
     fmt = fmt or detect_format(recipe)
-    if fmt not in FORMATS:
-        raise InputError(f"--format {fmt}: one of {', '.join(FORMATS)}")
+    if fmt not in formats.names():
+        raise InputError(f"--format {fmt}: one of {', '.join(formats.names())}")
     directory = Path(directory) if directory else recipe.resolve().parent
     config = directory / CONFIG_NAME
     if config.exists() and not force:

@@ -9,18 +9,17 @@ and the key.
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import re
-import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from . import datafiles
+from . import datafiles, formats
 from .errors import InputError
 from .inputs import check_key, load_structured
+from .recipefiles import EnvSpec, confined
 
 CONFIG_NAME = "hpcannotate.yaml"
 DEFAULT_SHELL = "/bin/bash"
@@ -30,22 +29,6 @@ DEFAULT_TARGETS = ("x86_64",)
 APP_NAME = re.compile(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*")
 VARIANT_NAME = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
 SHELL = re.compile(r"/[^\s\x00-\x1f\x7f]*")  # an absolute path, one word: it becomes CMD ["<shell>", "-l"]
-
-
-@dataclass(frozen=True)
-class EnvSpec:
-    """The application's environment: written to /etc/profile.d and, identically, as ENV."""
-
-    path: tuple[str, ...] = ()
-    ld_library_path: tuple[str, ...] = ()
-    vars: dict[str, str] = field(default_factory=dict)
-
-    def merged(self, other: EnvSpec) -> EnvSpec:
-        def joined(mine: tuple[str, ...], theirs: tuple[str, ...]) -> tuple[str, ...]:
-            return theirs + tuple(p for p in mine if p not in theirs)
-
-        return EnvSpec(joined(self.path, other.path), joined(self.ld_library_path, other.ld_library_path),
-                       {**self.vars, **other.vars})
 
 
 @dataclass(frozen=True)
@@ -76,7 +59,7 @@ class Variant:
     def recipe(self) -> Path:
         """The recipe file; InputError (naming hpcannotate.yaml and the key) when it does not exist."""
         path = _recipe_path(self.config.parent, self.config, self.name, self.format, self.recipe_name)
-        return _check_spack_names(path) if self.format == "spack" else path
+        return formats.get(self.format).checked_recipe(path)
 
 
 @dataclass(frozen=True)
@@ -101,8 +84,16 @@ class RecipeDir:
 
 
 @functools.cache
-def _schema() -> dict:
+def _schema_file() -> dict:
     return datafiles.load("recipedir.schema.yaml")
+
+
+def _schema() -> dict:
+    """The schema, with the ``format:`` enum of a variant filled from the format registry."""
+    schema = _schema_file()
+    variant = schema["$defs"]["variant"]
+    return {**schema, "$defs": {**schema["$defs"], "variant": {**variant, "properties": {
+        **variant["properties"], "format": {"enum": formats.names()}}}}}
 
 
 def _where(error) -> str:
@@ -133,112 +124,15 @@ def _env(raw: dict | None) -> EnvSpec:
     return EnvSpec(tuple(raw.get("path", ())), tuple(raw.get("ld_library_path", ())), dict(raw.get("vars", {})))
 
 
-EASYCONFIGS_EXTRA = "pip install 'hpcannotate[easyconfigs]'"
-
-
-def confined(directory: Path, name: str, where: str, *, directories: bool = False) -> Path:
-    """The file ``name`` (as written in ``where``) inside the recipe directory ``directory``.
-
-    A recipe directory may come from anyone, and what it names is read into the build context,
-    the Dockerfile and the image's annotations: so it must name a regular file inside the
-    directory (a directory too, when ``directories``). An absolute path, a ``..`` that climbs
-    out, a symlink that resolves outside, a symlink loop and a special file (a FIFO would hang
-    the read, a device never ends) are each an InputError naming ``where``.
-    """
-    if os.path.isabs(name) or name.startswith("~"):
-        raise InputError(f"{where}: {name} is an absolute path; name a file inside the recipe directory "
-                         f"{directory}")
-    path = directory / name
-    if not _within(os.path.normpath(os.path.abspath(path)), os.path.abspath(directory)):
-        raise InputError(f"{where}: {name} climbs out of the recipe directory {directory}; name a file inside it")
-    if not _within(os.path.realpath(path), os.path.realpath(directory)):
-        raise InputError(f"{where}: {name} is a symlink to {os.path.realpath(path)}, outside the recipe directory "
-                         f"{directory}; copy the file in instead")
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise InputError(f"{where}: {name} is a symlink loop") from None
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            raise InputError(f"{where}: {name} does not exist") from None
-        raise InputError(f"{where}: {name}: cannot read: {exc.strerror}") from None
-    if stat.S_ISREG(mode) or (directories and stat.S_ISDIR(mode)):
-        return path
-    kind = "a directory" if stat.S_ISDIR(mode) else "a special file (FIFO, socket or device)"
-    raise InputError(f"{where}: {name} is {kind}, not a regular file")
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
 def _recipe_path(directory: Path, config: Path, variant: str, fmt: str, name: str) -> Path:
     path = directory / name
     where = f"{config}: variants.{variant}.recipe"
     if os.path.lexists(path) or os.path.isabs(name) or ".." in Path(name).parts:
         return confined(directory, name, where)
-    if fmt == "easybuild" and "/" not in name and name.endswith(".eb"):
-        from .adapters.easybuild import locate_by_name
-        from .adapters.easybuild_eval import installed_easyconfigs
-
-        found = locate_by_name(name)
-        if found:
-            return found
-        if not installed_easyconfigs():
-            raise InputError(f"{where}: {name} is not in {directory}, and a bare easyconfig name is looked up in "
-                             "the easybuild-easyconfigs package, which is not installed; install it with "
-                             f"`{EASYCONFIGS_EXTRA}`")
-        raise InputError(f"{where}: {name} is neither in {directory} nor in the installed easybuild-easyconfigs "
-                         f"package (where a bare easyconfig name is looked up); check the name, or install the "
-                         f"release that has it with `{EASYCONFIGS_EXTRA}`")
+    found = formats.get(fmt).locate(name, directory, where)
+    if found is not None:
+        return found
     raise InputError(f"{where}: {name} does not exist")
-
-
-def spack_includes(recipe: Path) -> list[Path]:
-    """The existing files and directories a Spack environment's ``include:`` names, inside its directory.
-
-    They go into the build context (and the Spack adapter reads them): one that is absolute or
-    leaves the environment's directory is an InputError, as for any file a recipe directory names.
-    """
-    import yaml
-
-    from .files import read_text
-
-    try:
-        data = yaml.safe_load(read_text(recipe, "Spack environment"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{recipe}: cannot read the Spack environment: {exc}") from None
-    except RecursionError:
-        raise InputError(f"{recipe}: YAML nested too deeply to be a Spack environment") from None
-    entries = data.get("spack", {}).get("include") if isinstance(data, dict) and isinstance(
-        data.get("spack"), dict) else None
-    if isinstance(entries, str):
-        entries = [entries]
-    found = []
-    for entry in entries if isinstance(entries, list) else []:
-        raw = entry.get("path") if isinstance(entry, dict) else entry
-        if not isinstance(raw, str) or not raw.strip() or "$" in raw or "://" in raw:
-            continue  # a Spack variable or a URL: resolved by Spack in the build, nothing of this machine's
-        if not os.path.lexists(recipe.parent / raw) and not os.path.isabs(raw) and ".." not in Path(raw).parts:
-            continue  # missing: the Spack adapter warns about it
-        include = confined(recipe.parent, raw, f"{recipe}: include: {raw}", directories=True)
-        if os.path.realpath(include) != os.path.realpath(recipe.parent):
-            found.append(recipe.parent / os.path.relpath(os.path.normpath(include), recipe.parent))
-    return found
-
-
-def spack_lock(recipe: Path) -> Path:
-    """The Spack environment's own lock file (``<stem>.lock``), inside its directory (InputError if not)."""
-    return confined(recipe.parent, recipe.with_suffix(".lock").name, f"{recipe}: its lock file")
-
-
-def _check_spack_names(recipe: Path) -> Path:
-    """``recipe``, after checking that its includes and lock file stay in its directory: before the
-    Spack adapter reads them for ``infer`` or ``render``."""
-    spack_includes(recipe)
-    if os.path.lexists(recipe.with_suffix(".lock")):
-        spack_lock(recipe)
-    return recipe
 
 
 def _check_names(data: dict, config: Path) -> None:
@@ -288,8 +182,9 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
                 hint = cpu.suggest_target(t)
                 extra = f" (did you mean {hint!r}?)" if hint else ""
                 raise InputError(f"{config}: variants.{name}.targets: {t!r} is not an archspec CPU target{extra}")
-        if "userargs" in raw and fmt != "hpccm":
-            raise InputError(f"{config}: variants.{name}.userargs: only hpccm variants take userargs")
+        if "userargs" in raw and not formats.get(fmt).takes_userargs:
+            only = " and ".join(n for n in formats.names() if formats.get(n).takes_userargs)
+            raise InputError(f"{config}: variants.{name}.userargs: only {only} variants take userargs")
         for where, table in (("annotations", data.get("annotations")), (f"variants.{name}.annotations",
                                                                          raw.get("annotations"))):
             for key in table or {}:
@@ -312,10 +207,9 @@ def load_recipe_dir(path: str | Path) -> RecipeDir:
         )
     if data["default"] not in variants:
         raise InputError(f"{config}: default: no variant {data['default']!r} (variants: {', '.join(variants)})")
-    for fmt_name in ("dockerfile",):
-        for v in variants.values():
-            if v.format == fmt_name and not v.base:
-                raise InputError(f"{config}: variants.{v.name}.base: a dockerfile variant needs a base image")
+    for v in variants.values():
+        if formats.get(v.format).needs_base and not v.base:
+            raise InputError(f"{config}: variants.{v.name}.base: a {v.format} variant needs a base image")
     docs = {kind: confined(directory, name, f"{config}: docs.{kind}")
             for kind, name in (data.get("docs") or {}).items()}
     return RecipeDir(

@@ -15,13 +15,12 @@ import os
 import platform
 import re
 import shutil
-import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import console
+from . import console, formats
 from .adapters.base import Inference, InferOptions, apply_target
 from .annotations import Annotations
 from .catalogue import OCI_PREFIX
@@ -30,37 +29,24 @@ from .containerfile import final_base
 from .containerfile import parse as parse_dockerfile
 from .dockerfile_text import exec_form, label_pair, quote, representable
 from .errors import InputError
-from .files import read_bytes, read_text
+from .files import read_bytes, regular_only
 from .infer import infer, name_target_source
 from .inputs import key_problem
-from .isolation import DEFAULT_TIMEOUT, malformed, run_isolated
+from .isolation import DEFAULT_TIMEOUT
 from .keynames import (
     BUILD_RECIPE_FORMAT,
     DOCS_BUILD_DOCKERFILE,
-    DOCS_BUILD_EASYCONFIG,
-    DOCS_BUILD_HPCCM_RECIPE,
     DOCS_BUILD_QUICKSTART_BASE64,
-    DOCS_BUILD_SPACK_ENV,
     HARDWARE_CPU_OPTIMIZED_VERSION,
     SHELL_IMPLEMENTATION,
 )
 from .oci.layout import current_umask
 from .oci.media import MANIFEST_LIMIT, MANIFEST_WARN
 from .provenance import Layer, Provenance
-from .recipedir import DEFAULT_SHELL, EnvSpec, RecipeDir, Variant, confined, spack_includes, spack_lock
+from .recipedir import DEFAULT_SHELL, EnvSpec, RecipeDir, Variant, confined
 from .resources import render as render_template
 from .resources import templates_dir
 
-DEFAULT_SPACK_BUILD_BASE = "spack/ubuntu-jammy:0.23.1"
-DEFAULT_SPACK_BASE = "ubuntu:22.04"
-DEFAULT_EASYBUILD_BASE = "ubuntu:22.04"
-
-# The recipe itself, embedded as build documentation, by format.
-RECIPE_DOC_KEY = {
-    "hpccm": DOCS_BUILD_HPCCM_RECIPE,
-    "spack": DOCS_BUILD_SPACK_ENV,
-    "easybuild": DOCS_BUILD_EASYCONFIG,
-}
 DOCKERFILE_DOC_KEY = DOCS_BUILD_DOCKERFILE
 
 # A directory holding this file was written by render_variant: the only kind it replaces.
@@ -105,61 +91,9 @@ def _in_dockerfile(key: str, value: str) -> bool:
     return representable(value) and not key.startswith(P + "docs.") and len(value) <= 1024
 
 
-def _check_reference(value: str, where: str) -> str:
-    if not value or any(c.isspace() for c in value) or not representable(value):
-        raise InputError(f"{where}: {value!r} is not an image reference")
-    return value
-
-
 def _dockerfile_body(variant: Variant, target: str, context: Path, timeout: float) -> tuple[str, EnvSpec]:
     """The recipe's own stages, and the environment its format implies."""
-    fmt = variant.format
-    if fmt == "dockerfile":
-        fragment = read_text(variant.recipe, "Dockerfile fragment")
-        if any(line.strip().upper().startswith("FROM ") for line in fragment.splitlines()):
-            raise InputError(f"{variant.recipe}: a dockerfile variant is a fragment without FROM (the base comes from "
-                             "hpcannotate.yaml)")
-        base = _check_reference(variant.base, f"variants.{variant.name}.base")
-        return f"FROM {base}\n{fragment.rstrip()}\n", EnvSpec()
-    if fmt == "hpccm":
-        reply = run_isolated(
-            "hpcannotate.render_hpccm:render",
-            {"recipe": str(variant.recipe.resolve()), "target": target, "userargs": variant.userargs},
-            timeout=timeout,
-            what=str(variant.recipe),
-            reads=[str(variant.config.parent.resolve())],
-        )
-        dockerfile = reply.get("dockerfile") if isinstance(reply, dict) else None
-        if not isinstance(dockerfile, str):
-            raise malformed(str(variant.recipe), TypeError("no Dockerfile text"))
-        return dockerfile.rstrip() + "\n", EnvSpec()
-    if fmt == "spack":
-        env_dir = context / "spack-env"
-        env_dir.mkdir()
-        _copy_spack_env(variant.recipe, env_dir)
-        text = render_template(
-            "spack.Dockerfile.j2",
-            build_base=_check_reference(variant.build_base or DEFAULT_SPACK_BUILD_BASE, "build_base"),
-            base=_check_reference(variant.base or DEFAULT_SPACK_BASE, "base"),
-            target=target,
-        )
-        return text, EnvSpec(path=("/opt/view/bin",), ld_library_path=("/opt/view/lib", "/opt/view/lib64"))
-    if fmt == "easybuild":
-        eb_dir = context / "easyconfig"
-        eb_dir.mkdir()
-        shutil.copy2(variant.recipe, eb_dir / variant.recipe.name)
-        base = _check_reference(variant.base or DEFAULT_EASYBUILD_BASE, "base")
-        text = render_template(
-            "easybuild.Dockerfile.j2",
-            build_base=_check_reference(variant.build_base or base, "build_base"),
-            base=base,
-            target=target,
-            optarch=easybuild_optarch(target),
-            easyconfig=variant.recipe.name,
-        )
-        name, _, rest = variant.recipe.stem.partition("-")
-        return text, EnvSpec(path=(f"/opt/easybuild/software/{name}/{rest}/bin",))
-    raise InputError(f"variants.{variant.name}.format: {fmt!r} cannot be rendered")
+    return formats.get(variant.format).render(variant, target, context, timeout)
 
 
 def login_shell(variant: Variant, annotations: Annotations) -> str:
@@ -236,7 +170,7 @@ def _copy_local_sources(body: str, recipe_dir: Path, context: Path, where: str) 
                         whole = not relative.parts  # `COPY . /app`: not over hpcannotate's own files
                         shutil.copytree(found, dest, symlinks=True, dirs_exist_ok=True,
                                         ignore=_top_level_reserved(found) if whole else None,
-                                        copy_function=_regular_only(f"{here}: {instruction.keyword} {source}"))
+                                        copy_function=regular_only(f"{here}: {instruction.keyword} {source}"))
                     else:
                         shutil.copy2(found, dest)
 
@@ -254,55 +188,11 @@ def _inside(path: Path, root: Path, where: str, source: str) -> Path:
         raise InputError(f"{where}: {source} is outside the recipe directory {root}") from None
 
 
-def _regular_only(where: str):
-    """A copytree ``copy_function`` that copies regular files and refuses FIFOs, sockets and devices
-    (copying a FIFO waits for a writer that never comes; a device never ends)."""
-    def copy(source: str, dest: str) -> str:
-        if not stat.S_ISREG(os.stat(source).st_mode):
-            raise InputError(f"{where}: {source} is a special file (FIFO, socket or device), not a regular file")
-        return shutil.copy2(source, dest)
-
-    return copy
-
-
-def _copy_spack_env(recipe: Path, env_dir: Path) -> None:
-    """The recipe as ``spack.yaml``, its own lock file (``<stem>.lock``) as ``spack.lock``, and the
-    relative ``include:`` files it names (inside the recipe directory), at their relative paths.
-    Nothing else: a sibling ``spack.yaml`` of another recipe must not replace this one."""
-    shutil.copy2(recipe, env_dir / "spack.yaml")
-    lock = recipe.with_suffix(".lock")
-    if os.path.lexists(lock):
-        shutil.copy2(spack_lock(recipe), env_dir / "spack.lock")
-    for include in spack_includes(recipe):
-        relative = include.relative_to(recipe.parent)
-        if relative.parts[0] in ("spack.yaml", "spack.lock"):
-            raise InputError(f"{recipe}: include: {relative} would replace the environment's own "
-                             f"{relative.parts[0]} in the build context; rename it")
-        dest = env_dir / relative
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if include.is_dir():
-            shutil.copytree(include, dest, symlinks=True, dirs_exist_ok=True,
-                            copy_function=_regular_only(f"{recipe}: include: {relative}"))
-        else:
-            shutil.copy2(include, dest)
-
-
-def easybuild_optarch(target: str) -> str:
-    """EasyBuild's --optarch for a target, from archspec's GCC flags (``GCC:march=znver3 -mtune=znver3``)."""
-    import archspec.cpu
-
-    try:
-        flags = archspec.cpu.TARGETS[target].optimization_flags("gcc", "12.3.0")
-    except (KeyError, ValueError, archspec.cpu.UnsupportedMicroarchitecture):
-        flags = ""
-    return f"GCC:{flags.lstrip('-')}" if flags else "GENERIC"
-
-
 def _inference(variant: Variant, target: str, timeout: float, target_source: str | None = None) -> Inference:
-    if variant.format == "dockerfile":
-        inference = Inference("dockerfile", variant.recipe)
+    if not formats.get(variant.format).inferable:  # its values are declared in hpcannotate.yaml
+        inference = Inference(variant.format, variant.recipe)
         apply_target(inference, target)
-        inference.set(BUILD_RECIPE_FORMAT, "dockerfile")
+        inference.set(BUILD_RECIPE_FORMAT, variant.format)
     else:
         options = InferOptions(target=target, userargs=dict(variant.userargs), timeout=timeout)
         inference = infer(variant.recipe, options, variant.format)
@@ -319,7 +209,7 @@ def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
         std[OCI_PREFIX + "version"] = recipe_dir.version
     if recipe_dir.description:
         std[OCI_PREFIX + "description"] = recipe_dir.description
-    if variant.base and variant.format != "hpccm":
+    if variant.base and not formats.get(variant.format).names_own_base:
         std[OCI_PREFIX + "base.name"] = variant.base
     for kind, doc in recipe_dir.docs.items():
         if kind in ("quickstart", "benchmark"):
@@ -331,7 +221,7 @@ def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
 
 def _recipe_doc(variant: Variant, inference: Inference) -> Annotations:
     """The recipe itself, embedded, where the format's adapter has not already done so (Spack, EasyBuild do)."""
-    key = RECIPE_DOC_KEY.get(variant.format)
+    key = formats.get(variant.format).doc_key
     if key is None or key in inference.annotations:
         return Annotations()
     prov = Provenance(Layer.RECIPE, str(variant.recipe), note="the recipe file, base64")
@@ -452,7 +342,7 @@ def with_userargs(variant: Variant, userargs: dict[str, str] | None) -> Variant:
     """The variant with ``--userarg`` entries over its own ``userargs:`` (HPCCM recipes only take them)."""
     if not userargs:
         return variant
-    if variant.format != "hpccm":
+    if not formats.get(variant.format).takes_userargs:
         raise InputError(f"--userarg: variant {variant.name} is {variant.format}; only hpccm recipes take userargs")
     from dataclasses import replace
 
@@ -545,7 +435,7 @@ def _render_into(recipe_dir: RecipeDir, variant: Variant, target: str, work: Pat
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise InputError(f"{recipe_dir.config}: variant {variant.name}, target {target}: {first}{more}")
-    if variant.format in ("dockerfile", "hpccm"):
+    if formats.get(variant.format).copies_sources:
         _copy_local_sources(body, variant.recipe.parent, work, str(variant.recipe))
 
     shell = login_shell(variant, annotations)
@@ -604,9 +494,9 @@ def pinned_targets(variant: Variant) -> tuple[tuple[str, ...], str] | None:
     A dockerfile variant installs prebuilt binaries (Debian's packages): building it "for" another
     target compiles nothing, so the image would be labelled for a CPU its binaries do not use.
     """
-    if variant.format == "dockerfile":
-        return variant.targets, ("format dockerfile: it installs prebuilt binaries, compiled for its `targets:` in "
-                                 "hpcannotate.yaml, not for the target it is built for")
+    if formats.get(variant.format).prebuilt:
+        return variant.targets, (f"format {variant.format}: it installs prebuilt binaries, compiled for its "
+                                 "`targets:` in hpcannotate.yaml, not for the target it is built for")
     return None
 
 

@@ -20,11 +20,13 @@ from ..annotations import Annotations
 from ..catalogue import SUPERCONTAINERS_PREFIX as P
 from ..catalogue import catalogue
 from ..errors import InputError
+from ..facts import CpuTarget, Fact, Sourced, fact_for, to_annotations
 from ..isolation import DEFAULT_TIMEOUT
+from ..keynames import HARDWARE_CPU_OPTIMIZED_MODE, HARDWARE_CPU_OPTIMIZED_VERSION
 from ..provenance import Layer, Provenance
 
-TARGET_KEY = P + "hardware.cpu.optimized.version"
-MODE_KEY = P + "hardware.cpu.optimized.mode"
+TARGET_KEY = HARDWARE_CPU_OPTIMIZED_VERSION
+MODE_KEY = HARDWARE_CPU_OPTIMIZED_MODE
 
 
 @dataclass
@@ -54,37 +56,73 @@ class Inference:
     missing: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # every value the adapter found, typed, in the order found; ``annotations`` is made from them
+    facts: list[Fact] = field(default_factory=list)
 
     def provenance(self, line: int | None = None, fragment: str | None = None, note: str | None = None,
                    file: Path | str | None = None) -> Provenance:
         """A recipe-layer provenance pointing into this recipe (or an included file)."""
         return Provenance(Layer.RECIPE, str(file or self.path), line, fragment, note)
 
+    def sourced(self, value: str, line: int | None = None, fragment: str | None = None, note: str | None = None,
+                file: Path | str | None = None) -> Sourced:
+        """A value with a recipe-layer provenance pointing into this recipe (or an included file)."""
+        return Sourced(value, self.provenance(line, fragment, note, file))
+
     def set(self, key: str, value: str, line: int | None = None, fragment: str | None = None,
             note: str | None = None, file: Path | str | None = None, *, check: bool = True) -> bool:
         """Set ``key`` when the catalogue accepts the value; otherwise warn, leave it out and say why.
 
+        The value becomes the typed fact that holds ``key`` (``facts.fact_for``), added with ``add``.
         ``check=False`` is for what the image carries whatever we think of it (the recipe's own labels):
         an invalid value is then reported by validation, not dropped.
         """
+        full = catalogue().canonical(key)
+        sourced = Sourced(value, self.provenance(line, fragment, note, file), key if key != full else None)
+        return self.add(fact_for(full, sourced), check=check)
+
+    def add(self, fact: Fact, *, check: bool = True) -> bool:
+        """Record ``fact``; its values become annotations (``facts.to_annotations``). A value the catalogue
+        refuses is left out with a warning and the reason in ``missing``; False when one was."""
+        values = list(fact.items())
+        refused = []
         if check:
-            problem = self._problem(key, value)
-            if problem:
-                self.warnings.append(f"{key}: not set, the recipe's value {problem}")
-                self.miss(key, f"the recipe's value {value!r} is not valid here ({problem})")
-                return False
-        self.annotations.set(key, value, self.provenance(line, fragment, note, file))
-        self.missing.pop(self.annotations.entry(key).key, None)
-        return True
+            for key, sourced in values:
+                spelled = sourced.spelling or key
+                problem = self._problem(key, sourced.value)
+                if problem:
+                    self.warnings.append(f"{spelled}: not set, the recipe's value {problem}")
+                    self.miss(spelled, f"the recipe's value {sourced.value!r} is not valid here ({problem})")
+                    refused.append(key)
+        if refused:
+            fact = fact.without(refused)
+            values = [(key, sourced) for key, sourced in values if key not in refused]
+        if not values:
+            return not refused
+        self.facts.append(fact)
+        to_annotations([fact], self.annotations)
+        for key, _ in values:  # fact keys are canonical
+            self.missing.pop(key, None)
+        return not refused
+
+    def fact(self, kind: type[Fact]) -> Fact | None:
+        """What the recipe says of one kind (``Mpi``), its values merged in the order found; None if nothing."""
+        found = [f for f in self.facts if type(f) is kind]
+        if not found:
+            return None
+        merged = found[0]
+        for later in found[1:]:
+            merged = merged.merged(later)
+        return merged
 
     @staticmethod
     def _problem(key: str, value: str) -> str | None:
-        """Why ``value`` is not valid for ``key`` (after the usual normalisation), or None."""
+        """Why ``value`` is not valid for ``key`` (a canonical key; after the usual normalisation), or None."""
         from ..values import check_value, normalise_value
 
         if value is None or str(value).strip() == "":
             return "is empty"
-        spec = catalogue().specs.get(catalogue().canonical(key))
+        spec = catalogue().specs.get(key)
         if spec is None:
             return None
         return check_value(spec, normalise_value(spec, str(value)))
@@ -138,6 +176,7 @@ def apply_target(inference: Inference, target: str | None, *, pinned_by_recipe: 
         extra = f" (did you mean {hint!r}?)" if hint else ""
         raise InputError(f"--target {target}: not an archspec CPU target{extra}")
     note = None if pinned_by_recipe else "from --target"
-    inference.set(TARGET_KEY, target, line=line, fragment=fragment, note=note, file=file)
-    inference.set(MODE_KEY, targets.mode_for_target(target), line=line, fragment=fragment,
-                  note=f"derived from target {target}", file=file)
+    inference.add(CpuTarget(
+        target=inference.sourced(target, line=line, fragment=fragment, note=note, file=file),
+        mode=inference.sourced(targets.mode_for_target(target), line=line, fragment=fragment,
+                               note=f"derived from target {target}", file=file)))

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..errors import HpcAnnotateError, InputError, IsolatedError
+from ..facts import Recipe
 from ..files import read_bytes
 from ..isolation import run_isolated
 from .base import Adapter, Inference, InferOptions, apply_target
@@ -70,12 +71,13 @@ class EasyBuildAdapter(Adapter):
         for key, reason in facts["missing"]:
             inference.miss(key, reason)
         inference.warnings.extend(facts["warnings"])
-        inference.set("build.recipe.format", "easybuild", fragment="*.eb easyconfig")
         try:
             text = read_bytes(path, "easyconfig")
         except InputError as exc:
             return exc
-        inference.set("docs.build.easyconfig", base64.b64encode(text).decode("ascii"), note="the easyconfig, base64")
+        inference.add(Recipe(format=inference.sourced("easybuild", fragment="*.eb easyconfig"),
+                             easyconfig=inference.sourced(base64.b64encode(text).decode("ascii"),
+                                                          note="the easyconfig, base64")).spelled_short())
         apply_target(inference, options.target)
         return inference
 

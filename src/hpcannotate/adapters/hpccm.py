@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from ..catalogue import catalogue, is_managed
 from ..errors import InputError
+from ..facts import App, BaseOs, Compiler, CpuTarget, Cuda, Fabric, Fact, Mpi, Recipe, Sourced, fact_for
 from ..files import read_head
 from ..isolation import malformed, run_isolated
 from .base import MODE_KEY, TARGET_KEY, Adapter, Inference, InferOptions, apply_target
@@ -190,11 +191,16 @@ class Facts:
 
 
 # ------------------------------------------------------------------ setting values safely
-def put(inference: Inference, key: str, value: str | None, where: dict) -> bool:
-    """Set a value the recipe states; nothing for an empty one. ``Inference.set`` leaves out invalid values."""
+def stated(inference: Inference, value: str | None, where: dict) -> Sourced | None:
+    """A value the recipe states, with where it says it; None for an empty one (nothing set, nothing warned)."""
     if value is None or str(value).strip() == "":
-        return False
-    return inference.set(key, str(value), **where)
+        return None
+    return inference.sourced(str(value), **where)
+
+
+def put(inference: Inference, fact: Fact) -> bool:
+    """Add what the recipe states; ``Inference.add`` leaves out invalid values (and says why)."""
+    return inference.add(fact.spelled_short())
 
 
 def _unique(values: list) -> list:
@@ -270,11 +276,9 @@ def infer_base(facts: Facts, inference: Inference) -> None:
         return
     image = str(base.attr("image", ""))
     where = base.where("image")
-    put(inference, "org.opencontainers.image.base.name", image, where)
     found = os_from_image(image)
-    if found:
-        put(inference, "os.name", found[0], where)
-        put(inference, "os.version", found[1], where)
+    put(inference, BaseOs(image=stated(inference, image, where), name=stated(inference, found and found[0], where),
+                          version=stated(inference, found and found[1], where)))
 
 
 # ------------------------------------------------------------------ MPI
@@ -368,15 +372,16 @@ def infer_mpi(facts: Facts, inference: Inference) -> Candidate | None:
             inference.miss(key, reason)
         return None
     first = candidates[0]
-    put(inference, "mpi.implementation", first.implementation, first.block.where(*first.names, note=first.note))
+    where = first.block.where(*first.names, note=first.note)
     versions = _unique([c.version for c in candidates])
-    if len(versions) == 1 and first.version:
-        put(inference, "mpi.version", first.version, first.block.where(*first.names, note=first.note))
-        abi = mpi_abi_version(first.implementation, first.version)
-        if abi:
-            put(inference, "mpi.abi.version", abi,
-                first.block.where(*first.names, note=f"{first.implementation} {first.version} ABI"))
-        else:
+    one = len(versions) == 1 and bool(first.version)
+    abi = mpi_abi_version(first.implementation, first.version) if one else None
+    put(inference, Mpi(implementation=stated(inference, first.implementation, where),
+                       version=stated(inference, first.version, where) if one else None,
+                       abi_version=stated(inference, abi, first.block.where(
+                           *first.names, note=f"{first.implementation} {first.version} ABI"))))
+    if one:
+        if not abi:
             inference.miss("mpi.abi.version", f"no known ABI for {first.implementation} {first.version}")
     else:
         reason = first.why_no_version if len(versions) == 1 else "the MPI blocks disagree on the version: " + \
@@ -397,14 +402,14 @@ def infer_pmi(facts: Facts, inference: Inference, mpi: Candidate | None) -> None
         for block in facts.of_kind("pmix"):
             if block.attr("prefix") and block.attr("prefix") in pmix[0] and block.attr("version"):
                 major = str(block.attr("version")).split(".")[0]
-                put(inference, "pmi.version", f"pmix-{major}", block.where("version"))
+                put(inference, Mpi(pmi=stated(inference, f"pmix-{major}", block.where("version"))))
                 return
-        put(inference, "pmi.version", "pmix", mpi.block.where("pmix", "with_pmix"))
+        put(inference, Mpi(pmi=stated(inference, "pmix", mpi.block.where("pmix", "with_pmix"))))
         return
     if pmi:
         for block in facts.of_kind("slurm_pmi2"):
             if block.attr("prefix") and block.attr("prefix") in pmi[0]:
-                put(inference, "pmi.version", "2", block.where("prefix", note=f"MPI configured {pmi[0]}"))
+                put(inference, Mpi(pmi=stated(inference, "2", block.where("prefix", note=f"MPI configured {pmi[0]}"))))
                 return
 
 
@@ -438,7 +443,7 @@ def infer_fabric(facts: Facts, inference: Inference, mpi: Candidate | None) -> N
                 target.append((None, f"{name} is a distribution package", block, None))
     if frameworks:
         first = next(iter(frameworks.values()))
-        put(inference, "communication.framework", ",".join(frameworks), first)
+        put(inference, Fabric(framework=stated(inference, ",".join(frameworks), first)))
     elif mpi is not None and mpi.block.kind not in MPI_BLOCKS:
         inference.miss("communication.framework", f"the MPI comes with {mpi.block.fragment(*mpi.names)}, which does "
                        "not say its network library")
@@ -470,7 +475,8 @@ def _component_version(inference: Inference, key: str, found: list[tuple]) -> No
     versions = _unique([v for v, _, _, _ in found])
     version, why, block, note = found[0]
     if len(versions) == 1 and version:
-        put(inference, key, version, block.where("version", "url", note=note))
+        put(inference, fact_for(catalogue().canonical(key), stated(inference, version, block.where("version", "url",
+                                                                                           note=note))))
     elif len(versions) > 1:
         inference.miss(key, "the blocks disagree: " + ", ".join(str(v) for v in versions))
     else:
@@ -502,7 +508,7 @@ def infer_cuda(facts: Facts, inference: Inference) -> None:
             sources.append((version, build_base.where("image", note="the build stage's base image")))
     versions = _unique([v for v, _ in sources])
     if len(versions) == 1:
-        put(inference, "hardware.gpu.nvidia.cuda.version", versions[0], sources[0][1])
+        put(inference, Cuda(version=stated(inference, versions[0], sources[0][1])))
     elif versions:
         said = "; ".join(f"{v} ({_says(where)})" for v, where in (next(s for s in sources if s[0] == v)
                                                                   for v in versions))
@@ -550,8 +556,8 @@ def infer_gpu_arch(facts: Facts, inference: Inference, apps: list[Block]) -> Non
         options = [str(o) for o in block.attr("cmake_opts", []) or []] + block.configure_flags()
         found = gpu_architectures(options)
         if found:
-            put(inference, "hardware.gpu.nvidia.architecture", ",".join(found),
-                block.where("cmake_opts", "configure_opts"))
+            put(inference, Cuda(architecture=stated(inference, ",".join(found),
+                                                  block.where("cmake_opts", "configure_opts"))))
             return
     inference.miss("hardware.gpu.nvidia.architecture", "the recipe does not pass GPU architectures to the "
                    "application build")
@@ -589,11 +595,13 @@ def infer_compiler(facts: Facts, inference: Inference) -> None:
         inference.miss("compiler.version", reason)
         return
     mine = [(v, w, why) for f, v, w, why in found if f == families[0]]
-    put(inference, "compiler.implementation", families[0], mine[0][1])
     versions = _unique([v for v, _, _ in mine])
-    if len(versions) == 1 and versions[0]:
-        put(inference, "compiler.version", versions[0], mine[0][1])
-    elif len(versions) == 1:
+    one = len(versions) == 1 and bool(versions[0])
+    put(inference, Compiler(implementation=stated(inference, families[0], mine[0][1]),
+                            version=stated(inference, versions[0], mine[0][1]) if one else None))
+    if one:
+        return
+    if len(versions) == 1:
         inference.miss("compiler.version", mine[0][2] or "unknown")
     else:
         inference.miss("compiler.version", "the compiler blocks disagree: " + ", ".join(str(v) for v in versions))
@@ -648,8 +656,7 @@ def infer_app(facts: Facts, inference: Inference, apps: list[Block]) -> None:
         if len(names) == 1:
             _, value, block = labels[-1]
             where = block.where("metadata")
-            put(inference, "app.name", names[0], where)
-            put(inference, "app.version", value, where)
+            put(inference, App(name=stated(inference, names[0], where), version=stated(inference, value, where)))
             return
     apps = main_applications(apps)
     names = _unique([(source_name_version(b)[0] or "?").lower() for b in apps])
@@ -663,10 +670,8 @@ def infer_app(facts: Facts, inference: Inference, apps: list[Block]) -> None:
         block = apps[-1]
         name, version = source_name_version(block)
         where = block.where("url", "repository", "package", "branch", note="the last application build")
-        put(inference, "app.name", name, where)
-        if version:
-            put(inference, "app.version", version, where)
-        else:
+        put(inference, App(name=stated(inference, name, where), version=stated(inference, version, where)))
+        if not version:
             inference.miss("app.version", f"{block.kind} builds {name} from a branch or commit, not a release")
         return
     inference.miss("app.name", "the recipe builds no application (no generic_* block, no <app>.version label)")
@@ -798,10 +803,11 @@ def _baseline_target(facts: Facts, inference: Inference, family: str | None, fla
     said = "the base image's architecture" if family else "the architecture hpccm generated the recipe for"
     note = (f"no CPU target and no -march/-mcpu/-tp flags: the compilers' default, the baseline of {said}")
     where = base.where("image", "arch", note=note) if base and family else {"note": note}
-    inference.set(TARGET_KEY, arch, **where)
     from .. import targets
 
-    inference.set(MODE_KEY, targets.mode_for_target(arch), **{**where, "note": f"derived from target {arch}"})
+    inference.add(CpuTarget(target=inference.sourced(arch, **where),
+                            mode=inference.sourced(targets.mode_for_target(arch),
+                                                   **{**where, "note": f"derived from target {arch}"})))
 
 
 def _label_pin(facts: Facts) -> dict | None:
@@ -843,7 +849,7 @@ def _pinned_target(inference: Inference, pin: dict, given: str | None) -> None:
 def interpret(raw: dict, inference: Inference, target: str | None) -> Inference:
     """Fill ``inference`` from the facts ``hpccm_eval.describe`` returned (shared with the in-recipe library)."""
     facts = Facts(raw, inference.path)
-    put(inference, "build.recipe.format", "hpccm", {"fragment": "HPCCM recipe"})
+    put(inference, Recipe(format=stated(inference, "hpccm", {"fragment": "HPCCM recipe"})))
     infer_base(facts, inference)
     infer_target(facts, inference, target)
     mpi = infer_mpi(facts, inference)

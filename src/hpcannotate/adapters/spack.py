@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..facts import App, BaseOs, Compiler, Cuda, Fabric, Mpi, Nccl, Python, Recipe, Rocm, Sourced
+from ..facts import Fact as Typed
 from ..files import read_head
 from ..inputs import read_text
 from .base import Adapter, Inference, InferOptions, apply_target
@@ -518,15 +520,19 @@ class Static:
         """Stands for "any package" when the environment has no specs: only configuration applies."""
         return Root(YStr(""), Spec("", Node()), None, self.env.scopes)
 
-    def set(self, key: str, fact: Fact, value: str | None = None) -> None:
-        self.inf.set(key, fact.value if value is None else value, line=fact.source.line, file=fact.source.file,
-                     fragment=fact.fragment, note=fact.note)
+    def said(self, fact: Fact, value: str | None = None) -> Sourced:
+        """``value`` (default: the fact's own) with where the YAML says it."""
+        return self.inf.sourced(fact.value if value is None else value, line=fact.source.line,
+                                file=fact.source.file, fragment=fact.fragment, note=fact.note)
+
+    def add(self, fact: Typed) -> None:
+        self.inf.add(fact.spelled_short())
 
     def run(self) -> None:
         env = self.env
-        self.inf.set("build.recipe.format", "spack", line=env.data.line, fragment="spack:", file=env.path)
-        self.inf.set("docs.build.spack.env", base64.b64encode(env.text.encode()).decode(), line=env.data.line,
-                     fragment="the spack.yaml text", file=env.path)
+        self.add(Recipe(format=self.inf.sourced("spack", line=env.data.line, fragment="spack:", file=env.path),
+                        spack=self.inf.sourced(base64.b64encode(env.text.encode()).decode(), line=env.data.line,
+                                               fragment="the spack.yaml text", file=env.path)))
         self.app()
         self.target()
         self.mpi()
@@ -659,11 +665,11 @@ class Static:
             self.inf.miss("app.name", f"the environment has {len(names)} application roots: {short_list(names)}")
             return
         roots = [r for r in self.apps if r.spec.name == names[0]]
-        self.set("app.name", Fact(names[0], roots[0].text, str(roots[0].text)))
         versions = {pinned_version(r.spec.root.version) for r in roots}
-        if len(versions) == 1 and None not in versions:
-            self.set("app.version", Fact(versions.pop(), roots[0].text, str(roots[0].text)))
-        else:
+        pinned = len(versions) == 1 and None not in versions
+        self.add(App(name=self.said(Fact(names[0], roots[0].text, str(roots[0].text))),
+                     version=self.said(Fact(versions.pop(), roots[0].text, str(roots[0].text))) if pinned else None))
+        if not pinned:
             self.inf.miss("app.version", f"{names[0]} has no pinned version in the spack.yaml")
 
     def root_target(self, root: Root) -> list[Fact]:
@@ -758,7 +764,7 @@ class Static:
         if implementation is None:
             self.inf.miss("mpi.implementation", f"MPI provider {name!r} is not one hpcannotate knows")
             return
-        self.set("mpi.implementation", fact, implementation)
+        self.add(Mpi(implementation=self.said(fact, implementation)))
         version, rejected = self.version_lookup(name, node, fact, root)
         bundled = bundled_mpi_reason(name, version.value if version else None)
         abi = None
@@ -770,7 +776,7 @@ class Static:
             self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
         else:
             if version:
-                self.set("mpi.version", version)
+                self.add(Mpi(version=self.said(version)))
             elif rejected:
                 self.inf.miss("mpi.version", f"{name}@{node.version} is asked for, but {rejected.fragment} gives "
                                              f"{rejected.value}, which does not satisfy it")
@@ -787,11 +793,11 @@ class Static:
             source = version or fact
             said = known if version else f"{node.version} (every release)"
             note = f"{implementation} {said} has libmpi.so.{abi.split('.')[0]}"
-            self.set("mpi.abi.version", Fact(abi, source.source, source.fragment, note=note))
+            self.add(Mpi(abi_version=self.said(Fact(abi, source.source, source.fragment, note=note))))
         frameworks = self.frameworks(root, name, node, fact, version.value if version else None)
         if frameworks:
             values = _sorted_frameworks(frameworks)
-            self.set("communication.framework", frameworks[values[0]], ",".join(values))
+            self.add(Fabric(framework=self.said(frameworks[values[0]], ",".join(values))))
         else:
             self.inf.miss("communication.framework", f"nothing selects a fabric for {name} (fabrics=, netmod=, ^ucx)")
 
@@ -920,7 +926,7 @@ class Static:
             self.inf.warnings.append(f"{_where(fact.source)}: {fact.value} is a preferred compiler, not a required "
                                      "one: compiler.implementation is left out")
             return
-        self.set("compiler.implementation", fact, implementation)
+        self.add(Compiler(implementation=self.said(fact, implementation)))
         package = COMPILER_PACKAGE_NAMES.get(fact.value, fact.value)
         version, rejected = self.version_lookup(fact.value, node, fact, root)
         if version is None and rejected is None and package != fact.value:
@@ -928,7 +934,7 @@ class Static:
             # own constraint still applies
             version, rejected = self.version_lookup(package, node, fact, root)
         if version:
-            self.set("compiler.version", version)
+            self.add(Compiler(version=self.said(version)))
         elif rejected:
             self.inf.miss("compiler.version", f"{fact.value}@{node.version} is asked for, but {rejected.fragment} "
                                               f"gives {rejected.value}, which does not satisfy it")
@@ -961,12 +967,12 @@ class Static:
                             amd.setdefault(item.split(":")[0], fact)
         if sms:
             values = sorted_unique(sms)
-            self.set("hardware.gpu.nvidia.architecture", sms[values[0]], ",".join(values))
+            self.add(Cuda(architecture=self.said(sms[values[0]], ",".join(values))))
         else:
             self.inf.miss("hardware.gpu.nvidia.architecture", "no root is built with +cuda and a cuda_arch")
         if amd:
             values = sorted_unique(amd)
-            self.set("hardware.gpu.amd.architecture", amd[values[0]], ",".join(values))
+            self.add(Rocm(architecture=self.said(amd[values[0]], ",".join(values))))
         self.cuda_version(cuda_used)
 
     def cuda_version(self, cuda_used: bool) -> None:
@@ -981,7 +987,7 @@ class Static:
                 facts.setdefault(major_minor(fact.value), fact)
         if len(facts) == 1:
             (version, fact), = facts.items()
-            self.set("hardware.gpu.nvidia.cuda.version", fact, version)
+            self.add(Cuda(version=self.said(fact, version)))
         elif facts:
             self.inf.miss("hardware.gpu.nvidia.cuda.version", f"the roots ask for CUDA {', '.join(sorted(facts))}")
         else:
@@ -989,8 +995,9 @@ class Static:
 
     def package_versions(self) -> None:
         """Versions of single packages the environment holds: python (major.minor), nccl, ucx, libfabric."""
-        for package, key, shorten in (("python", "python.version", True), ("nccl", "nccl.version", False),
-                                      ("ucx", "ucx.version", False), ("libfabric", "libfabric.version", False)):
+        for package, kind, field_, shorten in (("python", Python, "version", True), ("nccl", Nccl, "version", False),
+                                               ("ucx", Fabric, "ucx_version", False),
+                                               ("libfabric", Fabric, "libfabric_version", False)):
             facts = {}
             for root in self.env.roots:
                 for node in root.spec.nodes():
@@ -1000,7 +1007,7 @@ class Static:
                             facts.setdefault(major_minor(fact.value) if shorten else fact.value, fact)
             if len(facts) == 1:
                 ((version, fact),) = facts.items()
-                self.set(key, fact, version)
+                self.add(kind(**{field_: self.said(fact, version)}))
 
     def container(self) -> None:
         """``spack containerize`` settings: the base OS of the image, and its labels."""
@@ -1030,8 +1037,7 @@ class Static:
         distro = CONTAINER_OS.get(name)
         if distro and re.fullmatch(r"\d+(\.\d+)*", tag):
             fact = Fact(distro, image, f"container: images: {image}")
-            self.set("os.name", fact)
-            self.set("os.version", fact, tag)
+            self.add(BaseOs(name=self.said(fact), version=self.said(fact, tag)))
 
 
 def _target_of(package: str) -> Callable[[Spec], str | None]:
@@ -1174,6 +1180,7 @@ def _apply_own_labels(inference: Inference, labels: list[tuple[str, YStr]]) -> N
 def _prefer(inference: Inference, concrete: Inference) -> None:
     """Values from the lock win; the yaml's stay for what the lock lacks (and as the overridden source)."""
     inference.annotations = inference.annotations.merge(concrete.annotations)
+    inference.facts.extend(concrete.facts)  # later facts win, as the merge lets the lock's values win
     for key, reason in concrete.missing.items():
         if key not in inference.annotations:
             inference.missing[key] = reason

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..facts import App, BaseOs, Compiler, Cuda, Fabric, Fact, Libc, Mpi, Nccl, Python, Recipe, Rocm, Sourced
 from ..inputs import read_text
 from .base import MODE_KEY, TARGET_KEY, Inference, InferOptions, apply_target
 from .facts import (
@@ -233,14 +234,18 @@ class _Reader:
         self.focus = apps or roots  # the roots an image is "for"
         self.closure = lock.runtime_closure(self.focus)
 
-    def set(self, key: str, value: str, node: LockNode, what: str, field_: str | None = None,
-            note: str | None = None) -> None:
+    def said(self, value: str, node: LockNode, what: str, field_: str | None = None,
+             note: str | None = None) -> Sourced:
+        """``value`` as the lock says it: the node's line (of ``field_``) and ``<node>/<hash> what``."""
         fragment = f"{node}/{node.hash[:7]} {what}"
-        self.inf.set(key, value, line=self.lock.line_of(node, field_), fragment=fragment, note=note,
-                     file=self.lock.path)
+        return self.inf.sourced(value, line=self.lock.line_of(node, field_), fragment=fragment, note=note,
+                                file=self.lock.path)
+
+    def add(self, fact: Fact) -> None:
+        self.inf.add(fact.spelled_short())
 
     def run(self) -> None:
-        self.inf.set("build.recipe.format", "spack", file=self.lock.path, fragment="spack.lock")
+        self.add(Recipe(format=self.inf.sourced("spack", file=self.lock.path, fragment="spack.lock")))
         self.app()
         self.target()
         self.operating_system()
@@ -254,11 +259,11 @@ class _Reader:
         names = sorted({n.name for n in self.apps})
         if len(names) == 1:
             nodes = [n for n in self.apps if n.name == names[0]]
-            self.set("app.name", names[0], nodes[0], "root", "name")
             versions = {n.version for n in nodes}
-            if len(versions) == 1:
-                self.set("app.version", nodes[0].version, nodes[0], "root", "version")
-            else:
+            self.add(App(name=self.said(names[0], nodes[0], "root", "name"),
+                         version=self.said(nodes[0].version, nodes[0], "root", "version") if len(versions) == 1
+                         else None))
+            if len(versions) != 1:
                 self.inf.miss("app.version", f"the lock holds {names[0]} at versions {', '.join(sorted(versions))}")
         elif names:
             self.inf.miss("app.name", f"the lock has {len(names)} application roots: {short_list(names)}")
@@ -295,8 +300,8 @@ class _Reader:
             self.inf.miss("os.name", f"platform_os {platform_os!r} is not a distribution hpcannotate can name")
             return
         node = next(n for n in self.focus if n.platform_os == platform_os)
-        self.set("os.name", match.group(1), node, "arch.platform_os", "platform_os")
-        self.set("os.version", match.group(2), node, "arch.platform_os", "platform_os")
+        self.add(BaseOs(name=self.said(match.group(1), node, "arch.platform_os", "platform_os"),
+                        version=self.said(match.group(2), node, "arch.platform_os", "platform_os")))
 
     def providers(self, virtual: str, nodes: Iterable[LockNode]) -> dict[str, tuple[LockNode, LockNode]]:
         """hash -> (provider, a node that depends on it) for every edge providing ``virtual``."""
@@ -316,7 +321,7 @@ class _Reader:
             if not any(n.name in MPI_PACKAGES for n in self.lock.nodes.values()):
                 root = self.focus[0] if self.focus else None
                 if root is not None:
-                    self.set("mpi.implementation", "none", root, "no MPI in the concretized environment")
+                    self.add(Mpi(implementation=self.said("none", root, "no MPI in the concretized environment")))
             else:
                 self.inf.miss("mpi.implementation", "no root links an MPI (no dependency edge provides 'mpi')")
             return
@@ -331,7 +336,7 @@ class _Reader:
             self.inf.miss("mpi.implementation", f"MPI provider {provider.name!r} is not one hpcannotate knows")
             return
         via = f"mpi provider of {user.name}" if user is not provider else "root"
-        self.set("mpi.implementation", implementation, provider, via, "name")
+        version = abi = None
         bundled = bundled_mpi_reason(provider.name, provider.version)
         if bundled:
             self.inf.miss("mpi.version", f"{provider}: {bundled}")
@@ -344,16 +349,18 @@ class _Reader:
                                          "not a release version")
             self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
         else:
-            self.set("mpi.version", provider.version, provider, via, "version")
-            abi = mpi_abi_version(implementation, provider.version)
-            if abi:
-                self.set("mpi.abi.version", abi, provider, via, "version",
-                         note=f"{implementation} {provider.version} has the ABI of libmpi.so.{abi.split('.')[0]}")
-            else:
-                self.inf.miss("mpi.abi.version", f"no known ABI for {implementation} {provider.version}")
+            version = self.said(provider.version, provider, via, "version")
+            number = mpi_abi_version(implementation, provider.version)
+            if number:
+                abi = self.said(number, provider, via, "version", note=f"{implementation} {provider.version} has "
+                                f"the ABI of libmpi.so.{number.split('.')[0]}")
+        self.add(Mpi(implementation=self.said(implementation, provider, via, "name"), version=version,
+                     abi_version=abi))
+        if version is not None and abi is None:
+            self.inf.miss("mpi.abi.version", f"no known ABI for {implementation} {provider.version}")
         frameworks = mpi_frameworks(provider, self.lock)
         if frameworks:
-            self.set("communication.framework", ",".join(frameworks), provider, "fabrics/netmod and dependencies")
+            self.add(Fabric(framework=self.said(",".join(frameworks), provider, "fabrics/netmod and dependencies")))
         else:
             self.inf.miss("communication.framework", f"{provider} selects no fabric (fabrics/netmod, ucx or libfabric)")
 
@@ -367,10 +374,11 @@ class _Reader:
             self.inf.miss("libc.implementation", f"the roots link several libcs: {', '.join(sorted(names))}")
             return
         node = next(iter(providers.values()))[0]
-        if node.name in ("glibc", "musl"):
-            self.set("libc.implementation", node.name, node, "libc provider", "name")
-        if node.name == "glibc" and node.version:
-            self.set("glibc.version", major_minor(node.version), node, "libc provider", "version")
+        self.add(Libc(
+            implementation=self.said(node.name, node, "libc provider", "name") if node.name in ("glibc", "musl")
+            else None,
+            glibc_version=self.said(major_minor(node.version), node, "libc provider", "version")
+            if node.name == "glibc" and node.version else None))
 
     def compiler(self) -> None:
         # (name, version) -> (node to point at, what it is, the field that says it)
@@ -395,17 +403,17 @@ class _Reader:
         if implementation is None:
             self.inf.miss("compiler.implementation", f"compiler {name!r} is not one hpcannotate knows")
             return
-        self.set("compiler.implementation", implementation, node, what, field_)
-        if version and len({v for _, v in found}) == 1:
-            self.set("compiler.version", version, node, what, field_)
-        else:
+        one = bool(version) and len({v for _, v in found}) == 1
+        self.add(Compiler(implementation=self.said(implementation, node, what, field_),
+                          version=self.said(version, node, what, field_) if one else None))
+        if not one:
             self.inf.miss("compiler.version", f"the roots are built with several {name} versions")
 
     def cuda(self) -> None:
         cuda = {n.version for n in self.closure if n.name == "cuda"}
         node = next((n for n in self.closure if n.name == "cuda"), None)
         if node is not None and len(cuda) == 1:
-            self.set("hardware.gpu.nvidia.cuda.version", major_minor(node.version), node, "cuda node", "version")
+            self.add(Cuda(version=self.said(major_minor(node.version), node, "cuda node", "version")))
         elif len(cuda) > 1:
             self.inf.miss("hardware.gpu.nvidia.cuda.version", f"the lock holds CUDA {', '.join(sorted(cuda))}")
         else:
@@ -423,22 +431,23 @@ class _Reader:
                         first_amd = first_amd or n
                         amd.append(gfx.split(":")[0])
         if first_sm is not None:
-            self.set("hardware.gpu.nvidia.architecture", ",".join(sorted_unique(sms)), first_sm,
-                     "cuda_arch of the +cuda nodes", "cuda_arch")
+            self.add(Cuda(architecture=self.said(",".join(sorted_unique(sms)), first_sm,
+                                                 "cuda_arch of the +cuda nodes", "cuda_arch")))
         else:
             self.inf.miss("hardware.gpu.nvidia.architecture", "no linked node is built with +cuda and a cuda_arch")
         if first_amd is not None:
-            self.set("hardware.gpu.amd.architecture", ",".join(sorted_unique(amd)), first_amd,
-                     "amdgpu_target of the +rocm nodes", "amdgpu_target")
+            self.add(Rocm(architecture=self.said(",".join(sorted_unique(amd)), first_amd,
+                                                 "amdgpu_target of the +rocm nodes", "amdgpu_target")))
 
     def versions(self) -> None:
         """Versions of single packages in the image: python, nccl, ucx, libfabric."""
-        for package, key, shorten in (("python", "python.version", True), ("nccl", "nccl.version", False),
-                                      ("ucx", "ucx.version", False), ("libfabric", "libfabric.version", False)):
+        for package, kind, field_, shorten in (("python", Python, "version", True), ("nccl", Nccl, "version", False),
+                                               ("ucx", Fabric, "ucx_version", False),
+                                               ("libfabric", Fabric, "libfabric_version", False)):
             nodes = [n for n in self.closure if n.name == package]
             if len({n.version for n in nodes}) == 1:
                 version = major_minor(nodes[0].version) if shorten else nodes[0].version
-                self.set(key, version, nodes[0], f"{package} node", "version")
+                self.add(kind(**{field_: self.said(version, nodes[0], f"{package} node", "version")}))
 
 
 FRAMEWORK_ORDER = ("ucx", "libfabric", "verbs", "psm2", "tcp")
@@ -479,12 +488,8 @@ def apply_pinned_target(inference: Inference, target: str, requested: str | None
         return
     if requested and requested != target:
         inference.warnings.append(f"{where}: --target {requested} ignored: the environment pins target {target}")
-    apply_target(inference, target, pinned_by_recipe=True, fragment=fragment, line=line)
-    if file is not None:  # apply_target points at the inference's path; the pin may live in another file
-        for key in (TARGET_KEY, MODE_KEY):
-            prov = inference.annotations.entry(key).provenance
-            inference.set(key, inference.annotations[key], line=prov.line, fragment=prov.fragment, note=prov.note,
-                          file=file)
+    # the pin may live in another file than the inference's path (None: that path)
+    apply_target(inference, target, pinned_by_recipe=True, fragment=fragment, line=line, file=file)
 
 
 def sorted_unique(values: Iterable[str]) -> list[str]:

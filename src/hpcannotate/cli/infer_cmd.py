@@ -7,11 +7,29 @@ from pathlib import Path
 
 import click
 
-from .. import console
+from .. import console, formats
 from ..adapters.base import InferOptions
 from ..infer import infer
 from ..inputs import parse_assignments
 from ..isolation import DEFAULT_TIMEOUT
+
+
+class FormatChoice(click.Choice):
+    """``--format``: the registered recipe formats, read when the option is used (a format registered
+    after start-up is a choice too). ``inferable_only``: only formats whose annotations are inferred."""
+
+    def __init__(self, inferable_only: bool) -> None:
+        super().__init__([])
+        self.inferable_only = inferable_only
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """What click offers and checks: the registry's names now."""
+        return tuple(formats.inferable() if self.inferable_only else formats.names())
+
+    @choices.setter
+    def choices(self, _value) -> None:
+        pass  # click.Choice.__init__ assigns it; the registry decides
 
 
 def _finite(value: float) -> float:
@@ -24,7 +42,7 @@ def _finite(value: float) -> float:
 @click.command("infer")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--target", help="CPU target the image is built for (archspec name, e.g. zen3, x86_64_v3).")
-@click.option("--format", "fmt", type=click.Choice(["hpccm", "spack", "easybuild"]), help="Recipe format.")
+@click.option("--format", "fmt", type=FormatChoice(inferable_only=True), help="Recipe format.")
 @click.option("--variant", help="Variant of a recipe directory's hpcannotate.yaml (default: its default variant).")
 @click.option("--userarg", multiple=True, metavar="KEY=VALUE", help="HPCCM USERARG entries (repeatable).")
 @click.option("--robot-path", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),

@@ -7,12 +7,13 @@ from pathlib import Path
 import click
 
 from .. import console
+from .infer_cmd import FormatChoice
 
 
 @click.command("init")
 @click.argument("recipe", type=click.Path(path_type=Path))
 @click.option("--name", help="Image name (default: the application the recipe builds, else the file or directory).")
-@click.option("--format", "fmt", type=click.Choice(["dockerfile", "hpccm", "spack", "easybuild"]),
+@click.option("--format", "fmt", type=FormatChoice(inferable_only=False),
               help="Recipe format (default: from the file name and contents).")
 @click.option("--force", is_flag=True, help="Replace an existing hpcannotate.yaml (and Dockerfile fragment).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")

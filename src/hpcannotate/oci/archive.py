@@ -39,14 +39,10 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..keynames import OCI_REF_NAME
 from .media import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_INDEX, canonical_json
-
-if TYPE_CHECKING:
-    from ..registry.reference import Reference
 
 OCI_ARCHIVE = "oci-archive:"
 DOCKER_ARCHIVE = "docker-archive:"
@@ -93,21 +89,23 @@ def split_archive(text: str) -> tuple[str, str, str | None]:
     raise InputError(f"{text}: no such archive file")
 
 
-def archive_reference(text: str) -> Reference:
-    """The ``Reference`` of an archive: read through the unpacked layout, named as the user typed it."""
-    from ..registry.reference import Reference, _check_digest
+def archive_target(text: str) -> dict:
+    """What a ``Reference`` to an archive holds: the unpacked layout it is read through, the archive
+    and the whole reference as the user typed them, and the tag or digest it names (if any).
 
+    ``registry.reference.parse_reference`` builds the ``Reference`` (and checks a digest's form),
+    so this module needs nothing from the registry side.
+    """
     prefix, typed, ref = split_archive(text)
     layout = _unpacked(prefix, Path(typed), text)
-    base = {"layout_path": layout, "archive": f"{prefix}{typed}", "shown": text}
+    target: dict = {"layout_path": layout, "archive": f"{prefix}{typed}", "shown": text}
     if ref is None:
-        return Reference(**base)
+        return target
     if ref.startswith("@sha256:"):
-        _check_digest(ref[1:], text)
-        return Reference(digest=ref[1:], **base)
+        return {**target, "digest": ref[1:]}
     if prefix == DOCKER_ARCHIVE:
-        return Reference(digest=_docker_pick(layout, ref, text), **base)
-    return Reference(tag=ref, **base)
+        return {**target, "digest": _docker_pick(layout, ref, text)}
+    return {**target, "tag": ref}
 
 
 def _cache_key(prefix: str, path: Path) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ..annotations import Annotations
 from ..catalogue import SUPERCONTAINERS_PREFIX as P
+from ..facts import BaseOs, Cuda, Fabric, Fact, Libc, Mpi, Nccl, Python, by_kind
 from ..keynames import COMMUNICATION_FRAMEWORK, HARDWARE_GPU_NVIDIA_CUDA_VERSION, MPI_ABI_VERSION, MPI_IMPLEMENTATION
 from ..versions import versions_agree
 from .model import Finding
@@ -24,22 +25,21 @@ from .userland import TOOLS
 
 MPICH_FAMILY = ("mpich", "mvapich2", "intelmpi", "cray-mpich")
 NO_MPI = ("none", "threadmpi")
-# keys whose values are compared as they are (versions: up to the shorter one's precision)
-COMPARED = (
-    "libc.implementation",
-    "glibc.version",
-    "python.version",
-    "os.name",
-    "os.version",
-    "mpi.version",
-    "mpi.abi.version",
-    "ucx.version",
-    "libfabric.version",
-    "libfabric.abi.version",
-    "hardware.gpu.nvidia.cuda.version",
-    "nccl.version",
+# facts whose values are compared as they are (versions: up to the shorter one's precision), in this order
+COMPARED: tuple[tuple[type[Fact], str], ...] = (
+    (Libc, "implementation"),
+    (Libc, "glibc_version"),
+    (Python, "version"),
+    (BaseOs, "name"),
+    (BaseOs, "version"),
+    (Mpi, "version"),
+    (Mpi, "abi_version"),
+    (Fabric, "ucx_version"),
+    (Fabric, "libfabric_version"),
+    (Fabric, "libfabric_abi_version"),
+    (Cuda, "version"),
+    (Nccl, "version"),
 )
-VERSION_KEYS = frozenset(k for k in COMPARED if k.endswith(".version"))
 FRAMEWORK_LIBRARIES = {"ucx": "libucp.so", "libfabric": "libfabric.so", "verbs": "libibverbs.so",
                        "psm2": "libpsm2.so"}
 
@@ -148,15 +148,17 @@ def cross_check(recipe: Annotations, probed: Annotations | ProbeResult) -> list[
     findings = probed.findings if isinstance(probed, ProbeResult) else None
     annotations = probed.annotations if isinstance(probed, ProbeResult) else probed
     conflicts = _mpi(recipe, annotations, findings)
-    for short in COMPARED:
-        key = P + short
-        claimed, found = recipe.get(key), annotations.get(key)
+    claims, holds = by_kind(recipe), by_kind(annotations)
+    for kind, name in COMPARED:
+        claimed, found = getattr(claims.get(kind), name, None), getattr(holds.get(kind), name, None)
         if claimed is None or found is None:
             continue
-        agree = versions_agree(claimed, found) if short in VERSION_KEYS else claimed == found
+        agree = (versions_agree(claimed.value, found.value) if name.endswith("version")
+                 else claimed.value == found.value)
         if not agree:
-            conflicts.append(Conflict(key, claimed, found, f"the recipe says {claimed}, the image holds {found}",
-                                      "error", _source(recipe, key), _source(annotations, key)))
+            conflicts.append(Conflict(kind.KEYS[name], claimed.value, found.value,
+                                      f"the recipe says {claimed.value}, the image holds {found.value}", "error",
+                                      claimed.provenance.describe(), found.provenance.describe()))
     conflicts += _frameworks(recipe, findings)
     conflicts += _lists(recipe, annotations)
     if findings is not None:

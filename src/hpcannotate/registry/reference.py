@@ -110,9 +110,12 @@ def parse_reference(text: str) -> Reference:
         raise InputError("empty image reference")
     text = text.strip()
     if text.startswith(("oci-archive:", "docker-archive:")):  # unpacked into the cache, read as a layout
-        from ..oci.archive import archive_reference
+        from ..oci.archive import archive_target
 
-        return archive_reference(text)
+        target = archive_target(text)
+        if target.get("digest"):
+            _check_digest(target["digest"], text)
+        return Reference(**target)
     if text.startswith(LAYOUT_PREFIX):
         return _parse_layout(text)
     if text.startswith("docker://"):
