@@ -25,7 +25,7 @@ lint: setup
 	$(BIN)/ruff check src tests bench
 
 data: setup  ## rewrite the compiled JSON twins of src/hpcannotate/data/*.yaml (after editing a YAML)
-	$(BIN)/python -m hpcannotate.datafiles
+	$(BIN)/python -m hpcannotate.model.datafiles
 
 docs: setup  ## regenerate docs/keys.md from the key catalogue
 	$(BIN)/hpcannotate keys --markdown > docs/keys.md

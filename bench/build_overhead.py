@@ -36,12 +36,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from hpcannotate.baseimage import load_into_buildah, make_base  # noqa: E402
-from hpcannotate.builders import BuildOptions  # noqa: E402
-from hpcannotate.builders.buildah import BuildahBuilder  # noqa: E402
-from hpcannotate.containerfile import base_images  # noqa: E402
-from hpcannotate.recipedir import load_recipe_dir  # noqa: E402
-from hpcannotate.render import render_variant  # noqa: E402
+from hpcannotate.build.baseimage import load_into_buildah, make_base  # noqa: E402
+from hpcannotate.build.builders import BuildOptions  # noqa: E402
+from hpcannotate.build.builders.buildah import BuildahBuilder  # noqa: E402
+from hpcannotate.dockerfile.reader import base_images  # noqa: E402
+from hpcannotate.dockerfile.render import render_variant  # noqa: E402
+from hpcannotate.recipes.recipedir import load_recipe_dir  # noqa: E402
 
 TARGET_OVERHEAD = 0.05
 
@@ -57,10 +57,10 @@ def timed(argv: list[str]) -> float:
 
 def buildx_cases(args, exe: str, recipe_dir, variant: str, target: str, tmp: Path) -> dict[str, list[str]]:
     """D, D' and E of the docstring: hpcannotate with buildx, and the buildx command it runs, by hand."""
-    from hpcannotate.builders.base import platform_for
-    from hpcannotate.builders.buildx import BuildxBuilder, BuildxOptions
-    from hpcannotate.builders.buildx_bases import register
-    from hpcannotate.targets import family_of
+    from hpcannotate.build.builders.buildx import BuildxBuilder, BuildxOptions
+    from hpcannotate.build.builders.buildx_bases import register
+    from hpcannotate.model.targets import family_of
+    from hpcannotate.registry.platform import platform_for
 
     builder = BuildxBuilder(BuildxOptions(builder=args.builder))
     reason = builder.unavailable_reason()

@@ -39,8 +39,8 @@ from bench.replay import logged_requests, replay  # noqa: E402
 from tests.fixtures import sitedata  # noqa: E402
 from tests.fixtures.registry import start_registry, stop  # noqa: E402
 
-from hpcannotate.discover import discover  # noqa: E402
-from hpcannotate.imageread import Transport  # noqa: E402
+from hpcannotate.image.read import Transport  # noqa: E402
+from hpcannotate.verdict.discover import discover  # noqa: E402
 
 TARGET_SECONDS = 10.0
 CRANE = Path("/root/go/bin/crane")

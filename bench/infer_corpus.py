@@ -27,12 +27,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hpcannotate import sandbox
-from hpcannotate.adapters.base import InferOptions
-from hpcannotate.adapters.easybuild import EasyBuildAdapter, backstop_timeout
-from hpcannotate.adapters.easybuild_eval import installed_easyconfigs, tree_root
 from hpcannotate.errors import HpcAnnotateError
-from hpcannotate.isolation import run_isolated
+from hpcannotate.recipes import sandbox
+from hpcannotate.recipes.base import InferOptions
+from hpcannotate.recipes.easybuild.adapter import EasyBuildAdapter, backstop_timeout
+from hpcannotate.recipes.easybuild.evaluate import installed_easyconfigs, tree_root
+from hpcannotate.recipes.isolation import run_isolated
 
 TARGET_SECONDS = 20.0
 TARGET_RATIO = 2.0
@@ -61,7 +61,7 @@ def raw_parser(files: list[Path], workers: int, sandboxed: bool = False) -> tupl
     trees = sorted({tree_root(str(p)) or str(p.parent) for p in files})  # what the adapter's sandbox shows
 
     def run(chunk: list[str]) -> dict:
-        return run_isolated("hpcannotate.adapters.easybuild_eval:parse_batch", {"paths": chunk},
+        return run_isolated("hpcannotate.recipes.easybuild.evaluate:parse_batch", {"paths": chunk},
                             timeout=backstop_timeout(options, len(chunk)), what="raw parser batch",
                             reads=trees, sandboxed=sandboxed)
 

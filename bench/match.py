@@ -40,9 +40,8 @@ sys.path.insert(0, str(REPO))
 from bench.replay import logged_requests, replay  # noqa: E402
 from tests.fixtures.registry import start_registry, stop  # noqa: E402
 
-from hpcannotate.fingerprint import fingerprint  # noqa: E402
-from hpcannotate.imageread import Transport, read_many  # noqa: E402
-from hpcannotate.match import match, rank  # noqa: E402
+from hpcannotate.host import fingerprint  # noqa: E402
+from hpcannotate.image.read import Transport, read_many  # noqa: E402
 from hpcannotate.oci.index import build_index  # noqa: E402
 from hpcannotate.oci.media import (  # noqa: E402
     OCI_CONFIG,
@@ -55,6 +54,7 @@ from hpcannotate.oci.media import (  # noqa: E402
 )
 from hpcannotate.oci.store import Manifest  # noqa: E402
 from hpcannotate.registry import RegistryClient, parse_reference  # noqa: E402
+from hpcannotate.verdict.match import match, rank  # noqa: E402
 
 P = "org.supercontainers."
 TARGET_REQUESTS_PER_ENTRY = 3
@@ -66,7 +66,7 @@ ACCESS = re.compile(r'"(GET|HEAD) /v2/[^ ]*/(manifests|blobs)/(sha256:[0-9a-f]{6
 
 
 def annotations_for(n: int, target: str) -> dict[str, str]:
-    from hpcannotate.targets import mode_for_target
+    from hpcannotate.model.targets import mode_for_target
 
     values = {P + "hardware.cpu.optimized.version": target, P + "hardware.cpu.optimized.mode": mode_for_target(target),
               P + "app.name": f"app{n % 20}", "org.opencontainers.image.title": f"app{n % 20}"}

@@ -118,7 +118,7 @@ def push(layout, tag: str, remote: str) -> None:
 
 def child(ref: str, cache: str) -> None:
     """One probe in this process; prints its figures as JSON."""
-    from hpcannotate.probe import probe_image
+    from hpcannotate.image.probe import probe_image
 
     start = time.perf_counter()
     result = probe_image(ref, cache=cache)
@@ -161,7 +161,7 @@ def main() -> int:
 
     from tests.fixtures.registry import start_registry, stop
 
-    from hpcannotate.baseimage import make_base
+    from hpcannotate.build.baseimage import make_base
     from hpcannotate.oci.layout import OciLayout
 
     with tempfile.TemporaryDirectory(prefix="hpcannotate-bench-probe-") as tmp:

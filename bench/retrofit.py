@@ -48,7 +48,7 @@ from tests.fixtures.registry import start_registry, stop  # noqa: E402
 from hpcannotate.oci import media  # noqa: E402
 from hpcannotate.oci.layout import OciLayout  # noqa: E402
 from hpcannotate.registry import RegistryClient  # noqa: E402
-from hpcannotate.retrofit import annotate  # noqa: E402
+from hpcannotate.retrofit.annotate import annotate  # noqa: E402
 
 TARGET_BYTES = 16 * 1024
 TARGET_SPEEDUP = 100.0

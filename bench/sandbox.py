@@ -45,10 +45,10 @@ def once(argv: list[str], mode: str) -> float:
 
 def worker_round_trip(sandboxed: bool) -> float:
     """One worker that does nothing (it imports hpcannotate, answers, exits): the sandbox's own cost."""
-    from hpcannotate.isolation import run_isolated
+    from hpcannotate.recipes.isolation import run_isolated
 
     started = time.perf_counter()
-    run_isolated("hpcannotate.sandbox:_collapse", {}, what="empty worker", sandboxed=sandboxed)
+    run_isolated("hpcannotate.recipes.sandbox:_collapse", {}, what="empty worker", sandboxed=sandboxed)
     return time.perf_counter() - started
 
 

@@ -26,10 +26,10 @@ sys.path.insert(0, str(REPO))
 
 from tests.fixtures import sitedata  # noqa: E402
 
-from hpcannotate.discover import Catalog  # noqa: E402
-from hpcannotate.fingerprint import Fingerprint, fingerprint  # noqa: E402
-from hpcannotate.report import write_report  # noqa: E402
-from hpcannotate.site import NodeType, Site  # noqa: E402
+from hpcannotate.host import Fingerprint, fingerprint  # noqa: E402
+from hpcannotate.host.site import NodeType, Site  # noqa: E402
+from hpcannotate.verdict.discover import Catalog  # noqa: E402
+from hpcannotate.verdict.report import write_report  # noqa: E402
 
 TARGETS = ("x86_64_v2", "x86_64_v3", "x86_64_v4", "haswell", "broadwell", "skylake", "skylake_avx512",
            "cascadelake", "icelake", "sapphirerapids", "zen", "zen2", "zen3", "zen4", "neoverse_n1",
@@ -82,7 +82,7 @@ def main() -> int:
         catalog = Catalog.load(path)
         load = time.perf_counter() - start
 
-        from hpcannotate.match import assess
+        from hpcannotate.verdict.match import assess
 
         sample = catalog.images[: max(1, args.images // 20)]
         start = time.perf_counter()

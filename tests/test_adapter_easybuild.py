@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.adapters import adapter
-from hpcannotate.adapters import easybuild as eb
-from hpcannotate.adapters.base import Inference, InferOptions
-from hpcannotate.adapters.easybuild_eval import easyconfig_stem, installed_easyconfigs, tree_root
 from hpcannotate.errors import HpcAnnotateError, InputError
+from hpcannotate.recipes.adapters import adapter
+from hpcannotate.recipes.base import Inference, InferOptions
+from hpcannotate.recipes.easybuild import adapter as eb
+from hpcannotate.recipes.easybuild.evaluate import easyconfig_stem, installed_easyconfigs, tree_root
 
 P = "org.supercontainers."
 DATA = Path(__file__).parent / "data" / "easybuild"
@@ -417,7 +417,7 @@ def test_a_syntax_error_names_the_easyconfig_not_string(tmp_path):
 
 
 def test_the_worker_uses_the_timeout_it_is_given():
-    from hpcannotate.adapters.easybuild_eval import evaluate_batch
+    from hpcannotate.recipes.easybuild.evaluate import evaluate_batch
 
     for bad in (0, 0.0, -1, float("nan")):
         with pytest.raises(ValueError, match="must be a positive number of seconds"):

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.adapters import adapter, detect_format
-from hpcannotate.adapters.base import InferOptions
-from hpcannotate.adapters.hpccm import HpccmAdapter, cuda_from_image, gpu_architectures, source_name_version
 from hpcannotate.errors import HpcAnnotateError, InputError, IsolatedError
+from hpcannotate.recipes.adapters import adapter, detect_format
+from hpcannotate.recipes.base import InferOptions
+from hpcannotate.recipes.hpccm.adapter import HpccmAdapter, cuda_from_image, gpu_architectures, source_name_version
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "hpccm"
@@ -408,7 +408,7 @@ def test_gpu_architectures_from_build_options():
 
 
 def test_source_name_version():
-    from hpcannotate.adapters.hpccm import Block
+    from hpcannotate.recipes.hpccm.adapter import Block
 
     def block(**attrs):
         return Block({"kind": "generic_autotools", "attrs": attrs}, Path("r.py"))

@@ -14,11 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpcannotate.adapters import adapter, detect_format
-from hpcannotate.adapters.base import InferOptions
-from hpcannotate.adapters.spack import SpackAdapter, load_environment
-from hpcannotate.adapters.spack_lock import read_lock
-from hpcannotate.adapters.spack_specs import (
+from hpcannotate.errors import InputError
+from hpcannotate.recipes.adapters import adapter, detect_format
+from hpcannotate.recipes.base import InferOptions
+from hpcannotate.recipes.spack.adapter import SpackAdapter, load_environment
+from hpcannotate.recipes.spack.lock import read_lock
+from hpcannotate.recipes.spack.specs import (
     SpecSyntaxError,
     lower_bound,
     parse_spec,
@@ -26,7 +27,6 @@ from hpcannotate.adapters.spack_specs import (
     tokenize,
     version_satisfies,
 )
-from hpcannotate.errors import InputError
 
 DATA = Path(__file__).parent / "data" / "spack"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "spack"

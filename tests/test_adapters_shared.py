@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.adapters.base import Inference, InferOptions
-from hpcannotate.adapters.facts import bundled_mpi_reason, is_release_version, mpi_abi_version
 from hpcannotate.errors import InputError
+from hpcannotate.recipes.base import Inference, InferOptions
+from hpcannotate.recipes.packages import bundled_mpi_reason, is_release_version, mpi_abi_version
 
 P = "org.supercontainers."
 

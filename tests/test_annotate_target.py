@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.cli.registry_cmds import target_assignments
 from hpcannotate.errors import InputError
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 
 
 def test_target_sets_version_and_mode():

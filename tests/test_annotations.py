@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hpcannotate.annotations import Annotations
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.provenance import Layer, Provenance
+from hpcannotate.model.annotations import Annotations
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.provenance import Layer, Provenance
 
 TARGET = P + "hardware.cpu.optimized.version"
 MODE = P + "hardware.cpu.optimized.mode"

@@ -70,7 +70,7 @@ def cli(run_cli, tmp_path):
                                  "docker-archive:{one-docker}:busybox:one", "docker-archive:{multi-docker}:@1",
                                  "docker-archive:{multi-docker}:busybox:two", "oci-archive:{multi}:second"])
 def test_inspect_reads_archives(archives, ref, tmp_path, monkeypatch):
-    from hpcannotate.inspect import inspect
+    from hpcannotate.image.inspect import inspect
 
     monkeypatch.setenv("HPCANNOTATE_CACHE", str(tmp_path / "cache"))
     found = inspect(ref.format(**{k: str(v) for k, v in archives.items()}))

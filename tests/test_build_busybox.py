@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.build import build
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.build.pipeline import build
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.oci.layout import OciLayout
 from hpcannotate.oci.media import ALL_MANIFEST_TYPES, OCI_INDEX
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.build import build
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.build.pipeline import build
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.oci.media import ALL_MANIFEST_TYPES, OCI_INDEX
 
 from .test_build_busybox import image_config, run_in_image

@@ -9,9 +9,9 @@ from typing import ClassVar
 
 import pytest
 
-from hpcannotate import build as build_module
-from hpcannotate.build import build, plan
-from hpcannotate.builders.base import Builder, loggable, run_logged
+from hpcannotate.build import pipeline as build_module
+from hpcannotate.build.builders.base import Builder, loggable, run_logged
+from hpcannotate.build.pipeline import build, plan
 from hpcannotate.errors import InputError
 
 HELLO = Path(__file__).parent / "data" / "recipedirs" / "hello"
@@ -106,8 +106,8 @@ def test_unknown_target_is_refused_before_rendering(tmp_path, fake_builder):
 
 def test_plain_http_reaches_the_client_of_a_push_destination():
     """--plain-http must reach the registry client build uses for the index (not only the builder)."""
-    from hpcannotate.build import registry_destination
-    from hpcannotate.builders import BuildOptions
+    from hpcannotate.build.builders import BuildOptions
+    from hpcannotate.build.pipeline import registry_destination
 
     plain = registry_destination("registry.example.org:5000/hpc/app:1", BuildOptions(plain_http=True))
     assert plain.store.client.base_url("registry.example.org:5000") == "http://registry.example.org:5000"
@@ -158,7 +158,7 @@ def test_a_top_level_version_still_names_the_tag(tmp_path, fake_builder):
 def test_targets_that_disagree_on_the_version_are_tagged_latest():
     from types import SimpleNamespace
 
-    from hpcannotate.build import image_version
+    from hpcannotate.build.pipeline import image_version
 
     key = "org.supercontainers.app.version"
 
@@ -194,8 +194,8 @@ def test_a_prebuilt_variant_is_not_built_for_another_target(tmp_path, fake_build
     # its own targets still build, and a recipe that compiles for the target is not held to its list
     assert [t.target for t in plan(HELLO, targets=["x86_64_v3"], workdir=tmp_path, dry_run=True).targets] == [
         "x86_64_v3"]
-    from hpcannotate.recipedir import load_recipe_dir
-    from hpcannotate.render import pinned_targets
+    from hpcannotate.dockerfile.render import pinned_targets
+    from hpcannotate.recipes.recipedir import load_recipe_dir
 
     gromacs = load_recipe_dir(GROMACS)
     assert pinned_targets(gromacs.variants["debian"])[0] == ("x86_64_v2",)

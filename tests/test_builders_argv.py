@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.builders import BuildOptions, select_builder
-from hpcannotate.builders.buildah import BuildahBuilder
-from hpcannotate.builders.buildx import BuildxBuilder, BuildxOptions
+from hpcannotate.build.builders import BuildOptions, select_builder
+from hpcannotate.build.builders.buildah import BuildahBuilder
+from hpcannotate.build.builders.buildx import BuildxBuilder, BuildxOptions
+from hpcannotate.dockerfile.render import render_variant
 from hpcannotate.errors import InputError
-from hpcannotate.recipedir import load_recipe_dir
-from hpcannotate.render import render_variant
+from hpcannotate.recipes.recipedir import load_recipe_dir
 
 HELLO = Path(__file__).parent / "data" / "recipedirs" / "hello"
 
@@ -112,7 +112,7 @@ def test_buildx_argv_for_a_loopback_registry_and_a_local_base(context):
     ("reg.example.org:5000/hpc/base:1", "reg.example.org:5000/hpc/base:1"),
 ])
 def test_build_context_names_are_what_buildkit_looks_up(ref, name):
-    from hpcannotate.builders.buildx_bases import context_name
+    from hpcannotate.build.builders.buildx_bases import context_name
 
     assert context_name(ref) == name
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpcannotate.buildscript import sh_lines, slice_flag
+from hpcannotate.build.script import sh_lines, slice_flag
 from hpcannotate.errors import InputError
 from hpcannotate.oci.layout import OciLayout
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.oci.layout import OciLayout
 from hpcannotate.oci.media import OCI_INDEX, OCI_MANIFEST
 

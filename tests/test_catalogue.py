@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpcannotate.catalogue import GROUPS, SUPERCONTAINERS_PREFIX, catalogue
-from hpcannotate.values import check_value
+from hpcannotate.model.catalogue import GROUPS, SUPERCONTAINERS_PREFIX, catalogue
+from hpcannotate.model.values import check_value
 
 P = SUPERCONTAINERS_PREFIX
 

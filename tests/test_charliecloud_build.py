@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.recipedir import load_recipe_dir
-from hpcannotate.render import render_variant
+from hpcannotate.dockerfile.render import render_variant
+from hpcannotate.recipes.recipedir import load_recipe_dir
 
 from .fixtures.images import require_tool
 

@@ -192,7 +192,7 @@ def test_bad_subjects(run_cli, tmp_path):
 @pytest.mark.slow
 def test_the_real_gromacs_image(run_cli, buildah_store, debian_base, registry, tmp_path):
     """`check`, `edf` and `match` on `hpcannotate build recipes/gromacs` (Debian's GROMACS and Open MPI)."""
-    from hpcannotate.build import build
+    from hpcannotate.build.pipeline import build
 
     try:
         import tomllib

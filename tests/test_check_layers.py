@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hpcannotate.check_dockerfile import check
 from hpcannotate.oci.layers import directory_layer
 from hpcannotate.oci.layout import OciLayout
 from hpcannotate.oci.media import OCI_CONFIG, OCI_MANIFEST, canonical_json
+from hpcannotate.verdict.check_dockerfile import check
 
 
 def image_layout(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.catalogue import catalogue
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.catalogue import catalogue
 
 from .test_catalogue import ALIASES, SPEC_KEYS
 

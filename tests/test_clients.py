@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.oci.index import COMPLETE_KEY
 
 from .fixtures import clients as cl
@@ -78,7 +78,7 @@ def tls_registry(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def matrix_images(buildah_store, busybox_base, registry, tls_registry, tmp_path_factory) -> MatrixImages:
-    from hpcannotate.build import build
+    from hpcannotate.build.pipeline import build
 
     work = tmp_path_factory.mktemp("matrix")
     recipe = work / "hello"

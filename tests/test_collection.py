@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.collection import (
+from hpcannotate.errors import HpcAnnotateError, InputError
+from hpcannotate.image.inspect import inspect
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.inputs import parse_yaml
+from hpcannotate.oci import media
+from hpcannotate.oci.layout import OciLayout
+from hpcannotate.retrofit.collection import (
     FEATURES_KEY,
     apply_collection,
     dump_collection,
@@ -23,11 +28,6 @@ from hpcannotate.collection import (
     load_collection,
     parse_collection,
 )
-from hpcannotate.errors import HpcAnnotateError, InputError
-from hpcannotate.inputs import parse_yaml
-from hpcannotate.inspect import inspect
-from hpcannotate.oci import media
-from hpcannotate.oci.layout import OciLayout
 
 from .test_retrofit import Images, log_mark, manifest_puts, no_login_files, push_images  # noqa: F401 - fixture
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.collection import apply_collection
 from hpcannotate.oci import media
 from hpcannotate.oci.layout import OciLayout
 from hpcannotate.registry import RegistryClient
+from hpcannotate.retrofit.collection import apply_collection
 
 
 def plain_layout(tmp_path: Path) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.oci import media
 from hpcannotate.registry import RegistryClient
 

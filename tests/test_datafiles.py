@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from hpcannotate import datafiles
+from hpcannotate.model import datafiles
 
 DATA = Path(str(resources.files("hpcannotate"))) / "data"
 PURE = {"safe": yaml.SafeLoader, "base": yaml.BaseLoader}  # the pure-Python loaders, as the YAML always was read
@@ -19,7 +19,7 @@ PURE = {"safe": yaml.SafeLoader, "base": yaml.BaseLoader}  # the pure-Python loa
 
 def test_every_data_file_has_a_loader_and_a_current_compiled_twin():
     assert set(datafiles.LOADERS) == {p.name for p in DATA.glob("*.yaml")}
-    assert datafiles.stale(DATA) == [], "data/*.yaml changed: run `make data` (python -m hpcannotate.datafiles)"
+    assert datafiles.stale(DATA) == [], "data/*.yaml changed: run `make data` (python -m hpcannotate.model.datafiles)"
 
 
 def test_compiled_twins_hold_what_the_pure_python_loader_reads():
@@ -49,7 +49,7 @@ def test_a_stale_or_missing_twin_is_ignored_and_the_yaml_read(tmp_path, monkeypa
 
 
 def test_loading_the_catalogue_imports_no_yaml():
-    code = ("import sys; from hpcannotate.catalogue import catalogue; assert len(catalogue()) > 30; "
+    code = ("import sys; from hpcannotate.model.catalogue import catalogue; assert len(catalogue()) > 30; "
             "print('yaml' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpcannotate.containerfile import base_images, final_base, parse
+from hpcannotate.dockerfile.reader import base_images, final_base, parse
 
 ARG_STAGE = "ARG BASE=debian:bookworm\nFROM $BASE AS b\nFROM b\n"
 

@@ -11,9 +11,9 @@ import re
 
 import pytest
 
-from hpcannotate.edf import flatten, hook_annotations, image_name
-from hpcannotate.fingerprint import fingerprint
+from hpcannotate.host import fingerprint
 from hpcannotate.registry.reference import parse_reference
+from hpcannotate.verdict.edf import flatten, hook_annotations, image_name
 
 from .fixtures.hostimages import SYSROOTS, host_images
 

@@ -7,27 +7,27 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate import facts
-from hpcannotate.adapters.base import Inference, InferOptions, apply_target
-from hpcannotate.annotations import Annotations
-from hpcannotate.facts import App, CpuTarget, Mpi, Other, Sourced, to_annotations
-from hpcannotate.infer import infer
-from hpcannotate.keynames import (
+from hpcannotate.image.probe.crosscheck import cross_check
+from hpcannotate.model.annotations import Annotations
+from hpcannotate.model.keynames import (
     APP_NAME,
     HARDWARE_CPU_OPTIMIZED_MODE,
     HARDWARE_CPU_OPTIMIZED_VERSION,
     MPI_IMPLEMENTATION,
     MPI_VERSION,
 )
-from hpcannotate.probe.crosscheck import cross_check
-from hpcannotate.provenance import Layer, Provenance
+from hpcannotate.model.provenance import Layer, Provenance
+from hpcannotate.recipes import facts
+from hpcannotate.recipes.base import Inference, InferOptions, apply_target
+from hpcannotate.recipes.facts import App, CpuTarget, Mpi, Other, Sourced, to_annotations
+from hpcannotate.recipes.infer import infer
 
 DATA = Path(__file__).parent / "data"
 HERE = Provenance(Layer.RECIPE, "recipe.py", 12, "openmpi(version='4.1.6')", "a note")
 
 
 def test_every_typed_key_is_a_catalogue_key_and_held_by_one_fact():
-    from hpcannotate.catalogue import catalogue
+    from hpcannotate.model.catalogue import catalogue
 
     keys = [key for cls in facts.TYPED for key in cls.KEYS.values()]
     assert len(keys) == len(set(keys)) == len(facts.FIELD_OF)

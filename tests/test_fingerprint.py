@@ -13,16 +13,16 @@ from pathlib import Path
 import archspec.cpu
 import pytest
 
-from hpcannotate.annotations import Annotations
 from hpcannotate.errors import InputError
-from hpcannotate.fingerprint import Fingerprint, fingerprint
-from hpcannotate.fingerprint import commands as cmd
-from hpcannotate.fingerprint.commands import CapturedRunner, capture_name
-from hpcannotate.fingerprint.cpu import from_cpuinfo
-from hpcannotate.fingerprint.gpu import capability_for_product, cuda_for_driver, gfx_name
-from hpcannotate.fingerprint.interconnect import parse_fi_providers, parse_ucx_version
-from hpcannotate.fingerprint.software import parse_mpichversion, parse_mpirun
-from hpcannotate.fingerprint.system import kernel_version, parse_ldd
+from hpcannotate.host import Fingerprint, fingerprint
+from hpcannotate.host import commands as cmd
+from hpcannotate.host.commands import CapturedRunner, capture_name
+from hpcannotate.host.cpu import from_cpuinfo
+from hpcannotate.host.gpu import capability_for_product, cuda_for_driver, gfx_name
+from hpcannotate.host.interconnect import parse_fi_providers, parse_ucx_version
+from hpcannotate.host.software import parse_mpichversion, parse_mpirun
+from hpcannotate.host.system import kernel_version, parse_ldd
+from hpcannotate.model.annotations import Annotations
 
 SYSROOTS = Path(__file__).parent / "data" / "sysroots"
 H100 = SYSROOTS / "h100-sapphirerapids-ib"
@@ -394,8 +394,8 @@ def test_captured_runner(tmp_path):
 
 
 def test_import_is_cheap():
-    code = ("import sys, hpcannotate.fingerprint; "
-            "print('archspec' in sys.modules, 'hpcannotate.adapters' in sys.modules)")
+    code = ("import sys, hpcannotate.host; "
+            "print('archspec' in sys.modules, 'hpcannotate.recipes.adapters' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

@@ -15,18 +15,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hpcannotate import formats
-from hpcannotate.adapters import detect_format
-from hpcannotate.adapters.base import Inference, InferOptions, apply_target
 from hpcannotate.cli import cli
 from hpcannotate.cli.infer_cmd import infer_cmd
 from hpcannotate.cli.init_cmd import init_cmd
+from hpcannotate.dockerfile.render import render_variant
 from hpcannotate.errors import InputError
-from hpcannotate.formats.base import RecipeFormat
-from hpcannotate.infer import infer
-from hpcannotate.keynames import APP_NAME, APP_VERSION, BUILD_RECIPE_FORMAT, HARDWARE_CPU_OPTIMIZED_VERSION
-from hpcannotate.recipedir import EnvSpec, _schema, _schema_file, load_recipe_dir
-from hpcannotate.render import render_variant
+from hpcannotate.model.keynames import APP_NAME, APP_VERSION, BUILD_RECIPE_FORMAT, HARDWARE_CPU_OPTIMIZED_VERSION
+from hpcannotate.recipes import formats
+from hpcannotate.recipes.adapters import detect_format
+from hpcannotate.recipes.base import Inference, InferOptions, apply_target
+from hpcannotate.recipes.infer import infer
+from hpcannotate.recipes.plugin import RecipeFormat
+from hpcannotate.recipes.recipedir import EnvSpec, _schema, _schema_file, load_recipe_dir
 
 DATA = Path(__file__).parent / "data"
 
@@ -69,7 +69,7 @@ def test_the_schema_enum_is_the_registry():
 
 
 def test_every_doc_key_and_default_base_is_usable():
-    from hpcannotate.catalogue import catalogue
+    from hpcannotate.model.catalogue import catalogue
 
     for fmt in formats.FORMATS.values():
         if fmt.doc_key:

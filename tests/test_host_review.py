@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.annotations import Annotations, Problem
 from hpcannotate.errors import InputError
-from hpcannotate.fingerprint import Fingerprint, fingerprint
-from hpcannotate.fingerprint.system import userns_enabled
-from hpcannotate.imageread import ImageRead, PlatformEntry
-from hpcannotate.match import GREEN, NOTE, ORANGE, RED, UNKNOWN, assess, gpu_arch_name, rank
-from hpcannotate.versions import version_at_least, version_key
+from hpcannotate.host import Fingerprint, fingerprint
+from hpcannotate.host.system import userns_enabled
+from hpcannotate.image.read import ImageRead, PlatformEntry
+from hpcannotate.model.annotations import Annotations, Problem
+from hpcannotate.model.versions import version_at_least, version_key
+from hpcannotate.verdict.match import GREEN, NOTE, ORANGE, RED, UNKNOWN, assess, gpu_arch_name, rank
 
 P = "org.supercontainers."
 SYSROOTS = Path(__file__).parent / "data" / "sysroots"
@@ -187,8 +187,8 @@ def test_sysroot_absolute_links_resolve_inside_the_tree(tmp_path):
     fp = fingerprint(sysroot=root)
     assert fp.os.distribution.get("ID") == "inside"
     assert fp.os.kernel_release == "5.14.0-inside"
-    from hpcannotate.fingerprint.commands import CapturedRunner
-    from hpcannotate.fingerprint.hostview import HostView
+    from hpcannotate.host.commands import CapturedRunner
+    from hpcannotate.host.hostview import HostView
 
     view = HostView(root, CapturedRunner(root / "commands"), live=False)
     assert view.read("/loop") is None and view.listdir("/loop/x") == [] and not view.exists("/loop")
@@ -204,7 +204,7 @@ def entry(values: dict[str, str], platform: dict | None = None, problems=()) -> 
 
 
 def test_edf_choose_assesses_a_single_image():
-    from hpcannotate.edf import choose
+    from hpcannotate.verdict.edf import choose
 
     read = ImageRead("reg.example.org/app:1", entries=[entry(image("zen3"))])
     chosen, warnings = choose(read, fingerprint(ZEN2))
@@ -214,8 +214,8 @@ def test_edf_choose_assesses_a_single_image():
 
 
 def test_edf_single_image_when_this_host_cannot_be_described(monkeypatch):
-    import hpcannotate.fingerprint as fpmod
-    from hpcannotate.edf import choose
+    import hpcannotate.host as fpmod
+    from hpcannotate.verdict.edf import choose
 
     def broken(*args, **kwargs):
         raise InputError("/proc/cpuinfo: no such file")
@@ -227,8 +227,8 @@ def test_edf_single_image_when_this_host_cannot_be_described(monkeypatch):
 
 
 def test_wants_entrypoint_runs_only_its_two_checks(monkeypatch):
-    import hpcannotate.check as check
-    from hpcannotate.edf import wants_entrypoint
+    import hpcannotate.verdict.check as check
+    from hpcannotate.verdict.edf import wants_entrypoint
 
     monkeypatch.setattr(check, "check_image_entry", lambda *a: pytest.fail("all checks ran"))
     one = entry(image())

@@ -119,8 +119,8 @@ def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 def test_the_graph_sees_in_function_imports():
     graph = import_graph()
     # annotations.validate imports validation inside the method
-    assert "hpcannotate.validation" in graph["hpcannotate.annotations"]
-    assert "hpcannotate.check_dockerfile" not in graph["hpcannotate.check"]
+    assert "hpcannotate.model.validation" in graph["hpcannotate.model.annotations"]
+    assert "hpcannotate.verdict.check_dockerfile" not in graph["hpcannotate.verdict.check"]
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
 
 

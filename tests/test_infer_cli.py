@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 
 from .conftest import SHARED
 

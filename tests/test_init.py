@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.build import build
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.build.pipeline import build
 from hpcannotate.errors import InputError
-from hpcannotate.init import host_family, scaffold, targets_from_flags
-from hpcannotate.recipedir import load_recipe_dir
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.recipes.init import host_family, scaffold, targets_from_flags
+from hpcannotate.recipes.recipedir import load_recipe_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = "# my app\nARG V=1\nFROM busybox\nCOPY hello.sh /opt/myapp/bin/hello\nRUN chmod +x /opt/myapp/bin/hello\n"

@@ -18,10 +18,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpcannotate.dockerfile_text import LINE_BREAKS
+from hpcannotate.dockerfile.text import LINE_BREAKS
 from hpcannotate.errors import InputError
 from hpcannotate.files import read_bytes
-from hpcannotate.inputs import MAX_DEPTH, check_key, load_annotation_mapping, parse_assignments, parse_json, parse_yaml
+from hpcannotate.model.inputs import (
+    MAX_DEPTH,
+    check_key,
+    load_annotation_mapping,
+    parse_assignments,
+    parse_json,
+    parse_yaml,
+)
 from hpcannotate.registry import reference
 from hpcannotate.registry.reference import is_loopback
 

@@ -11,10 +11,10 @@ import re
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.inspect import grouped, inspect
+from hpcannotate.image.inspect import grouped, inspect
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.oci import media
-from hpcannotate.retrofit import annotate
+from hpcannotate.retrofit.annotate import annotate
 
 from .test_retrofit import KEEP, Images, log_mark, no_login_files, push_images  # noqa: F401 - fixture
 

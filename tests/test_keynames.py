@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hpcannotate.keynames as keynames
-from hpcannotate.catalogue import catalogue
+import hpcannotate.model.keynames as keynames
+from hpcannotate.model.catalogue import catalogue
 
 
 def _constants() -> dict[str, str]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.collection import apply_collection
 from hpcannotate.oci.layout import OciLayout, current_umask
 from hpcannotate.oci.media import OCI_INDEX
+from hpcannotate.retrofit.collection import apply_collection
 
 from .fixtures.images import require_tool
 from .test_collection import images, write_collection  # noqa: F401 - fixture

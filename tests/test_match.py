@@ -12,8 +12,8 @@ import json
 
 import pytest
 
-from hpcannotate.fingerprint import Fingerprint, fingerprint
-from hpcannotate.match import assess, ptx_jits, sass_runs, simd_width
+from hpcannotate.host import Fingerprint, fingerprint
+from hpcannotate.verdict.match import assess, ptx_jits, sass_runs, simd_width
 
 from .fixtures.hostimages import SYSROOTS, host_images, layer_reads, log_mark
 

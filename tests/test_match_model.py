@@ -16,13 +16,13 @@ from pathlib import Path
 import archspec.cpu
 import pytest
 
-from hpcannotate.fingerprint import fingerprint
-from hpcannotate.fingerprint.cpu import from_cpuinfo
-from hpcannotate.fingerprint.gpu import banner_gpus, parse_banner
-from hpcannotate.imageread import PlatformEntry
-from hpcannotate.knowledge import cuda_min_drivers, gpu_capabilities, not_emitted, oci_names, policy
-from hpcannotate.match import assess, rank_entries
-from hpcannotate.versions import version_key
+from hpcannotate.host import fingerprint
+from hpcannotate.host.cpu import from_cpuinfo
+from hpcannotate.host.gpu import banner_gpus, parse_banner
+from hpcannotate.image.read import PlatformEntry
+from hpcannotate.model.knowledge import cuda_min_drivers, gpu_capabilities, not_emitted, oci_names, policy
+from hpcannotate.model.versions import version_key
+from hpcannotate.verdict.match import assess, rank_entries
 
 DATA = Path(__file__).parent / "data"
 CPUINFO = DATA / "cpuinfo"
@@ -40,7 +40,7 @@ ZEN2 = SYSROOTS / "zen2-epyc7742"
 
 
 def image(target: str, **more: str) -> dict[str, str]:
-    from hpcannotate.targets import mode_for_target
+    from hpcannotate.model.targets import mode_for_target
 
     values = {P + "hardware.cpu.optimized.version": target, P + "hardware.cpu.optimized.mode": mode_for_target(target)}
     values.update({P + k.replace("__", "."): v for k, v in more.items()})
@@ -54,7 +54,7 @@ def host_from(capture: Path):
 
 
 def entry(target: str, n: int = 0, platform: dict | None = None, **more: str) -> PlatformEntry:
-    from hpcannotate.annotations import Annotations
+    from hpcannotate.model.annotations import Annotations
 
     return PlatformEntry(f"reg.example/app:{target}", f"reg.example/app@sha256:{n:064x}", f"sha256:{n:064x}",
                          platform, Annotations.from_mapping(image(target, **more)))
@@ -213,7 +213,7 @@ def test_r610_banner_spelling():
     ("Quadro RTX 8000", "7.5"), ("NVIDIA A10", "8.6"), ("Tesla V100S-PCIE-32GB", "7.0"),
 ])
 def test_gpu_names_the_issue_lists(name, capability):
-    from hpcannotate.fingerprint.gpu import capability_for_product
+    from hpcannotate.host.gpu import capability_for_product
 
     assert capability_for_product(name) == capability
 
@@ -239,9 +239,9 @@ def test_host_side_imports_no_recipe_adapter():
     import subprocess
     import sys
 
-    code = ("import sys; import hpcannotate.match, hpcannotate.fingerprint, hpcannotate.fingerprint.gpu, "
-            "hpcannotate.fingerprint.software, hpcannotate.matchcpu; "
-            "print([m for m in sys.modules if m.startswith('hpcannotate.adapters')])")
+    code = ("import sys; import hpcannotate.verdict.match, hpcannotate.host, hpcannotate.host.gpu, "
+            "hpcannotate.host.software, hpcannotate.verdict.cpu; "
+            "print([m for m in sys.modules if m.startswith('hpcannotate.recipes.adapters')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

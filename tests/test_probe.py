@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.annotations import Annotations
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.errors import InputError
+from hpcannotate.image.probe import LayerError, cross_check, probe_image
+from hpcannotate.model.annotations import Annotations
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.provenance import Layer, Provenance
 from hpcannotate.oci.layout import OciLayout
 from hpcannotate.oci.media import (
     OCI_CONFIG,
@@ -32,8 +34,6 @@ from hpcannotate.oci.media import (
     OCI_MANIFEST,
     canonical_json,
 )
-from hpcannotate.probe import LayerError, cross_check, probe_image
-from hpcannotate.provenance import Layer, Provenance
 from hpcannotate.registry.client import RegistryClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -553,7 +553,7 @@ def test_busybox_from_buildahs_store_and_from_its_layout(buildah_store, busybox_
 
 @pytest.mark.slow
 def test_debian_gromacs_image(buildah_store, debian_base, tmp_path_factory, tmp_path):
-    from hpcannotate.build import build
+    from hpcannotate.build.pipeline import build
 
     workdir = tmp_path_factory.mktemp("gromacs-probe")
     report = build(REPO / "recipes" / "gromacs", workdir=workdir, options=buildah_store.options, backend="buildah")

@@ -18,9 +18,9 @@ import tracemalloc
 import pytest
 
 from hpcannotate.errors import InputError
-from hpcannotate.probe import layers
-from hpcannotate.probe.layers import LayerError, apply_layer
-from hpcannotate.probe.tree import ImageTree
+from hpcannotate.image.probe import layers
+from hpcannotate.image.probe.layers import LayerError, apply_layer
+from hpcannotate.image.probe.tree import ImageTree
 
 BLOCK = 512
 

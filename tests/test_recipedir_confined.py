@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from hpcannotate.dockerfile.render import render_variant
 from hpcannotate.errors import InputError
-from hpcannotate.recipedir import load_recipe_dir
-from hpcannotate.render import render_variant
+from hpcannotate.recipes.recipedir import load_recipe_dir
 
 HELLO = Path(__file__).parent / "data" / "recipedirs" / "hello"
 

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.adapters import easybuild_eval
 from hpcannotate.errors import InputError
-from hpcannotate.recipedir import EASYCONFIGS_EXTRA, load_recipe_dir
+from hpcannotate.recipes.easybuild import evaluate as easybuild_eval
+from hpcannotate.recipes.recipedir import load_recipe_dir
+from hpcannotate.recipes.recipefiles import EASYCONFIGS_EXTRA
 
 ROOT = Path(__file__).parent.parent
 GROMACS = ROOT / "recipes" / "gromacs"
@@ -28,7 +29,7 @@ def no_easyconfigs(monkeypatch):
 
 
 def test_gromacs_loads_without_the_easyconfigs_extra(no_easyconfigs, tmp_path):
-    from hpcannotate.render import render_variant
+    from hpcannotate.dockerfile.render import render_variant
 
     recipe_dir = load_recipe_dir(GROMACS)
     assert set(recipe_dir.variants) == {"debian", "hpccm", "hpccm-cuda", "spack", "easybuild"}

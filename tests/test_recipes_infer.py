@@ -19,8 +19,8 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from hpcannotate.adapters.easybuild_eval import find_easyconfig, installed_easyconfigs
-from hpcannotate.targets import is_target, mode_for_target
+from hpcannotate.model.targets import is_target, mode_for_target
+from hpcannotate.recipes.easybuild.evaluate import find_easyconfig, installed_easyconfigs
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"

@@ -13,10 +13,10 @@ from dockerfile_parse import DockerfileParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpcannotate.dockerfile_text import label_pair, quote, representable, unquote
+from hpcannotate.dockerfile.render import render_variant
+from hpcannotate.dockerfile.text import label_pair, quote, representable, unquote
 from hpcannotate.errors import InputError
-from hpcannotate.recipedir import load_recipe_dir
-from hpcannotate.render import render_variant
+from hpcannotate.recipes.recipedir import load_recipe_dir
 from hpcannotate.resources import render as render_template
 
 HELLO = Path(__file__).parent / "data" / "recipedirs" / "hello"

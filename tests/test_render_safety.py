@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from dockerfile_parse import DockerfileParser
 
-from hpcannotate.baseannotations import from_values
-from hpcannotate.builders import buildah as baseannotations  # where from_buildah runs buildah
-from hpcannotate.builders.buildah import from_buildah
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.dockerfile_text import comment
+from hpcannotate.build.builders import buildah as baseannotations
+from hpcannotate.build.builders.buildah import from_buildah
+from hpcannotate.dockerfile.render import MARKER, _env_lines, render_variant
+from hpcannotate.dockerfile.text import comment
 from hpcannotate.errors import HpcAnnotateError, InputError
-from hpcannotate.recipedir import EnvSpec, load_recipe_dir
-from hpcannotate.render import MARKER, _env_lines, render_variant
+from hpcannotate.model.baseannotations import from_values
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.recipes.recipedir import EnvSpec, load_recipe_dir
 from hpcannotate.resources import render as render_template
 
 HELLO = Path(__file__).parent / "data" / "recipedirs" / "hello"
@@ -243,7 +243,7 @@ def test_env_var_names_are_portable_identifiers(tmp_path, name):
 
 
 def test_builders_do_not_import_render():
-    code = "import sys, hpcannotate.builders; print('hpcannotate.render' in sys.modules)"
+    code = "import sys, hpcannotate.build.builders; print('hpcannotate.dockerfile.render' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

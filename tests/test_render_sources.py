@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from hpcannotate.dockerfile.render import render_variant
 from hpcannotate.errors import InputError
-from hpcannotate.recipedir import load_recipe_dir
-from hpcannotate.render import render_variant
+from hpcannotate.recipes.recipedir import load_recipe_dir
 
 FILES = Path(__file__).parent / "data" / "recipedirs" / "files"
 
@@ -81,8 +81,8 @@ def test_hpccm_copy_of_a_local_file(tmp_path):
 def test_the_login_shell_follows_the_base_unless_the_recipe_says(said, shells, expected):
     from dataclasses import replace
 
-    from hpcannotate.annotations import Annotations
-    from hpcannotate.render import login_shell
+    from hpcannotate.dockerfile.render import login_shell
+    from hpcannotate.model.annotations import Annotations
 
     variant = replace(load_recipe_dir(FILES).variant(), shell=said)
     annotations = Annotations.from_mapping({"shell.implementation": shells} if shells else {})

@@ -26,13 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.errors import InputError
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.oci import media
 from hpcannotate.oci.layout import OciLayout
 from hpcannotate.registry import RegistryClient
 from hpcannotate.registry.crane import flag_value, mutate_argv, run_mutate
-from hpcannotate.retrofit import ConcurrentUpdateError, annotate
+from hpcannotate.retrofit.annotate import ConcurrentUpdateError, annotate
 
 from .fixtures.images import BuildahStore, require_tool
 from .fixtures.registry import Registry

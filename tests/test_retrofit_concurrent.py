@@ -19,7 +19,7 @@ import pytest
 from hpcannotate.errors import HpcAnnotateError
 from hpcannotate.oci.media import OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST
 from hpcannotate.registry import RegistryClient
-from hpcannotate.retrofit import LostUpdateError, annotate
+from hpcannotate.retrofit.annotate import LostUpdateError, annotate
 
 from .conftest import console_script
 from .test_retrofit import no_login_files  # noqa: F401 - fixture
@@ -130,7 +130,7 @@ def test_racing_commands_exit_0_only_with_their_change_kept(base):
 
 def test_a_change_overwritten_after_the_write_is_merged_again(base, monkeypatch):
     """Deterministic: another writer that had read the old tag overwrites ours right after our PUT."""
-    from hpcannotate import retrofit
+    from hpcannotate.retrofit import annotate as retrofit
 
     ref = fresh_tag(base, "overwritten")
     with RegistryClient() as client:
@@ -155,7 +155,7 @@ def test_a_change_overwritten_after_the_write_is_merged_again(base, monkeypatch)
 
 
 def test_a_change_overwritten_every_time_fails_with_exit_1(base, monkeypatch):
-    from hpcannotate import retrofit
+    from hpcannotate.retrofit import annotate as retrofit
 
     ref = fresh_tag(base, "always-overwritten")
     with RegistryClient() as client:

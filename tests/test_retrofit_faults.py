@@ -22,10 +22,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.errors import HpcAnnotateError
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.registry import RegistryClient, RetryPolicy
-from hpcannotate.retrofit import annotate
+from hpcannotate.retrofit.annotate import annotate
 
 from .test_retrofit import KEEP, Images, no_login_files, push_images  # noqa: F401 - fixture
 

@@ -14,9 +14,9 @@ import subprocess
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.collection import apply_collection
-from hpcannotate.retrofit import annotate, make_change
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.retrofit.annotate import annotate, make_change
+from hpcannotate.retrofit.collection import apply_collection
 
 from .test_retrofit import Images, log_mark, push_images
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate import sandbox
+from hpcannotate.recipes import sandbox
 
 from .conftest import console_script
 

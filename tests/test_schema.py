@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hpcannotate.annotations import Annotations
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.catalogue import catalogue
-from hpcannotate.schema import annotation_schema
-from hpcannotate.values import check_value
+from hpcannotate.model.annotations import Annotations
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.catalogue import catalogue
+from hpcannotate.model.schema import annotation_schema
+from hpcannotate.model.values import check_value
 
 SCHEMA = annotation_schema()
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)

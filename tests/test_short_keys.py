@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.catalogue import catalogue
 from hpcannotate.errors import InputError
-from hpcannotate.retrofit import make_change
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.catalogue import catalogue
+from hpcannotate.retrofit.annotate import make_change
 
 MANDATORY = "hardware.cpu.optimized.version: x86_64\nhardware.cpu.optimized.mode: architecture\n"
 

@@ -73,7 +73,7 @@ def site_registry(registry):
 def save_fingerprint(sysroot: str, path: Path, network: bool = False) -> Path:
     """A captured node's fingerprint; without its fast network unless asked, so that the generated
     images' Open MPI (which cannot be replaced) does not cap every score and the CPU decides."""
-    from hpcannotate.fingerprint import fingerprint
+    from hpcannotate.host import fingerprint
 
     data = fingerprint(SYSROOTS / sysroot).to_json()
     if not network:
@@ -170,8 +170,8 @@ def test_site_with_a_real_slurm(slurm, run_cli, tmp_path):
     assert result.returncode == 0, result.stderr + slurm.logs()
     parts = json.loads(result.stdout)["partitions"]
     assert [p["name"] for p in parts] == ["cpu", "gpu"] and all(p["target"] for p in parts)
-    from hpcannotate.fingerprint import fingerprint
-    from hpcannotate.site import Site
+    from hpcannotate.host import fingerprint
+    from hpcannotate.host.site import Site
 
     site = Site.load(out)
     assert site.node_types[0].fingerprint.cpu.target == fingerprint().cpu.target  # the node is this machine
@@ -271,7 +271,7 @@ def test_bad_inputs_are_one_line(run_cli, tmp_path):
 
 
 def test_markdown_from_an_image_stays_text():
-    from hpcannotate.report import decode_doc, render_markdown
+    from hpcannotate.verdict.report import decode_doc, render_markdown
 
     html = render_markdown(HOSTILE_DOC)
     assert "<script" not in html and "<img" not in html and 'href="javascript:' not in html
@@ -329,10 +329,10 @@ def test_discover_site_report_then_resolve_on_the_node(site_registry, slurm, run
 
 def test_large_report_pages_are_bounded(tmp_path, monkeypatch):
     """An application's matrix is split into linked pages; partitions with one verdict share a row."""
-    from hpcannotate import report
-    from hpcannotate.discover import Catalog
-    from hpcannotate.fingerprint import Fingerprint
-    from hpcannotate.site import NodeType, Site
+    from hpcannotate.host import Fingerprint
+    from hpcannotate.host.site import NodeType, Site
+    from hpcannotate.verdict import report
+    from hpcannotate.verdict.discover import Catalog
 
     host = "registry.example.org"
     images = []
@@ -368,7 +368,7 @@ def test_large_report_pages_are_bounded(tmp_path, monkeypatch):
 
 def test_site_leaves_the_job_it_runs_in():
     """Inside a batch job, srun would start a step on the job's own node whatever --partition says."""
-    from hpcannotate.site import outside_job_env
+    from hpcannotate.host.site import outside_job_env
 
     env = outside_job_env({"SLURM_JOB_ID": "7", "SLURM_JOBID": "7", "SLURM_NODELIST": "n1", "SLURM_CONF": "/c",
                            "PATH": "/bin"})

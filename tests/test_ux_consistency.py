@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.catalogue import catalogue
 from hpcannotate.errors import InputError
-from hpcannotate.fingerprint import Fingerprint, fingerprint
-from hpcannotate.inspect import ImageView
-from hpcannotate.match import assess
-from hpcannotate.probe.sources import BuildahSource, push_failure
-from hpcannotate.values import same_value
+from hpcannotate.host import Fingerprint, fingerprint
+from hpcannotate.image.inspect import ImageView
+from hpcannotate.image.probe.sources import BuildahSource, push_failure
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.catalogue import catalogue
+from hpcannotate.model.values import same_value
+from hpcannotate.verdict.match import assess
 
 from .fixtures.hostimages import SYSROOTS
 

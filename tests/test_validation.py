@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hpcannotate.annotations import Annotations
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.annotations import Annotations
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 
 CPU = {"hardware.cpu.optimized.version": "zen3", "hardware.cpu.optimized.mode": "microarchitecture"}
 

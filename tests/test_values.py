@@ -6,9 +6,9 @@ import base64
 
 import pytest
 
-from hpcannotate.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.catalogue import catalogue
-from hpcannotate.values import check_value, normalise_value
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.catalogue import catalogue
+from hpcannotate.model.values import check_value, normalise_value
 
 
 def check(short: str, value: str):

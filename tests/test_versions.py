@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from hpcannotate.domain import is_release_version, mpi_abi_version
-from hpcannotate.versions import release_key, version_at_least, version_key, versions_agree
+from hpcannotate.model.domain import is_release_version, mpi_abi_version
+from hpcannotate.model.versions import release_key, version_at_least, version_key, versions_agree
 
 
 @pytest.mark.parametrize(("text", "key"), [

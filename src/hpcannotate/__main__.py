@@ -1,5 +1,5 @@
 """``python -m hpcannotate`` runs the CLI (useful where the console script is not on PATH)."""
 
-from .cli import run
+from hpcannotate.cli import run
 
 run()

@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import InputError
+from hpcannotate.errors import InputError
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # the cap on an input document (annotations, recipes, fingerprints)
 CHUNK = 1024 * 1024

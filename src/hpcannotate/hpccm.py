@@ -30,13 +30,13 @@ from hpccm.common import container_type
 from hpccm.primitives.label import label
 from hpccm.Stage import Stage
 
-from . import targets
-from .adapters import hpccm_eval
-from .adapters.base import Inference
-from .adapters.hpccm import interpret
-from .catalogue import catalogue
-from .errors import HpcAnnotateError
-from .values import as_text, check_value, normalise_value
+from hpcannotate.errors import HpcAnnotateError
+from hpcannotate.model import targets
+from hpcannotate.model.catalogue import catalogue
+from hpcannotate.model.values import as_text, check_value, normalise_value
+from hpcannotate.recipes.base import Inference
+from hpcannotate.recipes.hpccm import evaluate as hpccm_eval
+from hpcannotate.recipes.hpccm.adapter import interpret
 
 __all__ = ["annotations"]
 

@@ -26,7 +26,7 @@ def jinja_env():
 
     import jinja2
 
-    from .dockerfile_text import comment, exec_form, quote
+    from hpcannotate.dockerfile.text import comment, exec_form, quote
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),

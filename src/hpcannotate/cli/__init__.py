@@ -13,9 +13,9 @@ import sys
 
 import click
 
-from .. import console
-from ..errors import EXIT_ERROR, HpcAnnotateError
-from .lazy import LazyGroup
+from hpcannotate import console
+from hpcannotate.cli.lazy import LazyGroup
+from hpcannotate.errors import EXIT_ERROR, HpcAnnotateError
 
 # Every command: (module in cli/, attribute, the first paragraph of its help as `--help` lists it).
 # A command's module is imported only when that command runs (or its own --help is asked for), so

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import click
 
-from .. import console
-from ..baseimage import describe_layout, load_into_buildah, make_base
-from ..build import base_reader, build, image_version, index_annotations, plan
-from ..builders import BuildOptions, BuildxOptions
-from ..builders.buildah import BuildahBuilder
-from ..buildscript import write_script
-from ..catalogue import OCI_PREFIX
-from ..catalogue import SUPERCONTAINERS_PREFIX as P
-from ..containerfile import final_base
-from ..errors import InputError
-from ..inputs import parse_assignments
-from ..isolation import DEFAULT_TIMEOUT
-from ..recipedir import load_recipe_dir
-from ..render import render_variant, warn_all
-from .registry_cmds import aliases_option, registry_options
+from hpcannotate import console
+from hpcannotate.build.baseimage import describe_layout, load_into_buildah, make_base
+from hpcannotate.build.builders import BuildOptions, BuildxOptions
+from hpcannotate.build.builders.buildah import BuildahBuilder
+from hpcannotate.build.pipeline import base_reader, build, image_version, index_annotations, plan
+from hpcannotate.build.script import write_script
+from hpcannotate.cli.registry_cmds import aliases_option, registry_options
+from hpcannotate.dockerfile.reader import final_base
+from hpcannotate.dockerfile.render import render_variant, warn_all
+from hpcannotate.errors import InputError
+from hpcannotate.model.catalogue import OCI_PREFIX
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
+from hpcannotate.model.inputs import parse_assignments
+from hpcannotate.recipes.isolation import DEFAULT_TIMEOUT
+from hpcannotate.recipes.recipedir import load_recipe_dir
 
 
 @click.command("render")
@@ -78,7 +78,7 @@ def render_cmd(directory: Path, variant, targets, out: Path, timeout: float, use
     for c in results:
         console.ok(f"{c.directory}: {c.variant.name} for {c.target}, {len(c.oci_annotations())} annotations")
         if explain:
-            from .infer_cmd import print_annotations
+            from hpcannotate.cli.infer_cmd import print_annotations
 
             print_annotations(c.annotations, explain=True)
             _print_after_build(c, reader)
@@ -95,7 +95,7 @@ def _store_base_reader(root=None, runroot=None, storage_driver=None):
 def _print_after_build(context, reader) -> None:
     """What `build` adds to the rendered keys: the base's keys when the store did not have the base,
     the probe's reading of the built image's files, and the base digest, each marked as such."""
-    from ..probe.userland import PROBED_KEYS
+    from hpcannotate.image.probe.userland import PROBED_KEYS
 
     base = final_base(context.dockerfile.read_text())
     rows = []

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from .. import console
-from ..annotations import Annotations
-from ..catalogue import GROUPS, catalogue
-from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK, InputError
-from ..inputs import load_annotation_mapping
-from ..keydocs import reference_markdown
-from ..provenance import Provenance
-from ..schema import annotation_schema
-from ..validation import foreign_notices
+from hpcannotate import console
+from hpcannotate.errors import EXIT_NOT_COMPLIANT, EXIT_OK, InputError
+from hpcannotate.model.annotations import Annotations
+from hpcannotate.model.catalogue import GROUPS, catalogue
+from hpcannotate.model.inputs import load_annotation_mapping
+from hpcannotate.model.keydocs import reference_markdown
+from hpcannotate.model.provenance import Provenance
+from hpcannotate.model.schema import annotation_schema
+from hpcannotate.model.validation import foreign_notices
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for automation.")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from .. import console
-from ..fingerprint import fingerprint
-from ..fingerprint.capture import capture
+from hpcannotate import console
+from hpcannotate.host import fingerprint
+from hpcannotate.host.capture import capture
 
 # Flags worth showing in the table: what decides which SIMD code runs.
 NOTABLE_FLAGS = (

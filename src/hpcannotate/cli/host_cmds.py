@@ -11,15 +11,15 @@ from pathlib import Path
 
 import click
 
-from .. import console
-from ..check_dockerfile import check
-from ..edf import EdfOptions, check_env, edf
-from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK, HpcAnnotateError, InputError
-from ..files import write_text
-from ..fingerprint import Fingerprint, fingerprint
-from ..imageread import Transport
-from ..match import match
-from .registry_cmds import registry_options
+from hpcannotate import console
+from hpcannotate.cli.registry_cmds import registry_options
+from hpcannotate.errors import EXIT_NOT_COMPLIANT, EXIT_OK, HpcAnnotateError, InputError
+from hpcannotate.files import write_text
+from hpcannotate.host import Fingerprint, fingerprint
+from hpcannotate.image.read import Transport
+from hpcannotate.verdict.check_dockerfile import check
+from hpcannotate.verdict.edf import EdfOptions, check_env, edf
+from hpcannotate.verdict.match import match
 
 
 def _transport(authfile, tls_verify, plain_http):

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from .. import console, formats
-from ..adapters.base import InferOptions
-from ..infer import infer
-from ..inputs import parse_assignments
-from ..isolation import DEFAULT_TIMEOUT
+from hpcannotate import console
+from hpcannotate.model.inputs import parse_assignments
+from hpcannotate.recipes import formats
+from hpcannotate.recipes.base import InferOptions
+from hpcannotate.recipes.infer import infer
+from hpcannotate.recipes.isolation import DEFAULT_TIMEOUT
 
 
 class FormatChoice(click.Choice):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .. import console
-from .infer_cmd import FormatChoice
+from hpcannotate import console
+from hpcannotate.cli.infer_cmd import FormatChoice
 
 
 @click.command("init")
@@ -28,7 +28,7 @@ def init_cmd(recipe: Path, name, fmt, force: bool, as_json: bool) -> None:
       hpcannotate init Dockerfile --name myapp
       hpcannotate build .
     """
-    from ..init import scaffold
+    from hpcannotate.recipes.init import scaffold
 
     result = scaffold(recipe, name=name, fmt=fmt, force=force)
     if as_json:

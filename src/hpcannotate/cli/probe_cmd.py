@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from .. import console
-from ..builders import BuildOptions
-from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK
-from ..keynames import HARDWARE_CPU_OPTIMIZED_VERSION
-from .registry_cmds import registry_options
+from hpcannotate import console
+from hpcannotate.build.builders import BuildOptions
+from hpcannotate.cli.registry_cmds import registry_options
+from hpcannotate.errors import EXIT_NOT_COMPLIANT, EXIT_OK
+from hpcannotate.model.keynames import HARDWARE_CPU_OPTIMIZED_VERSION
 
 
 @click.command("probe")
@@ -51,8 +51,8 @@ def probe_cmd(ctx: click.Context, reference: str, recipe, variant, target, check
       hpcannotate probe registry.example.org/hpc/gromacs:2022.5 --recipe recipes/gromacs --strict
       hpcannotate probe containers-storage:docker.io/library/debian:bookworm --json
     """
-    from ..probe import cross_check, probe_image
-    from ..probe.claims import image_claims, recipe_claims
+    from hpcannotate.image.probe import cross_check, probe_image
+    from hpcannotate.image.probe.claims import image_claims, recipe_claims
 
     options = BuildOptions(root=root, runroot=runroot, storage_driver=storage_driver, authfile=authfile,
                            tls_verify=tls_verify, plain_http=plain_http or None)

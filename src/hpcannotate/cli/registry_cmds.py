@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from .. import console
-from ..catalogue import catalogue
-from ..errors import HpcAnnotateError, InputError
-from ..files import write_text
-from ..inputs import parse_assignments
-from ..keynames import HARDWARE_CPU_OPTIMIZED_MODE, HARDWARE_CPU_OPTIMIZED_VERSION
-from ..targets import is_target, mode_for_target, suggest_target
+from hpcannotate import console
+from hpcannotate.errors import HpcAnnotateError, InputError
+from hpcannotate.files import write_text
+from hpcannotate.model.catalogue import catalogue
+from hpcannotate.model.inputs import parse_assignments
+from hpcannotate.model.keynames import HARDWARE_CPU_OPTIMIZED_MODE, HARDWARE_CPU_OPTIMIZED_VERSION
+from hpcannotate.model.targets import is_target, mode_for_target, suggest_target
 
 
 def registry_options(func):
@@ -50,7 +50,7 @@ def inspect_cmd(ref: str, platforms, authfile, tls_verify, plain_http, as_json: 
       hpcannotate inspect registry.example.org/hpc/gromacs:2023.3
       hpcannotate inspect oci:build/gromacs/oci:2022.5 --platform linux/amd64 --json
     """
-    from ..inspect import inspect
+    from hpcannotate.image.inspect import inspect
 
     found = inspect(ref, platforms=platforms, **_transport(authfile, tls_verify, plain_http))
     if as_json:
@@ -60,7 +60,7 @@ def inspect_cmd(ref: str, platforms, authfile, tls_verify, plain_http, as_json: 
 
 
 def _print_inspection(found) -> None:
-    from ..inspect import grouped
+    from hpcannotate.image.inspect import grouped
 
     kind = "index" if found.is_index else "image"
     console.heading(f"{found.reference}")
@@ -169,7 +169,7 @@ def annotate_cmd(ref: str, assignments, removals, target, from_path, platforms, 
       hpcannotate annotate reg.example.org/hpc/gromacs:2023.3 --from curated.yaml --platform linux/amd64
       hpcannotate annotate oci:build/app/oci:1.0 --unset org.supercontainers.tools.includes
     """
-    from ..retrofit import annotate, make_change
+    from hpcannotate.retrofit.annotate import annotate, make_change
 
     values = parse_assignments(assignments, "--set")
     if target:
@@ -250,7 +250,7 @@ def collection_apply_cmd(file: Path, push, convert_to_oci: bool, aliases: bool, 
     Example:
       hpcannotate collection apply examples/collection.yaml --push registry.example.org/metahub
     """
-    from ..collection import apply_collection, load_collection
+    from hpcannotate.retrofit.collection import apply_collection, load_collection
 
     collection = load_collection(file)
     results = apply_collection(collection, push=push, dry_run=dry_run, convert_to_oci=convert_to_oci, aliases=aliases,
@@ -304,7 +304,7 @@ def collection_export_cmd(ref: str, name, output: Path | None, authfile, tls_ver
     Example:
       hpcannotate collection export registry.example.org/metahub/gromacs/mpich:2021.5 -o 2021.5.yaml
     """
-    from ..collection import dump_collection, export_collection
+    from hpcannotate.retrofit.collection import dump_collection, export_collection
 
     data = export_collection(ref, name=name, **_transport(authfile, tls_verify, plain_http))
     if as_json:

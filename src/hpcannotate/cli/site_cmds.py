@@ -9,14 +9,14 @@ from pathlib import Path
 
 import click
 
-from .. import console
-from ..discover import Catalog, ProgressBar, discover, write_atomic
-from ..errors import EXIT_NOT_COMPLIANT, EXIT_OK, InputError
-from ..report import pyxis_image, write_report
-from ..resolve import resolve
-from ..site import Site, from_fingerprint_dir, slurm_site
-from .host_cmds import _host, _short, _styled, _transport
-from .registry_cmds import registry_options
+from hpcannotate import console
+from hpcannotate.cli.host_cmds import _host, _short, _styled, _transport
+from hpcannotate.cli.registry_cmds import registry_options
+from hpcannotate.errors import EXIT_NOT_COMPLIANT, EXIT_OK, InputError
+from hpcannotate.host.site import Site, from_fingerprint_dir, slurm_site
+from hpcannotate.verdict.discover import Catalog, ProgressBar, discover, write_atomic
+from hpcannotate.verdict.report import pyxis_image, write_report
+from hpcannotate.verdict.resolve import resolve
 
 
 @click.command("discover")

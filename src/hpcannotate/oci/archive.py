@@ -40,9 +40,9 @@ import tempfile
 import time
 from pathlib import Path, PurePosixPath
 
-from ..errors import InputError
-from ..keynames import OCI_REF_NAME
-from .media import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_INDEX, canonical_json
+from hpcannotate.errors import InputError
+from hpcannotate.model.keynames import OCI_REF_NAME
+from hpcannotate.oci.media import DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_INDEX, canonical_json
 
 OCI_ARCHIVE = "oci-archive:"
 DOCKER_ARCHIVE = "docker-archive:"
@@ -116,7 +116,7 @@ def _cache_key(prefix: str, path: Path) -> str:
 
 
 def _unpacked(prefix: str, path: Path, text: str) -> Path:
-    from ..cache import cache_dir
+    from hpcannotate.cache import cache_dir
 
     root = cache_dir() / "archives"
     root.mkdir(parents=True, exist_ok=True)
@@ -292,7 +292,7 @@ def _file_digest(path: Path) -> str:
 
 
 def _docker_to_layout(raw: Path, layout_dir: Path, text: str) -> None:
-    from .layout import OciLayout
+    from hpcannotate.oci.layout import OciLayout
 
     if not (raw / "manifest.json").is_file():
         raise InputError(f"{text}: not a docker archive (no readable manifest.json in it)")

@@ -34,10 +34,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..catalogue import SUPERCONTAINERS_PREFIX
-from ..keynames import OCI_REF_NAME
-from .media import OCI_INDEX, canonical_json, sha256_digest
-from .store import Manifest
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX
+from hpcannotate.model.keynames import OCI_REF_NAME
+from hpcannotate.oci.media import OCI_INDEX, canonical_json, sha256_digest
+from hpcannotate.oci.store import Manifest
 
 # Per-descriptor annotations stay small: no embedded documents, no long values.
 MAX_DESCRIPTOR_VALUE = 512

@@ -15,8 +15,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .layout import OciLayout
-from .media import OCI_LAYER_GZIP
+from hpcannotate.oci.layout import OciLayout
+from hpcannotate.oci.media import OCI_LAYER_GZIP
 
 
 @dataclass(frozen=True)

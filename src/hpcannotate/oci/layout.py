@@ -18,10 +18,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import InputError
-from ..files import kind_of, os_reason, read_bytes, read_text
-from ..keynames import OCI_REF_NAME
-from .media import OCI_INDEX, canonical_json, check_shape, sha256_digest
+from hpcannotate.errors import InputError
+from hpcannotate.files import kind_of, os_reason, read_bytes, read_text
+from hpcannotate.model.keynames import OCI_REF_NAME
+from hpcannotate.oci.media import OCI_INDEX, canonical_json, check_shape, sha256_digest
 
 REF_NAME = OCI_REF_NAME
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..errors import InputError
+from hpcannotate.errors import InputError
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

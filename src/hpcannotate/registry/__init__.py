@@ -7,7 +7,7 @@ local OCI layouts (``oci:PATH[:tag]``) parse with the same ``parse_reference`` a
 
 from __future__ import annotations
 
-from .auth import (
+from hpcannotate.registry.auth import (
     AuthenticationError,
     Credentials,
     DigestMismatchError,
@@ -15,8 +15,15 @@ from .auth import (
     find_credentials,
     parse_www_authenticate,
 )
-from .client import ManifestHead, RawManifest, RegistryClient, RetryPolicy, TransferStats, as_reference
-from .reference import Reference, is_loopback, parse_reference
+from hpcannotate.registry.client import (
+    ManifestHead,
+    RawManifest,
+    RegistryClient,
+    RetryPolicy,
+    TransferStats,
+    as_reference,
+)
+from hpcannotate.registry.reference import Reference, is_loopback, parse_reference
 
 __all__ = [
     "AuthenticationError",

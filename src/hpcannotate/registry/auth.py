@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import HpcAnnotateError, InputError
-from .reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference
+from hpcannotate.errors import HpcAnnotateError, InputError
+from hpcannotate.registry.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference
 
 log = logging.getLogger("hpcannotate.registry")
 
@@ -112,7 +112,7 @@ def find_credentials(
 def check_authfile(authfile: str | Path | None) -> None:
     """A login file named on purpose must exist: a typo must not quietly mean anonymous access."""
     if authfile and not Path(authfile).is_file():
-        from ..files import kind_of
+        from hpcannotate.files import kind_of
 
         kind = kind_of(os.stat(authfile).st_mode) if os.path.exists(authfile) else None
         raise InputError(f"--authfile {authfile}: {f'is {kind}, not a file' if kind else 'no such file'}")
@@ -149,7 +149,7 @@ def _from_file(path: Path, ref: Reference, env: Mapping[str, str], timeout: floa
 
 
 def _load_json(path: Path) -> dict | None:
-    from ..files import read_text
+    from hpcannotate.files import read_text
 
     if not os.path.exists(path):  # a dangling link counts as absent, as before
         return None

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, NamedTuple
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from ..errors import InputError
-from ..files import open_regular
-from ..oci.media import ALL_MANIFEST_TYPES, MANIFEST_LIMIT, sha256_digest
-from .auth import (
+from hpcannotate.errors import InputError
+from hpcannotate.files import open_regular
+from hpcannotate.oci.media import ALL_MANIFEST_TYPES, MANIFEST_LIMIT, sha256_digest
+from hpcannotate.registry.auth import (
     AuthenticationError,
     Authenticator,
     Credentials,
@@ -45,13 +45,13 @@ from .auth import (
     pull_scope,
     push_scope,
 )
-from .deadline import DEADLINE_ENV, Watchdog, default_deadline
-from .lean import LeanTransport, TooLarge
-from .transport import ConnectTimeout, CutOff, ReadTimeout, Response, TLSFailure, TransportError
+from hpcannotate.registry.deadline import DEADLINE_ENV, Watchdog, default_deadline
+from hpcannotate.registry.lean import LeanTransport, TooLarge
+from hpcannotate.registry.transport import ConnectTimeout, CutOff, ReadTimeout, Response, TLSFailure, TransportError
 
 if TYPE_CHECKING:
     import requests
-from .reference import Reference, is_loopback, parse_reference
+from hpcannotate.registry.reference import Reference, is_loopback, parse_reference
 
 log = logging.getLogger("hpcannotate.registry")
 
@@ -186,7 +186,7 @@ class RegistryClient:
     def _requests_session(self) -> requests.Session:
         """requests' session, made (and requests imported) on first need."""
         if self._session is None:
-            from . import heavy
+            from hpcannotate.registry import heavy
 
             self._session = heavy.new_session(USER_AGENT, self._insecure)
         return self._session
@@ -271,7 +271,7 @@ class RegistryClient:
         watchdog: Watchdog | None = getattr(resp, "watchdog", None)
         chunks = resp.iter_content(chunk_size)
         if not isinstance(resp, Response):  # requests' streamed answer: its errors become transport errors
-            from . import heavy
+            from hpcannotate.registry import heavy
 
             chunks = heavy.iter_body(resp, chunk_size)
         try:
@@ -526,7 +526,7 @@ class RegistryClient:
             resp = self._send_lean(method, url, headers, settings, read, watchdog)
             if resp is not None:
                 return resp
-        from . import heavy
+        from hpcannotate.registry import heavy
 
         return heavy.send(self, self._requests_session(), method, url, headers, body, read, ERROR_BODY_LIMIT,
                           watchdog, settings)
@@ -565,7 +565,7 @@ class RegistryClient:
         key = (parts.scheme, parts.netloc)
         if key not in self._settings_cache:
             if self._session is not None or _proxy_variables():
-                from . import heavy
+                from hpcannotate.registry import heavy
 
                 self._settings_cache[key] = heavy.environment(self._requests_session(), url, self.verify)
             else:  # what requests answers when no proxy is configured, without importing it

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import HpcAnnotateError, InputError
-from ..oci.media import DOCKER_LAYER_GZIP, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD
+from hpcannotate.errors import HpcAnnotateError, InputError
+from hpcannotate.oci.media import DOCKER_LAYER_GZIP, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD
 
 COMPRESSIONS = ("gzip", "zstd", "none")
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
@@ -59,7 +59,7 @@ class Compressed:
     @classmethod
     def create(cls) -> Compressed:
         """A scratch directory in hpcannotate's cache (layers can be large: not /tmp's tmpfs)."""
-        from ..cache import cache_dir
+        from hpcannotate.cache import cache_dir
 
         scratch = cache_dir() / "scratch"
         scratch.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..errors import HpcAnnotateError, InputError
+from hpcannotate.errors import HpcAnnotateError, InputError
 
 CRANE_TIMEOUT = 300.0
 _DIGEST_REF = re.compile(r"@(sha256:[0-9a-f]{64})\s*$")

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 
-from ..errors import InputError
+from hpcannotate.errors import InputError
 
 DEADLINE_ENV = "HPCANNOTATE_REQUEST_DEADLINE"
 DEFAULT_DEADLINE = 120.0  # seconds for one request's answer; a streamed blob gets this per chunk

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..catalogue import SUPERCONTAINERS_PREFIX, catalogue
-from ..errors import InputError
-from ..oci.media import (
+from hpcannotate.errors import InputError
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX, catalogue
+from hpcannotate.oci.media import (
     DOCKER_CONFIG,
     DOCKER_LAYER_GZIP,
     DOCKER_LIST,

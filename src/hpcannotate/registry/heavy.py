@@ -18,12 +18,19 @@ import urllib3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .auth import RegistryError
-from .deadline import ArmingReader, Watchdog, report_connection
-from .transport import ConnectFailed, ConnectTimeout, CutOff, ReadTimeout, TLSFailure, TransportError
+from hpcannotate.registry.auth import RegistryError
+from hpcannotate.registry.deadline import ArmingReader, Watchdog, report_connection
+from hpcannotate.registry.transport import (
+    ConnectFailed,
+    ConnectTimeout,
+    CutOff,
+    ReadTimeout,
+    TLSFailure,
+    TransportError,
+)
 
 if TYPE_CHECKING:
-    from .client import RegistryClient
+    from hpcannotate.registry.client import RegistryClient
 
 log = logging.getLogger("hpcannotate.registry")
 

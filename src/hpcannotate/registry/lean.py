@@ -26,8 +26,16 @@ import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from .deadline import Watchdog
-from .transport import ConnectFailed, ConnectTimeout, CutOff, Headers, ReadTimeout, Response, TLSFailure
+from hpcannotate.registry.deadline import Watchdog
+from hpcannotate.registry.transport import (
+    ConnectFailed,
+    ConnectTimeout,
+    CutOff,
+    Headers,
+    ReadTimeout,
+    Response,
+    TLSFailure,
+)
 
 CHUNK = 1024 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})

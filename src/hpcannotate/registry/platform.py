@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import InputError
-from ..keynames import HARDWARE_CPU_OPTIMIZED_VERSION
-from ..oci.layout import REF_NAME
+from hpcannotate.errors import InputError
+from hpcannotate.model.keynames import HARDWARE_CPU_OPTIMIZED_VERSION
+from hpcannotate.oci.layout import REF_NAME
 
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ATTESTATION_TYPE = "vnd.docker.reference.type"
@@ -49,7 +49,7 @@ def oci_arch(name: str) -> str:
 
     The names are ``data/architectures.yaml``; a name it does not list is passed through, lower-cased.
     """
-    from ..knowledge import oci_names
+    from hpcannotate.model.knowledge import oci_names
 
     return oci_names().get(name.lower(), name.lower())
 
@@ -107,3 +107,15 @@ def choose_image(index: dict, platform: Platform, where: str, *, take_lone: bool
 def _image_label(desc: dict) -> str:
     annotations = desc.get("annotations") or {}
     return annotations.get(REF_NAME) or annotations.get(TARGET_KEY) or desc["digest"]
+
+
+def machine_oci_arch() -> str:
+    """This machine's OCI architecture (``uname -m`` through ``oci_arch``)."""
+    import platform
+
+    return oci_arch(platform.machine())
+
+
+def platform_for(target_family: str) -> str:
+    """The OCI platform of an archspec family."""
+    return f"linux/{oci_arch(target_family)}"

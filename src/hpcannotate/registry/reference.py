@@ -20,7 +20,7 @@ import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import InputError
+from hpcannotate.errors import InputError
 
 DOCKER_HUB = "docker.io"
 # Docker Hub answers the distribution API on this host, not on docker.io.
@@ -110,7 +110,7 @@ def parse_reference(text: str) -> Reference:
         raise InputError("empty image reference")
     text = text.strip()
     if text.startswith(("oci-archive:", "docker-archive:")):  # unpacked into the cache, read as a layout
-        from ..oci.archive import archive_target
+        from hpcannotate.oci.archive import archive_target
 
         target = archive_target(text)
         if target.get("digest"):

@@ -14,13 +14,13 @@ import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from ..errors import InputError
-from ..oci.layout import REF_NAME, OciLayout
-from ..oci.media import ALL_MANIFEST_TYPES, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST, check_shape, sha256_digest
-from ..oci.store import Manifest
-from .auth import RegistryError
-from .client import RegistryClient, TransferStats
-from .reference import Reference, parse_reference
+from hpcannotate.errors import InputError
+from hpcannotate.oci.layout import REF_NAME, OciLayout
+from hpcannotate.oci.media import ALL_MANIFEST_TYPES, INDEX_TYPES, OCI_INDEX, OCI_MANIFEST, check_shape, sha256_digest
+from hpcannotate.oci.store import Manifest
+from hpcannotate.registry.auth import RegistryError
+from hpcannotate.registry.client import RegistryClient, TransferStats
+from hpcannotate.registry.reference import Reference, parse_reference
 
 
 class ImageRepository(ABC):

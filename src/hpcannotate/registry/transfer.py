@@ -16,10 +16,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import HpcAnnotateError
-from ..files import open_regular
-from .auth import DigestMismatchError, push_scope
-from .repository import ImageRepository, LayoutRepository, RegistryRepository
+from hpcannotate.errors import HpcAnnotateError
+from hpcannotate.files import open_regular
+from hpcannotate.registry.auth import DigestMismatchError, push_scope
+from hpcannotate.registry.repository import ImageRepository, LayoutRepository, RegistryRepository
 
 log = logging.getLogger("hpcannotate.registry")
 

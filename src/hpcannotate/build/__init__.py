@@ -1,0 +1,1 @@
+"""Dockerfile -> image: the build pipeline, its builders (buildah, buildx), local base images."""

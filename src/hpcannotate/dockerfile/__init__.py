@@ -1,0 +1,1 @@
+"""Facts -> Dockerfile: the one Dockerfile reader, the value writer, and render."""

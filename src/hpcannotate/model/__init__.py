@@ -1,0 +1,1 @@
+"""The annotation model: the key catalogue (data/keys.yaml), values, validation, provenance."""

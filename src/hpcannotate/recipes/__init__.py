@@ -1,0 +1,1 @@
+"""Recipe -> facts: one folder per recipe format (plugin, adapter, sandboxed evaluation)."""

@@ -1,0 +1,1 @@
+"""Dockerfiles as recipes: their values are declared in hpcannotate.yaml, not inferred."""

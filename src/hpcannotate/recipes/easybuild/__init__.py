@@ -1,0 +1,1 @@
+"""EasyBuild easyconfigs (*.eb), evaluated with EasyBuild's own parser in a sandbox."""

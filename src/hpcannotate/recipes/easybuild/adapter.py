@@ -1,0 +1,207 @@
+"""EasyBuild easyconfigs (``*.eb``): annotations from the easyconfig and its toolchain's own easyconfigs.
+
+An easyconfig names its toolchain (``foss/2023a``), not its compiler or MPI;
+those are found by reading the toolchain's easyconfig (foss -> GCC 12.3.0 +
+OpenMPI 4.1.5 ...) and the MPI's (OpenMPI -> UCX, libfabric), looked up in the
+easyconfigs tree the file lives in, then in the installed easybuild-easyconfigs
+package, then in ``--robot-path``. Easyconfigs are executed Python: all of that
+happens in worker processes (``easybuild_eval``), never in this one.
+
+``infer_many`` evaluates many easyconfigs in one worker per core, so a corpus
+costs a couple of interpreter start-ups, not one per file; ``infer`` is the
+one-file case of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hpcannotate.errors import HpcAnnotateError, InputError, IsolatedError
+from hpcannotate.files import read_bytes
+from hpcannotate.recipes.base import Adapter, Inference, InferOptions, apply_target
+from hpcannotate.recipes.facts import Recipe
+from hpcannotate.recipes.isolation import run_isolated
+
+WORKER = "hpcannotate.recipes.easybuild.evaluate"
+# A batch is only declared hung after the per-file timeout plus these allowances: the worker's own
+# SIGALRM deadline catches looping easyconfigs; this backstop is for code a signal cannot interrupt.
+STARTUP_ALLOWANCE = 10.0  # seconds to start an interpreter and import easybuild-framework
+PER_FILE_ALLOWANCE = 0.05  # seconds per easyconfig (they take about 1 ms)
+
+
+class EasyBuildAdapter(Adapter):
+    name = "easybuild"
+    description = "EasyBuild easyconfig (*.eb), its toolchain resolved through the toolchain's own easyconfigs"
+
+    def detect(self, path: Path) -> bool:
+        return path.suffix == ".eb" and path.is_file()
+
+    def infer(self, path: Path, options: InferOptions) -> Inference:
+        if not path.is_file():
+            raise InputError(f"{path}: no such easyconfig file")
+        result = self.infer_many([path], options)[0]
+        if isinstance(result, HpcAnnotateError):
+            raise result
+        return result
+
+    def infer_many(self, paths: Sequence[Path | str], options: InferOptions,
+                   workers: int | None = None) -> list[Inference | HpcAnnotateError]:
+        """One Inference, or the one-line error naming the file, per easyconfig, in the order given.
+
+        A bad easyconfig does not stop the others; a bad ``--target`` stops everything (it is the caller's).
+        """
+        if options.target:
+            apply_target(Inference(self.name, Path()), options.target)  # raises InputError for an unknown target
+        replies = evaluate_easyconfigs([str(p) for p in paths], options, workers)
+        return [self._inference(Path(path), reply, options) for path, reply in zip(paths, replies, strict=True)]
+
+    def _inference(self, path: Path, reply: dict, options: InferOptions) -> Inference | HpcAnnotateError:
+        if "error" in reply:
+            return InputError(f"{path}: {reply['error']}")
+        facts = reply["facts"]
+        inference = Inference(self.name, path)
+        for key, value, line, fragment, note in facts["sets"]:
+            inference.set(key, value, line=line, fragment=fragment, note=note)
+        for key, reason in facts["missing"]:
+            inference.miss(key, reason)
+        inference.warnings.extend(facts["warnings"])
+        try:
+            text = read_bytes(path, "easyconfig")
+        except InputError as exc:
+            return exc
+        inference.add(Recipe(format=inference.sourced("easybuild", fragment="*.eb easyconfig"),
+                             easyconfig=inference.sourced(base64.b64encode(text).decode("ascii"),
+                                                          note="the easyconfig, base64")).spelled_short())
+        apply_target(inference, options.target)
+        return inference
+
+
+# ----------------------------------------------------------------------------- batches of easyconfigs
+def evaluate_easyconfigs(paths: list[str], options: InferOptions, workers: int | None = None) -> list[dict]:
+    """``{"facts": ...}`` or ``{"error": reason}`` per path, from one worker process per core.
+
+    Paths are dealt round-robin to the workers so that slow corners of a tree are shared.
+    """
+    if not paths:
+        return []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(paths)))
+    chunks = [list(range(start, len(paths), workers)) for start in range(workers)]
+    results: list[dict] = [{}] * len(paths)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(_run_chunk, [paths[i] for i in chunk], options) for chunk in chunks]
+        for chunk, future in zip(chunks, futures, strict=True):
+            for index, reply in zip(chunk, future.result(), strict=True):
+                results[index] = reply
+    return results
+
+
+def backstop_timeout(options: InferOptions, files: int) -> float:
+    """How long a worker with ``files`` easyconfigs may run before it counts as hung."""
+    return options.timeout + STARTUP_ALLOWANCE + PER_FILE_ALLOWANCE * files
+
+
+def _run_chunk(paths: list[str], options: InferOptions) -> list[dict]:
+    fd, progress = tempfile.mkstemp(prefix="hpcannotate-eb-", suffix=".progress")
+    os.close(fd)
+    robot_paths = [os.path.abspath(p) for p in options.robot_paths]
+    payload = {
+        "paths": [os.path.abspath(p) for p in paths],  # the sandbox has no working directory of ours
+        "robot_paths": robot_paths,
+        "timeout": options.timeout,
+        "progress": progress,
+    }
+    what = paths[0] if len(paths) == 1 else f"a batch of {len(paths)} easyconfigs"
+    limit = backstop_timeout(options, len(paths))
+    started = time.monotonic()
+    try:
+        reply = run_isolated(f"{WORKER}:evaluate_batch", payload, timeout=limit, what=what,
+                             reads=_trees(payload["paths"]) + robot_paths, writes=[progress])
+        return _checked(reply, len(paths), what)
+    except IsolatedError as exc:
+        hung = time.monotonic() - started >= limit
+        reason = str(exc).removeprefix(f"{what}: ")
+        return _recover(paths, options, progress, reason, hung)
+    finally:
+        os.unlink(progress)
+
+
+def _trees(paths: list[str]) -> list[str]:
+    """The directories the worker reads for these easyconfigs: each one's easyconfigs tree (where
+    its toolchain's easyconfigs are looked up), or its own directory."""
+    from hpcannotate.recipes.easybuild.evaluate import tree_root
+
+    return sorted({tree_root(p) or os.path.dirname(p) for p in paths})
+
+
+def _checked(reply: object, count: int, what: str) -> list[dict]:
+    """The worker's per-file replies, each ``{"facts": {...}}`` or ``{"error": str}``.
+
+    The worker ran easyconfig code, which can write a reply of its own: one without this shape is
+    the batch's error (IsolatedError), never a TypeError later.
+    """
+    results = reply.get("results") if isinstance(reply, dict) else None
+    if not isinstance(results, list) or len(results) != count:
+        raise IsolatedError(f"{what}: the evaluation's reply is malformed (not one result per easyconfig); "
+                            "did an easyconfig write to the worker's output?")
+    for item in results:
+        facts = item.get("facts") if isinstance(item, dict) else None
+        if isinstance(item, dict) and isinstance(item.get("error"), str):
+            continue
+        if not (isinstance(facts, dict) and _rows(facts.get("sets"), 5) and _rows(facts.get("missing"), 2)
+                and isinstance(facts.get("warnings"), list) and all(isinstance(w, str) for w in facts["warnings"])):
+            raise IsolatedError(f"{what}: the evaluation's reply is malformed (a result is neither facts nor an "
+                                "error); did an easyconfig write to the worker's output?")
+    return results
+
+
+def _rows(value: object, width: int) -> bool:
+    """A list of ``width``-long rows whose first two fields are text (key and value, or key and reason)."""
+    return isinstance(value, list) and all(
+        isinstance(row, list) and len(row) == width and all(isinstance(f, str) for f in row[:2])
+        and all(f is None or (isinstance(f, (str, int)) and not isinstance(f, bool)) for f in row[2:])
+        for row in value)
+
+
+def _recover(paths: list[str], options: InferOptions, progress: str, reason: str, hung: bool) -> list[dict]:
+    """A worker crashed or hung: blame the easyconfig it was on, evaluate the others again.
+
+    A crash is the current file's doing; a hang only when that file has run for its whole timeout
+    (otherwise the batch was merely slow and every file gets another chance in a smaller batch).
+    """
+    index, since = _read_progress(progress)
+    if index is None or index >= len(paths):
+        return [{"error": reason}] * len(paths)  # died before the first easyconfig: a broken installation
+    if hung:
+        reason = f"evaluation did not finish within {options.timeout:g} s (raise it with --timeout)"
+        guilty = len(paths) == 1 or time.time() - since >= options.timeout
+    else:
+        guilty = True
+    before = _run_chunk(paths[:index], options) if index else []
+    current = [{"error": reason}] if guilty else _run_chunk([paths[index]], options)
+    after = _run_chunk(paths[index + 1:], options) if index + 1 < len(paths) else []
+    return before + current + after
+
+
+def _read_progress(progress: str) -> tuple[int | None, float]:
+    try:
+        index, since = Path(progress).read_text().split()
+        return int(index), float(since)
+    except (OSError, ValueError):
+        return None, 0.0
+
+
+def locate_by_name(name: str) -> Path | None:
+    """A bare easyconfig file name (``GROMACS-2023.3-foss-2023a.eb``) in the installed easyconfigs,
+    where EasyBuild's robot would look for it; None when ``name`` is a path or is not there."""
+    from hpcannotate.recipes.easybuild.evaluate import find_easyconfig, installed_easyconfigs
+
+    if "/" in name or not name.endswith(".eb"):
+        return None
+    found = find_easyconfig(tuple(installed_easyconfigs()), name.split("-", 1)[0], name[: -len(".eb")])
+    return Path(found) if found else None

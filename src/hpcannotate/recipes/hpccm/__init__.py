@@ -1,0 +1,1 @@
+"""HPCCM recipes (Python): evaluated in a sandboxed worker, rendered by hpccm itself."""

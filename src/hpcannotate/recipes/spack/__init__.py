@@ -1,0 +1,1 @@
+"""Spack environments (spack.yaml) and their locks (spack.lock)."""

@@ -1,0 +1,1 @@
+"""Annotations onto images that already exist, without rebuilding them."""

@@ -1,0 +1,84 @@
+"""The package's layout is its data flow: a stage imports the stages before it, never one after.
+
+recipe -> facts (recipes/) -> Dockerfile (dockerfile/) -> image (build/, read by image/) -> registry
+(registry/, oci/) -> verdict (verdict/, with host/); model/ is under everything, cli/ over everything.
+docs/architecture.md draws it. Every import counts, in-function ones included.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import hpcannotate
+
+ROOT = Path(hpcannotate.__file__).parent
+
+# lower imports nothing higher; equal ranks may import each other only within the same package
+RANK = {
+    "errors": 0,
+    "files": 1, "cache": 1, "console": 1, "resources": 1,
+    "model": 2,
+    "oci": 3,  # layouts, indexes, archives on disk
+    "registry": 4,  # the distribution client, which reads and writes layouts too
+    "recipes": 5,
+    "dockerfile": 6,
+    "image": 7,
+    "build": 8, "retrofit": 8, "host": 8,
+    "verdict": 9,
+    "hpccm": 10,  # the API HPCCM recipes import: over the recipe stage
+    "cli": 11, "__main__": 12,
+}
+# The Dockerfile reader and value writer are parsers every stage may use (init reads a Dockerfile
+# recipe, a format checks that a value fits a LABEL, templates quote with them); they sit on the model.
+LEAVES = {"hpcannotate.dockerfile.reader", "hpcannotate.dockerfile.text"}
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in ROOT.rglob("*.py"):
+        parts = ("hpcannotate", *path.relative_to(ROOT).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names if a.name.startswith("hpcannotate.")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hpcannotate"):
+            for alias in node.names:  # ``from hpcannotate.x import y``: y may be a module itself
+                full = f"{node.module}.{alias.name}"
+                names.add(full if full in modules else node.module)
+    return {n for n in names if n != "hpcannotate"}
+
+
+def _stage(module: str) -> str:
+    return module.split(".")[1]
+
+
+def test_every_top_level_module_and_package_has_a_rank():
+    stages = {_stage(m) for m in _modules() if m != "hpcannotate"}
+    assert stages <= set(RANK), f"give these a place in the data flow: {sorted(stages - set(RANK))}"
+
+
+def test_no_stage_imports_a_later_one():
+    modules = _modules()
+    backwards = []
+    for module, path in modules.items():
+        if module == "hpcannotate":
+            continue
+        for imported in _imports(path, modules):
+            if imported in LEAVES or _stage(imported) == _stage(module):
+                continue
+            if RANK[_stage(imported)] >= RANK[_stage(module)]:
+                backwards.append(f"{module} -> {imported}")
+    assert not backwards, "imports against the data flow:\n" + "\n".join(sorted(backwards))
+
+
+def test_the_leaves_stay_leaves():
+    modules = _modules()
+    for leaf in LEAVES:
+        heavier = [m for m in _imports(modules[leaf], modules) if RANK[_stage(m)] > RANK["model"]]
+        assert not heavier, f"{leaf} must stay a parser any stage can use; it imports {heavier}"
