@@ -523,7 +523,7 @@ class RegistryClient:
                       watchdog: Watchdog) -> Response:
         settings = self._environment(url)
         if self._lean is not None and read is not None and self._lean.usable(method, body, settings):
-            resp = self._send_lean(method, url, headers, settings, read, watchdog)
+            resp = self._send_lean(method, url, headers, body, settings, read, watchdog)
             if resp is not None:
                 return resp
         from hpcannotate.registry import heavy
@@ -531,19 +531,21 @@ class RegistryClient:
         return heavy.send(self, self._requests_session(), method, url, headers, body, read, ERROR_BODY_LIMIT,
                           watchdog, settings)
 
-    def _send_lean(self, method: str, url: str, headers: dict, settings: dict, read: int,
+    def _send_lean(self, method: str, url: str, headers: dict, body: bytes | None, settings: dict, read: int,
                    watchdog: Watchdog) -> Response | None:
         """The request on the lean path; None when it was redirected and requests must follow."""
         # http.client asks for identity encoding itself (nothing here decodes gzip) and keeps connections alive.
         merged = {"User-Agent": USER_AGENT, "Accept": "*/*", **headers}
         parts = urlsplit(url)
-        self._count_request(method, parts.path + (f"?{parts.query}" if parts.query else ""), merged, None)
+        if body is not None:
+            merged.setdefault("Content-Length", str(len(body)))  # as requests counts and sends it
+        self._count_request(method, parts.path + (f"?{parts.query}" if parts.query else ""), merged, body)
 
         def received(size: int) -> None:
             self.stats.bytes_received += size
 
         try:
-            resp = self._lean.send(method, url, merged, settings.get("verify", self.verify), read,  # type: ignore[union-attr]
+            resp = self._lean.send(method, url, merged, body, settings.get("verify", self.verify), read,  # type: ignore[union-attr]
                                    ERROR_BODY_LIMIT, watchdog, received)
         except TooLarge:
             raise RegistryError(f"{parts.netloc}: answer larger than {read} bytes") from None

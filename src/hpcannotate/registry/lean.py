@@ -1,4 +1,4 @@
-"""A keep-alive HTTP/1.1 path on ``http.client`` for small, bodiless requests (manifests, configs, lists).
+"""A keep-alive HTTP/1.1 path on ``http.client`` for small requests (manifests, configs, lists, tags).
 
 Why: ranking or crawling hundreds of images is hundreds of small GETs and HEADs. Through
 requests each costs ~2.5 ms of CPU on top of the round trip (request preparation, hooks,
@@ -8,9 +8,9 @@ sends the same request with the standard library's connection class and hands ba
 ``transport.Response`` the rest of the client reads (requests' answers look the same to it), so
 retries, authentication, deadlines and byte counts are unchanged.
 
-It only takes what it can do exactly as requests would: GET and HEAD without a body, no proxy
-for the URL, no redirect (a 3xx answer is handed back to requests, which follows it), an answer
-read whole. Everything else (uploads, streamed blobs, proxies, client certificates) goes through
+It only takes what it can do exactly as requests would: a body already in memory (a manifest
+PUT) or none, no proxy for the URL, no redirect (a 3xx answer is handed back to requests, which
+follows it), an answer read whole. Everything else (uploads, streamed blobs, proxies, client certificates) goes through
 requests. Connections are per thread and per origin; an idle one the server has closed is
 noticed before reuse (as urllib3 does), so a stale socket never costs a retry.
 """
@@ -39,6 +39,7 @@ from hpcannotate.registry.transport import (
 
 CHUNK = 1024 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+LEAN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
 
 
 class TooLarge(Exception):
@@ -115,14 +116,16 @@ class LeanTransport:
         self._local = threading.local()
 
     def usable(self, method: str, body: object, settings: dict) -> bool:
-        return method in ("GET", "HEAD") and body is None and not settings.get("proxies") \
-            and not settings.get("cert")
+        """Requests whose body (if any) is already in memory: a manifest PUT, a bodiless POST."""
+        return method in LEAN_METHODS and (body is None or isinstance(body, bytes)) \
+            and not settings.get("proxies") and not settings.get("cert")
 
     def send(
         self,
         method: str,
         url: str,
         headers: dict[str, str],
+        body: bytes | None,
         verify: bool | str,
         read: int,
         error_limit: int,
@@ -139,7 +142,7 @@ class LeanTransport:
         watchdog.watch(connection)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            connection.request(method, target, headers=headers)
+            connection.request(method, target, body=body, headers=headers)
             answer = connection.getresponse()
             limit = read if answer.status < 300 else min(read, error_limit)
             body, whole = _read_limited(answer, limit, count_received)  # a HEAD's is empty, and must be read too
