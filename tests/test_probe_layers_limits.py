@@ -1,5 +1,5 @@
 """The layer reader's bounds: huge tar header extensions, nested extensions, a cap on decompressed bytes,
-and decompressor failures named as such (review findings on probe/layers.py).
+and decompressor failures named as such (review findings on image/probe/layers.py).
 
 Layers are fed to ``apply_layer`` directly, as bytes crafted here; nothing is built or pulled.
 """

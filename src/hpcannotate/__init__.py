@@ -15,14 +15,14 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "Annotations": "annotations",
-    "Entry": "annotations",
-    "Problem": "annotations",
-    "Provenance": "provenance",
-    "Layer": "provenance",
-    "catalogue": "catalogue",
-    "annotation_schema": "schema",
+_EXPORTS = {  # name -> the module (under hpcannotate) that defines it
+    "Annotations": "model.annotations",
+    "Entry": "model.annotations",
+    "Problem": "model.problem",
+    "Provenance": "model.provenance",
+    "Layer": "model.provenance",
+    "catalogue": "model.catalogue",
+    "annotation_schema": "model.schema",
     "HpcAnnotateError": "errors",
     "InputError": "errors",
 }

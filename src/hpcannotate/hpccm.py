@@ -8,7 +8,7 @@ Usage, in a recipe::
 
 ``annotations`` inspects the given stage (the image it describes) in hpccm's own
 process, with the same walker and the same mapping as ``hpcannotate infer``
-(``adapters/hpccm_eval.py`` and ``adapters/hpccm.py``), and returns an hpccm
+(``recipes/hpccm/evaluate.py`` and ``recipes/hpccm/adapter.py``), and returns an hpccm
 ``label`` primitive with the inferred ``org.supercontainers.*`` keys.
 
 Importing this module wraps a few hpccm classes (see ``hpccm_eval.install_hooks``)
