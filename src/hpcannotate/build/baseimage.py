@@ -32,11 +32,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEBOOTSTRAP_TIMEOUT = 1800
 
 
-def oci_arch() -> str:
-    """This machine's OCI architecture."""
-    return machine_oci_arch()
-
-
 def parse_base(ref: str) -> tuple[str, str]:
     """``debian:bookworm`` -> (debian, bookworm); ``busybox[:latest]`` -> (busybox, latest)."""
     name = ref.split("/")[-1]
@@ -143,7 +138,7 @@ def write_base_layout(rootfs: Path, layout_dir: Path, tag: str, cmd: list[str], 
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     config = {
         "created": created,
-        "architecture": oci_arch(),
+        "architecture": machine_oci_arch(),
         "os": "linux",
         "config": {"Env": [f"PATH={DEFAULT_PATH}"], "Cmd": cmd, "Labels": annotations},
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
@@ -159,13 +154,13 @@ def write_base_layout(rootfs: Path, layout_dir: Path, tag: str, cmd: list[str], 
         "annotations": annotations,
     }
     return layout.put_manifest(manifest, OCI_MANIFEST, ref=tag,
-                               platform={"architecture": oci_arch(), "os": "linux"})
+                               platform={"architecture": machine_oci_arch(), "os": "linux"})
 
 
 def make_base(ref: str, *, mirror: str = DEFAULT_MIRROR, cache: Path | None = None, rebuild: bool = False) -> Path:
     """The OCI layout of base ``ref`` in the cache, made now unless it is there already."""
     kind, tag = parse_base(ref)
-    layout_dir = (cache or cache_dir()) / "bases" / f"{kind}-{tag}-{oci_arch()}"
+    layout_dir = (cache or cache_dir()) / "bases" / f"{kind}-{tag}-{machine_oci_arch()}"
     if (layout_dir / "index.json").is_file() and not rebuild:
         return layout_dir
     if layout_dir.exists():

@@ -86,15 +86,16 @@ def layout_base(spec: str, where: str = "--base ") -> LocalBase:
 
 def made_base(ref: str, allow_make: bool, make: bool) -> LocalBase | None:
     """A debian/busybox base from ``hpcannotate base``'s cache, made now when missing and allowed."""
-    from hpcannotate.build.baseimage import make_base, oci_arch, parse_base
+    from hpcannotate.build.baseimage import make_base, parse_base
     from hpcannotate.cache import cache_dir
     from hpcannotate.oci.layout import OciLayout
+    from hpcannotate.registry.platform import machine_oci_arch
 
     try:
         kind, tag = parse_base(ref)
     except InputError:
         return None
-    layout_dir = cache_dir() / "bases" / f"{kind}-{tag}-{oci_arch()}"
+    layout_dir = cache_dir() / "bases" / f"{kind}-{tag}-{machine_oci_arch()}"
     if not (layout_dir / "index.json").is_file():
         if not (allow_make and make):
             return None  # BuildKit resolves it from its registries
