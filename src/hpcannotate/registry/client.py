@@ -47,7 +47,15 @@ from hpcannotate.registry.auth import (
 )
 from hpcannotate.registry.deadline import DEADLINE_ENV, Watchdog, default_deadline
 from hpcannotate.registry.lean import LeanTransport, TooLarge
-from hpcannotate.registry.transport import ConnectTimeout, CutOff, ReadTimeout, Response, TLSFailure, TransportError
+from hpcannotate.registry.transport import (
+    ConnectTimeout,
+    CutOff,
+    ReadTimeout,
+    Response,
+    TLSFailure,
+    TransportError,
+    loggable,
+)
 
 if TYPE_CHECKING:
     import requests
@@ -479,7 +487,7 @@ class RegistryClient:
                 if attempt >= _retries_for(exc, policy) or time.monotonic() + delay > deadline:
                     raise RegistryError(f"{registry}: cannot reach the registry ({_reason(exc, self.timeout)})") \
                         from None
-                log.debug("%s %s: %s; retrying in %.1f s", method, _loggable(url), type(exc).__name__, delay)
+                log.debug("%s %s: %s; retrying in %.1f s", method, loggable(url), type(exc).__name__, delay)
             else:
                 if resp.status_code not in RETRY_STATUSES or attempt >= policy.retries:
                     return resp
@@ -487,7 +495,7 @@ class RegistryClient:
                 if time.monotonic() + delay > deadline:
                     return resp
                 _discard(resp, self.stats)
-                log.debug("%s %s: HTTP %s; retrying in %.1f s", method, _loggable(url), resp.status_code, delay)
+                log.debug("%s %s: HTTP %s; retrying in %.1f s", method, loggable(url), resp.status_code, delay)
             attempt += 1
             self.stats.retries += 1
             self._sleep(delay)
@@ -516,7 +524,7 @@ class RegistryClient:
         return resp
 
     def _deadline_error(self, method: str, url: str) -> DeadlineError:
-        return DeadlineError(f"{method} {_loggable(url)}: no complete answer within {self.deadline:g} s "
+        return DeadlineError(f"{method} {loggable(url)}: no complete answer within {self.deadline:g} s "
                              f"(the registry is too slow; ${DEADLINE_ENV} sets the limit)")
 
     def _send_watched(self, method: str, url: str, headers: dict, body: Body, read: int | None,
@@ -550,10 +558,10 @@ class RegistryClient:
         except TooLarge:
             raise RegistryError(f"{parts.netloc}: answer larger than {read} bytes") from None
         if resp is None:
-            log.debug("%s %s -> redirect; following it with requests", method, _loggable(url))
+            log.debug("%s %s -> redirect; following it with requests", method, loggable(url))
             return None
         self._count_response(resp)
-        log.debug("%s %s -> %s", method, _loggable(url), resp.status_code)
+        log.debug("%s %s -> %s", method, loggable(url), resp.status_code)
         return resp
 
     def _environment(self, url: str) -> dict:
@@ -706,12 +714,6 @@ def _media_type(content_type: str | None, raw: bytes, ref: Reference) -> str:
     if body_type in ALL_MANIFEST_TYPES:
         return body_type
     raise RegistryError(f"{ref}: unsupported manifest type {media_type or body_type!r} (Docker schema 1?)")
-
-
-def _loggable(url: str) -> str:
-    """A URL without its query (upload state and token-server parameters stay out of logs)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 def _retries_for(exc: BaseException, policy: RetryPolicy) -> int:

@@ -27,6 +27,8 @@ from hpcannotate.registry.transport import (
     ReadTimeout,
     TLSFailure,
     TransportError,
+    loggable,
+    read_limited,
 )
 
 if TYPE_CHECKING:
@@ -142,7 +144,7 @@ def send(client: RegistryClient, session: requests.Session, method: str, url: st
         client._count_request(prepared.method or "?", prepared.path_url, prepared.headers, prepared.body)
         resp = session.send(prepared, timeout=client.timeout, allow_redirects=True, **settings)
         client._count_response(resp)
-        log.debug("%s %s -> %s", method, _loggable(url), resp.status_code)
+        log.debug("%s %s -> %s", method, loggable(url), resp.status_code)
         if resp.status_code >= 300:
             _read_whole(resp, error_limit, client, keep_going=True)
         elif read is not None:
@@ -176,18 +178,15 @@ def _read_whole(resp: requests.Response, limit: int, client: RegistryClient, kee
     ``keep_going``: an error answer keeps its first ``limit`` bytes (its message); a successful one
     that is longer is refused.
     """
-    chunks, size = [], 0
-    for chunk in resp.iter_content(1024 * 1024):
-        size += len(chunk)
-        client.stats.bytes_received += len(chunk)
-        if size > limit:
-            resp.close()
-            if keep_going:
-                chunks.append(chunk[: len(chunk) - (size - limit)])
-                break
+    def count(size: int) -> None:
+        client.stats.bytes_received += size
+
+    body, whole = read_limited(resp.iter_content(1024 * 1024), limit, count)
+    if not whole:
+        resp.close()
+        if not keep_going:
             raise RegistryError(f"{urlsplit(resp.url).netloc}: answer larger than {limit} bytes")
-        chunks.append(chunk)
-    resp._content = b"".join(chunks)  # requests' own cache: resp.content / resp.json() work
+    resp._content = body  # requests' own cache: resp.content / resp.json() work
     resp._content_consumed = True
 
 
@@ -210,8 +209,3 @@ def _prepare(session: requests.Session, method: str, url: str, headers: dict, st
     prepared.prepare(method=method.upper(), url=url, headers=merged, data=stream, auth=_KEEP_HEADERS,
                      hooks=requests.hooks.default_hooks())
     return prepared
-
-
-def _loggable(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"

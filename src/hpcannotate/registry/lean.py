@@ -23,7 +23,7 @@ import select
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from hpcannotate.registry.deadline import Watchdog
@@ -35,6 +35,7 @@ from hpcannotate.registry.transport import (
     ReadTimeout,
     Response,
     TLSFailure,
+    read_limited,
 )
 
 CHUNK = 1024 * 1024
@@ -145,7 +146,7 @@ class LeanTransport:
             connection.request(method, target, body=body, headers=headers)
             answer = connection.getresponse()
             limit = read if answer.status < 300 else min(read, error_limit)
-            body, whole = _read_limited(answer, limit, count_received)  # a HEAD's is empty, and must be read too
+            body, whole = read_limited(_chunks(answer), limit, count_received)  # a HEAD too: its empty body
         except BaseException as exc:
             connected = connection.sock is not None
             self._forget(connection)
@@ -189,21 +190,11 @@ class LeanTransport:
                 del connections[key]
 
 
-def _read_limited(answer: http.client.HTTPResponse, limit: int, count: Callable[[int], None]) -> tuple[bytes, bool]:
-    """The body up to ``limit`` bytes, and whether that was all of it."""
-    chunks, size = [], 0
-    while True:
-        chunk = answer.read(min(CHUNK, limit + 1 - size))
-        if not chunk:
-            if answer.length:  # http.client's sized reads return short instead of raising
-                raise http.client.IncompleteRead(b"".join(chunks), answer.length)
-            return b"".join(chunks), True
-        size += len(chunk)
-        count(len(chunk))
-        if size > limit:
-            chunks.append(chunk[: len(chunk) - (size - limit)])
-            return b"".join(chunks), False
-        chunks.append(chunk)
+def _chunks(answer: http.client.HTTPResponse) -> Iterator[bytes]:
+    while chunk := answer.read(CHUNK):
+        yield chunk
+    if answer.length:  # http.client's sized reads return short instead of raising
+        raise http.client.IncompleteRead(b"", answer.length)
 
 
 def _response(answer: http.client.HTTPResponse, body: bytes, url: str) -> Response:

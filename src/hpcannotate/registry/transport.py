@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from urllib.parse import urlsplit
 
 
 class TransportError(Exception):
@@ -36,6 +37,29 @@ class ReadTimeout(TransportError):
 
 class CutOff(TransportError):
     """The answer stopped in the middle of its body."""
+
+
+def read_limited(chunks: Iterable[bytes], limit: int, count: Callable[[int], None]) -> tuple[bytes, bool]:
+    """A body from its chunks, at most ``limit`` bytes of it, and whether that was all of it.
+
+    Both paths read answers whole where they arrive (inside the request's deadline); ``count``
+    gets each chunk's size for the client's byte count.
+    """
+    kept, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        count(len(chunk))
+        if size > limit:
+            kept.append(chunk[: len(chunk) - (size - limit)])
+            return b"".join(kept), False
+        kept.append(chunk)
+    return b"".join(kept), True
+
+
+def loggable(url: str) -> str:
+    """A URL without its query (upload state and token-server parameters stay out of logs)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 class Headers(MutableMapping):
