@@ -2,17 +2,13 @@
 
 recipe -> facts (recipes/) -> Dockerfile (dockerfile/) -> image (build/, read by image/) -> registry
 (registry/, oci/) -> verdict (verdict/, with host/); model/ is under everything, cli/ over everything.
-docs/architecture.md draws it. Every import counts, in-function ones included.
+docs/architecture.md draws it. Every import counts, in-function ones included (the graph is
+test_import_graph's, which also checks that it has no cycle).
 """
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
-import hpcannotate
-
-ROOT = Path(hpcannotate.__file__).parent
+from tests.test_import_graph import import_graph
 
 # lower imports nothing higher; equal ranks may import each other only within the same package
 RANK = {
@@ -34,43 +30,25 @@ RANK = {
 LEAVES = {"hpcannotate.dockerfile.reader", "hpcannotate.dockerfile.text"}
 
 
-def _modules() -> dict[str, Path]:
-    found = {}
-    for path in ROOT.rglob("*.py"):
-        parts = ("hpcannotate", *path.relative_to(ROOT).with_suffix("").parts)
-        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return found
-
-
-def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names if a.name.startswith("hpcannotate.")}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hpcannotate"):
-            for alias in node.names:  # ``from hpcannotate.x import y``: y may be a module itself
-                full = f"{node.module}.{alias.name}"
-                names.add(full if full in modules else node.module)
-    return {n for n in names if n != "hpcannotate"}
-
-
 def _stage(module: str) -> str:
     return module.split(".")[1]
 
 
 def test_every_top_level_module_and_package_has_a_rank():
-    stages = {_stage(m) for m in _modules() if m != "hpcannotate"}
+    stages = {_stage(m) for m in import_graph() if m != "hpcannotate"}
     assert stages <= set(RANK), f"give these a place in the data flow: {sorted(stages - set(RANK))}"
 
 
 def test_no_stage_imports_a_later_one():
-    modules = _modules()
+    graph = import_graph()
+    # importing a leaf runs its package's __init__ first: free as long as that imports nothing
+    free = LEAVES | {leaf.rpartition(".")[0] for leaf in LEAVES if not graph[leaf.rpartition(".")[0]]}
     backwards = []
-    for module, path in modules.items():
+    for module, imports in graph.items():
         if module == "hpcannotate":
             continue
-        for imported in _imports(path, modules):
-            if imported in LEAVES or _stage(imported) == _stage(module):
+        for imported in imports:
+            if imported == "hpcannotate" or imported in free or _stage(imported) == _stage(module):
                 continue
             if RANK[_stage(imported)] >= RANK[_stage(module)]:
                 backwards.append(f"{module} -> {imported}")
@@ -78,7 +56,7 @@ def test_no_stage_imports_a_later_one():
 
 
 def test_the_leaves_stay_leaves():
-    modules = _modules()
+    graph = import_graph()
     for leaf in LEAVES:
-        heavier = [m for m in _imports(modules[leaf], modules) if RANK[_stage(m)] > RANK["model"]]
+        heavier = [m for m in graph[leaf] if m != "hpcannotate" and RANK[_stage(m)] > RANK["model"]]
         assert not heavier, f"{leaf} must stay a parser any stage can use; it imports {heavier}"
