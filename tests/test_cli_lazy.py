@@ -12,13 +12,16 @@ import pytest
 from hpcannotate.cli import COMMANDS, cli
 
 HEAVY = ("requests", "jinja2", "jsonschema", "easybuild", "hpccm", "yaml", "archspec")
+# What `annotate` needs only on a rarer path: a credential helper (subprocess, shutil), writing an OCI layout
+# (tempfile), a misspelt target (difflib), a configured logging (logging, with traceback and textwrap).
+RARE = ("logging", "traceback", "subprocess", "shutil", "bz2", "lzma", "tempfile", "difflib")
 
 
-def imported_by(*argv: str) -> list[str]:
-    """The heavy modules a real `hpcannotate ARGV` process has imported when it exits."""
+def imported_by(*argv: str, modules: tuple[str, ...] = HEAVY) -> list[str]:
+    """Which of ``modules`` a real `hpcannotate ARGV` process has imported when it exits."""
     code = (
         "import atexit, sys\n"
-        f"atexit.register(lambda: print('HEAVY=' + ','.join(m for m in {HEAVY!r} if m in sys.modules)))\n"
+        f"atexit.register(lambda: print('HEAVY=' + ','.join(m for m in {modules!r} if m in sys.modules)))\n"
         "from hpcannotate.cli import run\n"
         "sys.argv = ['hpcannotate', *sys.argv[1:]]\n"
         "run()\n"
@@ -33,6 +36,22 @@ def imported_by(*argv: str) -> list[str]:
                                   ("keys", "--help"), ("match", "--help"), ("build", "--help")])
 def test_help_imports_no_heavy_module(argv):
     assert imported_by(*argv) == []
+
+
+def test_annotate_on_a_registry_imports_only_what_it_uses(registry):
+    """The whole `annotate` run (read, write, verify, read the tag back) on the real registry."""
+    from hpcannotate.oci import media
+    from hpcannotate.registry import RegistryClient
+
+    ref = f"{registry.host}/startup/imports:one"
+    config = b'{"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}'
+    with RegistryClient() as client:
+        digest = client.push_blob(ref, config)
+        manifest = media.canonical_json({"schemaVersion": 2, "mediaType": media.OCI_MANIFEST, "layers": [],
+                                         "config": {"mediaType": media.OCI_CONFIG, "digest": digest,
+                                                    "size": len(config)}})
+        client.put_manifest(ref, manifest, media.OCI_MANIFEST)
+    assert imported_by("annotate", ref, "--set", "app.version=1", modules=HEAVY + RARE) == []
 
 
 def test_help_imports_no_command_module():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import BinaryIO
@@ -189,6 +188,8 @@ def regular_only(where: str):
     def copy(source: str, dest: str) -> str:
         if not stat.S_ISREG(os.stat(source).st_mode):
             raise InputError(f"{where}: {source} is a special file (FIFO, socket or device), not a regular file")
+        import shutil  # only when copying: shutil pulls in bz2 and lzma
+
         return shutil.copy2(source, dest)
 
     return copy

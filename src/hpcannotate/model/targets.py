@@ -9,8 +9,6 @@ seeds define as: a bare family is ``architecture``, a vendor-neutral level
 
 from __future__ import annotations
 
-import difflib
-
 ARCHITECTURE = "architecture"
 GENERIC_MICRO = "genericMicro"
 MICROARCHITECTURE = "microarchitecture"
@@ -56,5 +54,7 @@ def suggest_target(name: str) -> str | None:
     key = name.replace("_", "").replace("-", "").replace(".", "").lower()
     if key in squashed:
         return squashed[key]
+    import difflib  # only for a misspelt target's suggestion
+
     close = difflib.get_close_matches(name.lower(), candidates, n=1, cutoff=0.75)
     return close[0] if close else None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +47,8 @@ def file_mode() -> int:
 
 def _mkstemp(directory: Path, mode: int) -> tuple[int, str]:
     """A temporary file in ``directory`` with ``mode`` (an ordinary new file's, not mkstemp's 0600)."""
+    import tempfile  # only when writing a layout: it pulls in random and shutil
+
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         os.fchmod(fd, mode)

@@ -14,11 +14,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,9 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hpcannotate.errors import HpcAnnotateError, InputError
+from hpcannotate.registry import transport
 from hpcannotate.registry.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, Reference
-
-log = logging.getLogger("hpcannotate.registry")
 
 # The key docker uses for Docker Hub in config.json and when it asks a credential helper.
 DOCKER_HUB_SERVER_URL = "https://index.docker.io/v1/"
@@ -225,6 +221,9 @@ def run_credential_helper(
 
     Its output is never echoed (it holds the secret): failures name the helper and the exit status.
     """
+    import shutil  # only when a helper is configured: every other command starts without them
+    import subprocess
+
     env = dict(os.environ if env is None else env)
     name = f"docker-credential-{helper}"
     exe = shutil.which(name, path=env.get("PATH"))
@@ -442,7 +441,7 @@ class Authenticator:
             raise AuthenticationError(f"{ref.registry}: bearer challenge without a realm", 401)
         service = challenge.params.get("service")
         self.token_requests += 1
-        log.debug("token request to %s for %s", realm, " ".join(scopes))
+        transport.debug("token request to %s for %s", realm, " ".join(scopes))
         if creds and creds.identity_token:
             reply = self._send("POST", realm, {}, {}, _refresh_form(service, scopes, creds))
         else:

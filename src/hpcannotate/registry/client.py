@@ -17,7 +17,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import json
-import logging
 import os
 import random
 import socket
@@ -33,6 +32,7 @@ from urllib.parse import urlencode, urljoin, urlsplit
 from hpcannotate.errors import InputError
 from hpcannotate.files import open_regular
 from hpcannotate.oci.media import ALL_MANIFEST_TYPES, MANIFEST_LIMIT, sha256_digest
+from hpcannotate.registry import transport
 from hpcannotate.registry.auth import (
     AuthenticationError,
     Authenticator,
@@ -47,6 +47,7 @@ from hpcannotate.registry.auth import (
 )
 from hpcannotate.registry.deadline import DEADLINE_ENV, Watchdog, default_deadline
 from hpcannotate.registry.lean import LeanTransport, TooLarge
+from hpcannotate.registry.reference import Reference, is_loopback, parse_reference
 from hpcannotate.registry.transport import (
     ConnectTimeout,
     CutOff,
@@ -59,9 +60,6 @@ from hpcannotate.registry.transport import (
 
 if TYPE_CHECKING:
     import requests
-from hpcannotate.registry.reference import Reference, is_loopback, parse_reference
-
-log = logging.getLogger("hpcannotate.registry")
 
 MANIFEST_ACCEPT = ", ".join(ALL_MANIFEST_TYPES)
 CHUNK = 1024 * 1024
@@ -180,7 +178,7 @@ class RegistryClient:
         self._settings_cache: dict[tuple[str, str], dict] = {}
         self.auth = Authenticator(self._token_send, self._find_credentials)
         if insecure:
-            log.warning("TLS certificate verification is off (insecure requested)")
+            transport.warning("TLS certificate verification is off (insecure requested)")
 
     def __repr__(self) -> str:
         return f"RegistryClient(plain_http={self.plain_http}, verify={self.verify!r}, stats={self.stats.as_dict()})"
@@ -487,7 +485,7 @@ class RegistryClient:
                 if attempt >= _retries_for(exc, policy) or time.monotonic() + delay > deadline:
                     raise RegistryError(f"{registry}: cannot reach the registry ({_reason(exc, self.timeout)})") \
                         from None
-                log.debug("%s %s: %s; retrying in %.1f s", method, loggable(url), type(exc).__name__, delay)
+                transport.debug("%s %s: %s; retrying in %.1f s", method, loggable(url), type(exc).__name__, delay)
             else:
                 if resp.status_code not in RETRY_STATUSES or attempt >= policy.retries:
                     return resp
@@ -495,7 +493,7 @@ class RegistryClient:
                 if time.monotonic() + delay > deadline:
                     return resp
                 _discard(resp, self.stats)
-                log.debug("%s %s: HTTP %s; retrying in %.1f s", method, loggable(url), resp.status_code, delay)
+                transport.debug("%s %s: HTTP %s; retrying in %.1f s", method, loggable(url), resp.status_code, delay)
             attempt += 1
             self.stats.retries += 1
             self._sleep(delay)
@@ -558,10 +556,10 @@ class RegistryClient:
         except TooLarge:
             raise RegistryError(f"{parts.netloc}: answer larger than {read} bytes") from None
         if resp is None:
-            log.debug("%s %s -> redirect; following it with requests", method, loggable(url))
+            transport.debug("%s %s -> redirect; following it with requests", method, loggable(url))
             return None
         self._count_response(resp)
-        log.debug("%s %s -> %s", method, loggable(url), resp.status_code)
+        transport.debug("%s %s -> %s", method, loggable(url), resp.status_code)
         return resp
 
     def _environment(self, url: str) -> dict:

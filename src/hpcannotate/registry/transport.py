@@ -11,8 +11,30 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from urllib.parse import urlsplit
+
+LOGGER = "hpcannotate.registry"
+
+
+def debug(message: str, *args: object) -> None:
+    """A debug line of the registry client, for an application that configured ``logging``.
+
+    Why not a module-level logger: importing ``logging`` (with traceback and textwrap) is a tenth of a
+    short command's own start-up, and until something has imported and configured it no handler
+    exists that would print a debug line (Python's last-resort handler shows warnings and above).
+    """
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger(LOGGER).debug(message, *args)
+
+
+def warning(message: str, *args: object) -> None:
+    """A warning of the registry client: always reaches ``logging`` (stderr unless configured)."""
+    import logging
+
+    logging.getLogger(LOGGER).warning(message, *args)
 
 
 class TransportError(Exception):
