@@ -23,15 +23,16 @@ from hpcannotate.dockerfile.reader import base_images
 from hpcannotate.dockerfile.render import RenderedContext, render_variant, warn_all
 from hpcannotate.errors import HpcAnnotateError, InputError
 from hpcannotate.model.annotations import Annotations
-from hpcannotate.model.catalogue import OCI_PREFIX
+from hpcannotate.model.catalogue import OCI_PREFIX, catalogue
 from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.model.keynames import APP_VERSION, HARDWARE_CPU_OPTIMIZED_VERSION, TOOLS_INCLUDES
 from hpcannotate.model.provenance import Layer
-from hpcannotate.model.targets import family_of
+from hpcannotate.model.targets import family_of, is_target
 from hpcannotate.oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry, first_not_baseline
-from hpcannotate.oci.media import OCI_INDEX
+from hpcannotate.oci.media import OCI_INDEX, canonical_json
 from hpcannotate.recipes.recipedir import RecipeDir, load_recipe_dir
 from hpcannotate.registry.platform import platform_for
+from hpcannotate.registry.reference import parse_reference
 
 if TYPE_CHECKING:
     from hpcannotate.registry.repository import ImageRepository
@@ -128,7 +129,6 @@ def explicit_tag(ref: str) -> bool:
 
 def registry_destination(ref: str, options: BuildOptions, default_tag: str = "latest") -> Destination:
     """``--push REF``: REF's own tag, else ``default_tag`` (the version)."""
-    from hpcannotate.registry.reference import parse_reference
     from hpcannotate.registry.repository import open_repository
 
     reference = parse_reference(ref)
@@ -251,8 +251,6 @@ def probe_target(reference: str, context: RenderedContext, options: BuildOptions
 def write_post_build(store: ImageRepository, tag: str, annotations: Annotations, aliases: bool = False):
     """Post-build annotations (probe values; dropping the empty ``base.digest`` buildah writes for
     FROM scratch) written into the manifest in place: same config and layers, no blob upload."""
-    from hpcannotate.oci.media import canonical_json
-
     manifest = store.get(tag)
     data = manifest.json()
     current = data.get("annotations") or {}
@@ -284,8 +282,6 @@ def verify(store: ImageRepository, index_ref: str, expected: dict[str, dict[str,
                                    f"did not arrive intact ({len(missing)} in all)")
         labels = json.loads(store.config(manifest["config"]["digest"])).get("config", {}).get("Labels") or {}
         # labels are the recipe's values; post-build (probe) values live in the manifest only
-        from hpcannotate.model.catalogue import catalogue
-
         wrong = [k for k, v in want.items() if k.startswith(P) and k in labels and labels.get(k) != v
                  and catalogue().canonical(k) not in probed.get(target, ())]  # an alias follows its key
         if wrong:
@@ -316,7 +312,6 @@ def plan(
     options = options or BuildOptions()
     recipe_dir = load_recipe_dir(path)
     chosen = recipe_dir.variant(variant)
-    from hpcannotate.model.targets import is_target
 
     wanted = list(targets or chosen.targets)
     for target in wanted:

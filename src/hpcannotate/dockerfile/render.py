@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpcannotate import console
-from hpcannotate.dockerfile.reader import final_base
+from hpcannotate.dockerfile.reader import final_base, parse_pairs, words
 from hpcannotate.dockerfile.reader import parse as parse_dockerfile
 from hpcannotate.dockerfile.text import exec_form, label_pair, quote, representable
 from hpcannotate.errors import InputError
@@ -142,10 +142,8 @@ def _copy_local_sources(body: str, recipe_dir: Path, context: Path, where: str) 
 
     Sources must stay inside the recipe directory; URLs and ``--from`` copies need nothing here.
     """
-    from hpcannotate.dockerfile.reader import parse, words
-
     root = recipe_dir.resolve()
-    for stage in parse(body, where).stages:
+    for stage in parse_dockerfile(body, where).stages:
         for instruction in [*stage.all("COPY"), *stage.all("ADD")]:
             if instruction.flag("from") is not None or instruction.heredocs:
                 continue
@@ -267,8 +265,6 @@ def _check_env(env: EnvSpec, config: Path) -> None:
 
 def _final_env_dirs(body: str, where: str) -> dict[str, tuple[str, ...]]:
     """Directories the final stage's ENV instructions put in PATH and LD_LIBRARY_PATH."""
-    from hpcannotate.dockerfile.reader import parse_pairs
-
     try:
         stage = parse_dockerfile(body, where).final
     except (InputError, ValueError, IndexError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from hpcannotate.model.versions import COMMIT, RELEASE_VERSION, is_release_version  # noqa: F401 - the adapters read them here
+from hpcannotate.model.versions import COMMIT, RELEASE_VERSION, is_release_version, release_key, version_key  # noqa: F401 - the adapters read them here
 
 
 def mpi_abi_version(implementation: str, version: str | None) -> str | None:
@@ -18,8 +18,6 @@ def mpi_abi_version(implementation: str, version: str | None) -> str | None:
     MPICH 3.1+, MVAPICH2 2.0+, Intel MPI 5.0+ and Cray MPICH 7+ share the MPICH
     ABI (libmpi.so.12); Open MPI 3.0 and newer ship libmpi.so.40.
     """
-    from hpcannotate.model.versions import release_key, version_key
-
     if not version:
         return None
     v = release_key(version, 3)  # (major, minor, patch): only the digits of a release say anything

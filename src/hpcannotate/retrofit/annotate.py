@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpcannotate.errors import HpcAnnotateError, InputError
-from hpcannotate.model.annotations import Annotations, Problem
+from hpcannotate.model.annotations import LAYOUT_ONLY_KEYS, Annotations, Problem
 from hpcannotate.model.catalogue import catalogue
 from hpcannotate.model.provenance import Layer, Provenance
 from hpcannotate.oci.index import COMPLETE_KEY, descriptor_annotations
@@ -349,8 +349,6 @@ def rewrite_image(old: Manifest, change: AnnotationChange, *, convert: bool, whe
 def _relabel(repo: ImageRepository, data: Mapping, change: AnnotationChange,
              where: str) -> tuple[bytes | None, list[KeyChange]]:
     """The config with ``change`` made to its labels (None when they already say it), and the label diff."""
-    from hpcannotate.model.annotations import LAYOUT_ONLY_KEYS
-
     config = _config(repo, data, where)
     inner = config.get("config")
     if inner is None:

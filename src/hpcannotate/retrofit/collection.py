@@ -33,7 +33,7 @@ from hpcannotate import console
 from hpcannotate.errors import HpcAnnotateError, InputError
 from hpcannotate.model.annotations import Problem
 from hpcannotate.model.catalogue import OCI_PREFIX, SUPERCONTAINERS_PREFIX, is_managed
-from hpcannotate.model.inputs import check_key
+from hpcannotate.model.inputs import check_key, load_structured
 from hpcannotate.model.provenance import Layer, Provenance
 from hpcannotate.oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry
 from hpcannotate.oci.media import INDEX_TYPES, OCI_INDEX, sha256_digest
@@ -85,8 +85,6 @@ class Collection:
 
 def load_collection(path: str | Path) -> Collection:
     """Read and validate a collection YAML; every error names the file and the place in it."""
-    from hpcannotate.model.inputs import load_structured
-
     return parse_collection(load_structured(path, "MetaHub collection"), str(path))
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from hpcannotate.errors import InputError
+from hpcannotate.errors import HpcAnnotateError, InputError
 from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.model.keynames import (
     CONTAINER_ENTRYPOINT_PROFILE,
@@ -451,7 +451,6 @@ LOCAL_PREFIXES = ("oci:", "oci-archive:", "docker-archive:")
 def check_reference(ref: str, transport: Transport | None = None, layers: bool | None = None) -> CheckReport:
     """Check every image of ``ref`` from its manifests and configs; with ``layers`` (default: for local
     images, a layout or an archive) its layers are read too, for what /etc/profile does."""
-    from hpcannotate.errors import HpcAnnotateError
     from hpcannotate.image.read import Transport, image_config, read_one
 
     transport = transport or Transport()

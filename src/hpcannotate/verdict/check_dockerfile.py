@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from hpcannotate.dockerfile.reader import Dockerfile, Instruction, Stage, parse, parse_pairs, substitute
 from hpcannotate.errors import InputError
+from hpcannotate.model.catalogue import catalogue
 from hpcannotate.model.inputs import read_text
 from hpcannotate.verdict.check import (
     TARGET,
@@ -252,8 +253,6 @@ def check_dockerfile(path: Path, context: Path) -> CheckReport:
 
 
 def annotations_key(name: str) -> str:
-    from hpcannotate.model.catalogue import catalogue
-
     return catalogue().canonical(name)
 
 

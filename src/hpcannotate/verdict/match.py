@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from hpcannotate.model import keynames as keys
 from hpcannotate.model.catalogue import catalogue
+from hpcannotate.model.knowledge import policy
 from hpcannotate.model.versions import version_key
 from hpcannotate.verdict.cpu import cpu_fit, simd_width
 from hpcannotate.verdict.reasons import (
@@ -420,8 +421,6 @@ def assess(values: Mapping[str, str], fp: Fingerprint, platform: dict | None = N
 
     ``cache``: a dict kept across calls for the same ``fp`` (``rank_entries`` passes one).
     """
-    from hpcannotate.model.knowledge import policy
-
     rules = policy()
     values = _plain(values)
     reasons = _annotations(values, problems) + _cpu(values, fp, platform, cache)

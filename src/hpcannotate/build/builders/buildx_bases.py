@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpcannotate.build.builders.base import BuildOptions
+from hpcannotate.build.builders.buildah import BuildahBuilder
 from hpcannotate.errors import HpcAnnotateError, InputError
 from hpcannotate.model.annotations import Annotations
 
@@ -108,7 +109,6 @@ def made_base(ref: str, allow_make: bool, make: bool) -> LocalBase | None:
 
 def store_base(ref: str, options: BuildOptions, into: Path) -> LocalBase | None:
     """An image in buildah's store (``--root``... or the default), exported to an OCI layout."""
-    from hpcannotate.build.builders.buildah import BuildahBuilder
     from hpcannotate.oci.layout import OciLayout
 
     if shutil.which("buildah") is None:
