@@ -30,6 +30,8 @@ from hpcannotate.recipes.recipedir import EnvSpec, _schema, _schema_file, load_r
 
 DATA = Path(__file__).parent / "data"
 
+# Samples of the built-in formats. A format added later (a folder and one line in FORMATS) brings its own
+# tests: nothing here lists every format, so adding one leaves these tests as they are.
 SAMPLES = {
     "dockerfile": [DATA / "recipedirs" / "hello" / "hello.Dockerfile",
                    DATA / "recipedirs" / "hostfit" / "fit.Dockerfile"],
@@ -39,14 +41,19 @@ SAMPLES = {
 }
 
 
-def test_the_registry_holds_the_formats_in_a_fixed_order():
-    assert formats.names() == ["dockerfile", "hpccm", "spack", "easybuild"]
-    assert formats.inferable() == ["hpccm", "spack", "easybuild"]  # dockerfile values are declared
+BUILT_IN = ["dockerfile", "hpccm", "spack", "easybuild"]
+
+
+def test_the_registry_holds_the_built_in_formats_first_in_a_fixed_order():
+    assert formats.names()[:len(BUILT_IN)] == BUILT_IN
+    assert [name for name in formats.inferable() if name in BUILT_IN] == ["hpccm", "spack", "easybuild"]
+    assert "dockerfile" not in formats.inferable()  # its values are declared in hpcannotate.yaml
 
 
 @pytest.mark.parametrize("name", list(SAMPLES))
 def test_every_format_detects_its_own_samples_and_no_other_does(name):
-    assert set(SAMPLES) == set(formats.names())
+    """Every registered format is asked, so a format added later that claims a built-in's recipes fails here."""
+    assert set(SAMPLES) == set(BUILT_IN)
     for path in SAMPLES[name]:
         assert path.is_file(), path
         claimed = [other for other in formats.names() if formats.get(other).detect(path)]
@@ -80,7 +87,7 @@ def test_every_doc_key_and_default_base_is_usable():
 
 
 def test_an_unknown_format_is_one_clear_error():
-    with pytest.raises(InputError, match=r"unknown recipe format 'nope' \(one of: hpccm, spack, easybuild\)"):
+    with pytest.raises(InputError, match=r"unknown recipe format 'nope' \(one of: dockerfile, hpccm, spack, easybuild"):
         formats.get("nope")
 
 
@@ -101,7 +108,7 @@ class ToyFormat(RecipeFormat):
 
     def infer(self, path: Path, options: InferOptions) -> Inference:
         inference = Inference(self.name, path)
-        inference.set(BUILD_RECIPE_FORMAT, "dockerfile", note="the toy format renders to a Dockerfile")
+        inference.set(BUILD_RECIPE_FORMAT, self.name)
         for number, line in enumerate(path.read_text().splitlines(), 1):
             match = TOY_LINE.match(line)
             if match and match[1] in ("app", "version"):
@@ -137,6 +144,7 @@ def test_a_registered_toy_format_is_detected_and_inferred(toy, tmp_path):
     assert detect_format(recipe) == "toy" and formats.detect(recipe) == "toy"
     inference = infer(recipe, InferOptions(target="zen3"))
     assert inference.format == "toy"
+    assert inference.annotations.get(BUILD_RECIPE_FORMAT) == "toy" and not inference.warnings
     assert inference.annotations.get(APP_NAME) == "hello"
     assert inference.annotations.entry(APP_VERSION).provenance.describe() == f"recipe {recipe}:2 (version = 1.2)"
     assert inference.annotations.get(HARDWARE_CPU_OPTIMIZED_VERSION) == "zen3"
@@ -151,6 +159,7 @@ def test_a_registered_toy_format_is_rendered(toy, tmp_path):
     assert "FROM busybox\nRUN mkdir -p /opt/hello/bin\n" in text
     assert 'ENV PATH="/opt/hello/bin:${PATH}"' in text
     assert context.annotations.get(APP_NAME) == "hello"
+    assert context.annotations.get(BUILD_RECIPE_FORMAT) == "toy"  # any registered name is a valid value
     saved = json.loads((tmp_path / "ctx" / "annotations.json").read_text())
     assert saved["annotations"][APP_VERSION] == "1.2"
 

@@ -1,11 +1,11 @@
 """The recipe formats hpcannotate reads and renders, registered in one place.
 
-``FORMATS`` maps a format's name to its ``RecipeFormat`` (see ``base.py``), in the order formats are
+``FORMATS`` maps a format's name to its ``RecipeFormat`` (see ``plugin.py``), in the order formats are
 tried when a file is detected and listed in messages. The CLI's ``--format`` choices and the
-``format:`` enum of ``data/recipedir.schema.yaml`` are read from it, so adding a format is: write
-``formats/<name>.py`` with a ``RecipeFormat`` subclass (and its adapter in ``adapters/`` when it
-infers annotations), then add one line to ``FORMATS`` below. ``register`` does the same at run time
-(for a plugin, or a test).
+``format:`` enum of ``data/recipedir.schema.yaml`` are read from it, and ``build.recipe.format`` takes
+any format's name, so adding a format is: a folder ``recipes/<name>/`` with a ``plugin.py`` holding a
+``RecipeFormat`` subclass (and its adapter beside it when it infers annotations), then one line in
+``FORMATS`` below. ``register`` does the same at run time (for a plugin, or a test).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def get(name: str) -> RecipeFormat:
     try:
         return FORMATS[name]
     except KeyError:
-        raise InputError(f"unknown recipe format {name!r} (one of: {', '.join(inferable())})") from None
+        raise InputError(f"unknown recipe format {name!r} (one of: {', '.join(names())})") from None
 
 
 def names() -> list[str]:

@@ -1,7 +1,7 @@
 """The interface every recipe format implements, so that adding a format is one module.
 
 A format says how to recognise its recipes (``detect``), how to read annotations from one
-(``infer``: through its adapter in ``hpcannotate.recipes.adapters``), how to turn one variant into the
+(``infer``: through the adapter in the format's own folder, ``adapter_class``), how to turn one variant into the
 recipe's own Dockerfile stages (``render``), which key embeds the recipe as documentation
 (``doc_key``) and which base images it builds on by default. Everything that used to ask
 ``if format == "spack"`` asks the format instead (see ``hpcannotate.recipes.formats`` for the registry).

@@ -26,6 +26,7 @@ from hpcannotate.errors import InputError
 from hpcannotate.files import read_head
 from hpcannotate.model.catalogue import catalogue, is_managed
 from hpcannotate.recipes.base import MODE_KEY, TARGET_KEY, Adapter, Inference, InferOptions, apply_target
+from hpcannotate.recipes.baseimage import os_from_image
 from hpcannotate.recipes.facts import (
     App,
     BaseOs,
@@ -268,16 +269,6 @@ def arch_family(base: Block) -> str | None:
         return "aarch64"
     if "ppc64le" in image:
         return "ppc64le"
-    return None
-
-
-def os_from_image(image: str) -> tuple[str, str] | None:
-    """(ID, VERSION_ID) of /etc/os-release where the image name says both exactly."""
-    for pattern, name in ((r"ubuntu:?([0-9]{2}\.[0-9]{2})", "ubuntu"), (r"centos:?([0-9]+)(?![.0-9])", "centos"),
-                          (r"debian:?([0-9]+)(?![.0-9])", "debian")):
-        match = re.search(pattern, image)
-        if match:
-            return name, match.group(1)
     return None
 
 
