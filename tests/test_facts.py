@@ -96,3 +96,18 @@ def test_the_cross_check_compares_facts_with_their_sources():
     (conflict,) = cross_check(recipe, other)
     assert (conflict.key, conflict.recipe, conflict.image) == (MPI_VERSION, "4.1", "3.4.1")
     assert conflict.recipe_source == HERE.describe() and conflict.image_source == image_here.describe()
+
+
+def test_every_typed_fact_crosses_a_process_boundary_unchanged():
+    """A worker sends its facts as JSON (to_wire); the parent rebuilds them (from_wire) with its own file."""
+    import json
+
+    sent = Provenance(Layer.RECIPE, None, 7, "a fragment", None)
+    base = Provenance(Layer.RECIPE, "/r/Tool-1.0.eb")
+    for cls in facts.TYPED:
+        fact = cls(**{name: Sourced(f"{name}-1", sent) for name in cls.KEYS})
+        back = facts.from_wire(json.loads(json.dumps(facts.to_wire(fact))), base)
+        assert back == cls(**{name: Sourced(f"{name}-1", Provenance(Layer.RECIPE, "/r/Tool-1.0.eb", 7, "a fragment"))
+                              for name in cls.KEYS})
+    with pytest.raises(facts.WireError, match="unknown fact kind 'Other'"):
+        facts.from_wire({"kind": "Other", "values": {"value": {}}}, base)
