@@ -183,8 +183,40 @@ class Other(Fact):
         return replace(self, value=None) if self.key in set(keys) else self
 
 
+@dataclass(slots=True)
+class Shell(Fact):
+    """The shells of the image, root's login shell first (the image probe reads them)."""
+
+    KEYS: ClassVar[dict[str, str]] = {"implementation": k.SHELL_IMPLEMENTATION}
+    implementation: Sourced | None = None
+
+
+@dataclass(slots=True)
+class Tools(Fact):
+    """The tools with a command on the image's PATH."""
+
+    KEYS: ClassVar[dict[str, str]] = {"includes": k.TOOLS_INCLUDES}
+    includes: Sourced | None = None
+
+
+@dataclass(slots=True)
+class SearchPath(Fact):
+    """Directories on the image's PATH that exist and are empty (``path.extra``)."""
+
+    KEYS: ClassVar[dict[str, str]] = {"extra": k.PATH_EXTRA}
+    extra: Sourced | None = None
+
+
+@dataclass(slots=True)
+class Kernel(Fact):
+    """The kernel the user land's headers are for (``kernel.version``)."""
+
+    KEYS: ClassVar[dict[str, str]] = {"version": k.KERNEL_VERSION}
+    version: Sourced | None = None
+
+
 TYPED: tuple[type[Fact], ...] = (App, Mpi, Compiler, Cuda, Rocm, CpuTarget, BaseOs, Libc, Fabric, Nccl, Python,
-                                 Recipe)
+                                 Recipe, Shell, Tools, SearchPath, Kernel)
 # full key -> (fact class, field)
 FIELD_OF: dict[str, tuple[type[Fact], str]] = {key: (cls, name) for cls in TYPED for name, key in cls.KEYS.items()}
 
