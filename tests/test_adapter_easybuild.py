@@ -385,6 +385,7 @@ def test_a_forged_fact_from_an_easyconfig_is_its_error(tmp_path):
     (result,) = adapter("easybuild").infer_many([path], InferOptions())
     assert isinstance(result, InputError)
     assert str(result).startswith(f"{path}: ") and "the evaluation's reply is malformed" in str(result)
+    assert result.detail == "unknown fact kind 'Bogus'"  # shown with --debug
 
 
 def test_bad_files_do_not_stop_the_batch(own):

@@ -64,7 +64,7 @@ class EasyBuildAdapter(Adapter):
 
     def _inference(self, path: Path, reply: dict, options: InferOptions) -> Inference | HpcAnnotateError:
         if "error" in reply:
-            return InputError(f"{path}: {reply['error']}")
+            return InputError(f"{path}: {reply['error']}", reply.get("detail"))
         inference = Inference(self.name, path)
         for fact in reply["facts"]:  # rebuilt and checked by _checked; the file is the one we asked about
             inference.add(fact.spelled_short())
@@ -120,14 +120,17 @@ def _run_chunk(paths: list[str], options: InferOptions) -> list[dict]:
     what = paths[0] if len(paths) == 1 else f"a batch of {len(paths)} easyconfigs"
     limit = backstop_timeout(options, len(paths))
     started = time.monotonic()
+    replied = False
     try:
         reply = run_isolated(f"{WORKER}:evaluate_batch", payload, timeout=limit, what=what,
                              reads=_trees(payload["paths"]) + robot_paths, writes=[progress])
+        replied = True
         return _checked(reply, paths, what)
     except IsolatedError as exc:
         hung = time.monotonic() - started >= limit
         reason = str(exc).removeprefix(f"{what}: ")
-        return _recover(paths, options, progress, reason, hung)
+        detail = exc.detail if replied else None  # what is wrong with a malformed reply, for --debug
+        return _recover(paths, options, progress, reason, hung, detail)
     finally:
         os.unlink(progress)
 
@@ -155,7 +158,7 @@ def _checked(reply: object, paths: list[str], what: str) -> list[dict]:
     checked = []
     for path, item in zip(paths, results, strict=True):
         if isinstance(item, dict) and isinstance(item.get("error"), str):
-            checked.append(item)
+            checked.append({"error": item["error"]})
             continue
         try:
             checked.append(_facts_reply(item, path))
@@ -184,22 +187,25 @@ def _text(value: object) -> bool:
     return isinstance(value, str) and len(value) <= MAX_WIRE_TEXT
 
 
-def _recover(paths: list[str], options: InferOptions, progress: str, reason: str, hung: bool) -> list[dict]:
-    """A worker crashed or hung: blame the easyconfig it was on, evaluate the others again.
+def _recover(paths: list[str], options: InferOptions, progress: str, reason: str, hung: bool,
+             detail: str | None = None) -> list[dict]:
+    """A worker crashed, hung or replied malformed: blame the easyconfig it was on, evaluate the others again.
 
     A crash is the current file's doing; a hang only when that file has run for its whole timeout
     (otherwise the batch was merely slow and every file gets another chance in a smaller batch).
+    ``detail`` (what is wrong with a malformed reply) goes with the blamed file's error, for --debug.
     """
     index, since = _read_progress(progress)
+    error = {"error": reason, "detail": detail} if detail else {"error": reason}
     if index is None or index >= len(paths):
-        return [{"error": reason}] * len(paths)  # died before the first easyconfig: a broken installation
+        return [error] * len(paths)  # died before the first easyconfig: a broken installation
     if hung:
-        reason = f"evaluation did not finish within {options.timeout:g} s (raise it with --timeout)"
+        error = {"error": f"evaluation did not finish within {options.timeout:g} s (raise it with --timeout)"}
         guilty = len(paths) == 1 or time.time() - since >= options.timeout
     else:
         guilty = True
     before = _run_chunk(paths[:index], options) if index else []
-    current = [{"error": reason}] if guilty else _run_chunk([paths[index]], options)
+    current = [error] if guilty else _run_chunk([paths[index]], options)
     after = _run_chunk(paths[index + 1:], options) if index + 1 < len(paths) else []
     return before + current + after
 
