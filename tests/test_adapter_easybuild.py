@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from hpcannotate.errors import HpcAnnotateError, InputError
+from hpcannotate.errors import HpcAnnotateError, InputError, IsolatedError
+from hpcannotate.model.provenance import Layer, Provenance
 from hpcannotate.recipes.adapters import adapter
 from hpcannotate.recipes.base import Inference, InferOptions
 from hpcannotate.recipes.easybuild import adapter as eb
 from hpcannotate.recipes.easybuild.evaluate import easyconfig_stem, installed_easyconfigs, tree_root
+from hpcannotate.recipes.facts import MAX_WIRE_TEXT, Mpi
 
 P = "org.supercontainers."
 DATA = Path(__file__).parent / "data" / "easybuild"
@@ -334,6 +336,56 @@ def test_bad_easyconfig_is_one_line_naming_the_file(own, name):
     assert message.startswith(str(DATA / name) + ": ")
     assert BAD[name] in message
     assert "\n" not in message and "Traceback" not in message
+
+
+GOOD_VALUE = {"value": "4.1.5", "line": 3, "fragment": "toolchain = foss/2023a", "note": None}
+FORGED_FACTS = {
+    "unknown kind": {"kind": "Bogus", "values": {"version": GOOD_VALUE}},
+    "kind not text": {"kind": ["Mpi"], "values": {"version": GOOD_VALUE}},
+    "unknown field": {"kind": "Mpi", "values": {"flavour": GOOD_VALUE}},
+    "no values": {"kind": "Mpi", "values": {}},
+    "value not text": {"kind": "Mpi", "values": {"version": {**GOOD_VALUE, "value": 4}}},
+    "line not a number": {"kind": "Mpi", "values": {"version": {**GOOD_VALUE, "line": True}}},
+    "fragment not text": {"kind": "Mpi", "values": {"version": {**GOOD_VALUE, "fragment": {"a": 1}}}},
+    "extra key": {"kind": "Mpi", "values": {"version": {**GOOD_VALUE, "file": "/etc/passwd"}}},
+    "oversized value": {"kind": "App", "values": {"name": {**GOOD_VALUE, "value": "x" * (MAX_WIRE_TEXT + 1)}}},
+    "oversized note": {"kind": "App", "values": {"name": {**GOOD_VALUE, "note": "x" * (MAX_WIRE_TEXT + 1)}}},
+    "not a fact": ["Mpi", "version", "4.1.5"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGED_FACTS))
+def test_a_forged_fact_is_a_malformed_reply(name):
+    """The worker's reply is untrusted (the easyconfig's code ran there): a fact not of facts.to_wire's form
+    is the batch's one-line error, what is wrong only in its detail (--debug)."""
+    reply = {"results": [{"facts": [FORGED_FACTS[name]], "missing": [], "warnings": []}]}
+    with pytest.raises(IsolatedError) as caught:
+        eb._checked(reply, ["/x/Forger-1.0.eb"], "/x/Forger-1.0.eb")
+    assert str(caught.value) == ("/x/Forger-1.0.eb: the evaluation's reply is malformed (a result is neither facts "
+                                 "nor an error); did an easyconfig write to the worker's output?")
+    assert caught.value.detail and "\n" not in caught.value.detail
+
+
+def test_a_genuine_fact_reply_is_rebuilt_with_the_file_asked_about():
+    reply = {"results": [{"facts": [{"kind": "Mpi", "values": {"version": GOOD_VALUE}}],
+                          "missing": [[P + "mpi.abi.version", "why"]], "warnings": ["w"]}]}
+    ((result),) = eb._checked(reply, ["/x/./Tool-1.0.eb"], "/x/Tool-1.0.eb")
+    (fact,) = result["facts"]
+    assert isinstance(fact, Mpi) and fact.version.value == "4.1.5" and fact.implementation is None
+    assert fact.version.provenance == Provenance(Layer.RECIPE, "/x/Tool-1.0.eb", 3, "toolchain = foss/2023a")
+    assert result["missing"] == [[P + "mpi.abi.version", "why"]] and result["warnings"] == ["w"]
+
+
+def test_a_forged_fact_from_an_easyconfig_is_its_error(tmp_path):
+    forged = json.dumps({"result": {"results": [{"facts": [FORGED_FACTS["unknown kind"]], "missing": [],
+                                                 "warnings": []}]}})
+    path = tmp_path / "Forger-1.0.eb"
+    path.write_text("import os\nname = 'Forger'\nversion = '1.0'\nhomepage = 'x'\ndescription = 'x'\n"
+                    f"toolchain = SYSTEM\nos.write(1, b'\\n' + {forged.encode()!r} + b'\\n')\nos._exit(0)\n")
+    (result,) = adapter("easybuild").infer_many([path], InferOptions())
+    assert isinstance(result, InputError)
+    assert str(result).startswith(f"{path}: ") and "the evaluation's reply is malformed" in str(result)
+    assert result.detail == "unknown fact kind 'Bogus'"  # shown with --debug
 
 
 def test_bad_files_do_not_stop_the_batch(own):

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hpcannotate.image.probe.crosscheck import cross_check
 from hpcannotate.model.annotations import Annotations
@@ -96,3 +98,45 @@ def test_the_cross_check_compares_facts_with_their_sources():
     (conflict,) = cross_check(recipe, other)
     assert (conflict.key, conflict.recipe, conflict.image) == (MPI_VERSION, "4.1", "3.4.1")
     assert conflict.recipe_source == HERE.describe() and conflict.image_source == image_here.describe()
+
+
+def test_every_typed_fact_crosses_a_process_boundary_unchanged():
+    """A worker sends its facts as JSON (to_wire); the parent rebuilds them (from_wire) with its own file."""
+    import json
+
+    sent = Provenance(Layer.RECIPE, None, 7, "a fragment", None)
+    base = Provenance(Layer.RECIPE, "/r/Tool-1.0.eb")
+    for cls in facts.TYPED:
+        fact = cls(**{name: Sourced(f"{name}-1", sent) for name in cls.KEYS})
+        back = facts.from_wire(json.loads(json.dumps(facts.to_wire(fact))), base)
+        assert back == cls(**{name: Sourced(f"{name}-1", Provenance(Layer.RECIPE, "/r/Tool-1.0.eb", 7, "a fragment"))
+                              for name in cls.KEYS})
+    with pytest.raises(facts.WireError, match="unknown fact kind 'Other'"):
+        facts.from_wire({"kind": "Other", "values": {"value": {}}}, base)
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                     max_leaves=12)
+_NEAR_VALUE = st.fixed_dictionaries({"value": _JSON, "line": _JSON, "fragment": _JSON, "note": _JSON})
+_NEAR_FACT = st.fixed_dictionaries({
+    "kind": st.sampled_from([*facts.WIRE_KINDS, "Other", "Bogus"]) | _JSON,
+    "values": st.dictionaries(st.sampled_from(["version", "implementation", "name", "framework", "x"]),
+                              _NEAR_VALUE | _JSON, max_size=3) | _JSON})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_JSON, _NEAR_FACT))
+def test_a_forged_fact_on_the_wire_is_a_wire_error_or_a_well_formed_fact(data):
+    """Whatever a worker's reply holds, from_wire gives a fact of text values with a line number or None, or
+    raises WireError: never another exception the caller would have to know about."""
+    base = Provenance(Layer.RECIPE, "/r/Forger-1.0.eb")
+    try:
+        fact = facts.from_wire(data, base)
+    except facts.WireError:
+        return
+    assert type(fact) in facts.TYPED
+    for _, sourced in fact.items():
+        assert isinstance(sourced.value, str) and sourced.provenance.file == "/r/Forger-1.0.eb"
+        assert sourced.provenance.line is None or type(sourced.provenance.line) is int

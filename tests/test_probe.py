@@ -34,6 +34,7 @@ from hpcannotate.oci.media import (
     OCI_MANIFEST,
     canonical_json,
 )
+from hpcannotate.recipes.facts import BaseOs, Kernel, Libc, Python, SearchPath, Shell, Tools, to_annotations
 from hpcannotate.registry.client import RegistryClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -331,6 +332,38 @@ def test_fabrics_cuda_and_nccl(tmp_path):
     assert {(c.key.removeprefix(P), c.severity) for c in conflicts} == {
         ("communication.framework", "error"), ("nccl.version", "error")}
     assert any("libpsm2.so" in c.message for c in conflicts)
+
+
+def test_the_probe_records_typed_facts_with_the_files_they_came_from(tmp_path):
+    """The rules record facts (recipes/facts.py) as the recipe adapters do; facts.to_annotations makes the
+    probe's annotations of them."""
+    result = probe(image(tmp_path / "img", [glibc_userland()]), tmp_path)
+    kinds = {type(fact) for fact in result.facts}
+    assert {Libc, BaseOs, Python, Shell, Tools, SearchPath, Kernel} <= kinds
+    assert to_annotations(result.facts).to_json() == result.annotations.to_json()
+    libc = next(fact for fact in result.facts if isinstance(fact, Libc))
+    assert (libc.implementation.value, libc.glibc_version.value) == ("glibc", "2.31")
+    assert libc.glibc_version.provenance.layer == Layer.PROBE
+    assert libc.glibc_version.provenance.file == "/lib/x86_64-linux-gnu/libc.so.6"
+    assert libc.glibc_version.provenance.note == "libc.so.6 links to libc-X.Y.so"
+    assert [e.key for e in result.evidence] == [key for fact in result.facts for key, _ in fact.items()]
+
+
+def test_cross_check_of_shells_tools_and_a_static_cuda(tmp_path):
+    """Claimed shells and known tools the image lacks are errors; CUDA without libcudart.so a warning."""
+    result = probe(image(tmp_path / "img", [glibc_userland()]), tmp_path)
+    recipe = Annotations.from_mapping({"shell.implementation": "bash,zsh", "tools.includes": "jq,curl,not-a-tool",
+                                       "hardware.gpu.nvidia.cuda.version": "12.4"},
+                                      Provenance(Layer.RECIPE, "recipe.yaml", 2))
+    conflicts = {c.key.removeprefix(P): c for c in cross_check(recipe, result)}
+    assert sorted(conflicts) == ["hardware.gpu.nvidia.cuda.version", "shell.implementation", "tools.includes"]
+    assert conflicts["shell.implementation"].message == "the recipe says zsh, the image has bash,dash,sh"
+    assert conflicts["shell.implementation"].image_source.startswith("image probe /etc/passwd")
+    assert conflicts["tools.includes"].message == "the recipe says curl, the image has jq,git,hwloc,python3"
+    assert conflicts["tools.includes"].recipe_source == "recipe recipe.yaml:2"
+    assert conflicts["hardware.gpu.nvidia.cuda.version"].severity == "warning"
+    assert [c.key for c in cross_check(recipe, result.annotations)] == [P + "shell.implementation",
+                                                                        P + "tools.includes"]
 
 
 def test_cross_check_openmpi_claim_on_an_mpich_image(tmp_path):

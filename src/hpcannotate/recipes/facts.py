@@ -183,8 +183,40 @@ class Other(Fact):
         return replace(self, value=None) if self.key in set(keys) else self
 
 
+@dataclass(slots=True)
+class Shell(Fact):
+    """The shells of the image, root's login shell first (the image probe reads them)."""
+
+    KEYS: ClassVar[dict[str, str]] = {"implementation": k.SHELL_IMPLEMENTATION}
+    implementation: Sourced | None = None
+
+
+@dataclass(slots=True)
+class Tools(Fact):
+    """The tools with a command on the image's PATH."""
+
+    KEYS: ClassVar[dict[str, str]] = {"includes": k.TOOLS_INCLUDES}
+    includes: Sourced | None = None
+
+
+@dataclass(slots=True)
+class SearchPath(Fact):
+    """Directories on the image's PATH that exist and are empty (``path.extra``)."""
+
+    KEYS: ClassVar[dict[str, str]] = {"extra": k.PATH_EXTRA}
+    extra: Sourced | None = None
+
+
+@dataclass(slots=True)
+class Kernel(Fact):
+    """The kernel the user land's headers are for (``kernel.version``)."""
+
+    KEYS: ClassVar[dict[str, str]] = {"version": k.KERNEL_VERSION}
+    version: Sourced | None = None
+
+
 TYPED: tuple[type[Fact], ...] = (App, Mpi, Compiler, Cuda, Rocm, CpuTarget, BaseOs, Libc, Fabric, Nccl, Python,
-                                 Recipe)
+                                 Recipe, Shell, Tools, SearchPath, Kernel)
 # full key -> (fact class, field)
 FIELD_OF: dict[str, tuple[type[Fact], str]] = {key: (cls, name) for cls in TYPED for name, key in cls.KEYS.items()}
 
@@ -230,3 +262,66 @@ def from_annotations(annotations: Annotations) -> list[Fact]:
         else:
             grouped.setdefault(found[0], {})[found[1]] = sourced
     return [cls(**grouped[cls]) for cls in TYPED if cls in grouped] + others
+
+
+# ----------------------------------------------------------------------------- facts across a process boundary
+# A worker that evaluated a recipe (an easyconfig) sends its facts back as JSON. That reply is untrusted:
+# the recipe's code ran in the worker and can write a reply of its own. So the form is small and explicit
+# (kind, and per field set: value, line, fragment, note) and ``from_wire`` rebuilds a fact only from a
+# reply of exactly that form; the layer and file come from the receiver, who knows what it asked about.
+WIRE_KINDS: dict[str, type[Fact]] = {cls.__name__: cls for cls in TYPED}
+WIRE_PLACE = ("line", "fragment", "note")
+MAX_WIRE_TEXT = 64 * 1024  # characters of one value, fragment or note (genuine ones are under 1 KiB)
+
+
+class WireError(ValueError):
+    """A fact on the wire that is not of the form ``to_wire`` writes; ``str()`` says what is wrong."""
+
+
+def to_wire(fact: Fact) -> dict:
+    """``fact`` (a typed one) as plain JSON: ``{"kind": "Mpi", "values": {"version": {"value": ..., "line": ...,
+    "fragment": ..., "note": ...}}}``, the fields that are set, in field order."""
+    values = {}
+    for name in fact.KEYS:
+        sourced = getattr(fact, name)
+        if sourced is not None:
+            where = sourced.provenance
+            values[name] = {"value": sourced.value, "line": where.line, "fragment": where.fragment, "note": where.note}
+    return {"kind": type(fact).__name__, "values": values}
+
+
+def from_wire(data: object, base: Provenance) -> Fact:
+    """The typed fact ``data`` (``to_wire``'s form) describes, its provenance ``base`` with the line, fragment
+    and note sent. Raises WireError for anything else: an unknown kind or field, a wrong type, a text over
+    ``MAX_WIRE_TEXT``, a key too many or too few."""
+    if not isinstance(data, dict) or set(data) != {"kind", "values"}:
+        raise WireError("a fact is not {kind, values}")
+    kind, values = data["kind"], data["values"]
+    cls = WIRE_KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise WireError(f"unknown fact kind {str(kind)[:40]!r}")
+    if not isinstance(values, dict) or not values:
+        raise WireError(f"{kind}: no values")
+    made = {}
+    for name, value in values.items():
+        if name not in cls.KEYS:
+            raise WireError(f"{kind}: unknown field {str(name)[:40]!r}")
+        made[name] = _sourced_from_wire(f"{kind}.{name}", value, base)
+    return cls(**made)
+
+
+def _sourced_from_wire(where: str, data: object, base: Provenance) -> Sourced:
+    if not isinstance(data, dict) or set(data) != {"value", *WIRE_PLACE}:
+        raise WireError(f"{where}: not {{value, line, fragment, note}}")
+    line = data["line"]
+    if line is not None and (type(line) is not int or line < 1):
+        raise WireError(f"{where}: the line is not a line number")
+    for name in ("value", "fragment", "note"):
+        text = data[name]
+        if text is None and name != "value":
+            continue
+        if not isinstance(text, str):
+            raise WireError(f"{where}: the {name} is not text")
+        if len(text) > MAX_WIRE_TEXT:
+            raise WireError(f"{where}: the {name} is over {MAX_WIRE_TEXT} characters")
+    return Sourced(data["value"], replace(base, line=line, fragment=data["fragment"], note=data["note"]))

@@ -8,6 +8,10 @@ loudly (an ``error``), and a claim the probe can only half confirm as a
 With a ``ProbeResult`` (not just its annotations) the libraries found count
 too: a recipe claiming ``communication.framework: ucx`` on an image without
 ``libucp.so`` is a conflict even though the probe sets no framework key.
+
+Both sides are compared as typed facts (``facts.by_kind`` of the recipe's and
+the image's annotations: ``Mpi.implementation``, ``Tools.includes``), each value
+with its source, so a conflict names where each side's value came from.
 """
 
 from __future__ import annotations
@@ -19,14 +23,21 @@ from hpcannotate.image.probe.probe import ProbeResult
 from hpcannotate.image.probe.userland import TOOLS
 from hpcannotate.model.annotations import Annotations
 from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.model.keynames import (
-    COMMUNICATION_FRAMEWORK,
-    HARDWARE_GPU_NVIDIA_CUDA_VERSION,
-    MPI_ABI_VERSION,
-    MPI_IMPLEMENTATION,
-)
 from hpcannotate.model.versions import versions_agree
-from hpcannotate.recipes.facts import BaseOs, Cuda, Fabric, Fact, Libc, Mpi, Nccl, Python, by_kind
+from hpcannotate.recipes.facts import (
+    BaseOs,
+    Cuda,
+    Fabric,
+    Fact,
+    Libc,
+    Mpi,
+    Nccl,
+    Python,
+    Shell,
+    Sourced,
+    Tools,
+    by_kind,
+)
 
 MPICH_FAMILY = ("mpich", "mvapich2", "intelmpi", "cray-mpich")
 NO_MPI = ("none", "threadmpi")
@@ -67,29 +78,42 @@ class Conflict:
                 "message": self.message, "recipe_source": self.recipe_source, "image_source": self.image_source}
 
 
-def _source(annotations: Annotations, key: str) -> str | None:
-    return annotations.entry(key).provenance.describe() if key in annotations else None
+Facts = dict[type[Fact], Fact]
+
+
+def _value(facts: Facts, kind: type[Fact], name: str) -> Sourced | None:
+    """The value of one field of the fact of ``kind`` in ``facts`` (by kind), or None."""
+    return getattr(facts.get(kind), name, None)
+
+
+def _text(sourced: Sourced | None) -> str | None:
+    return sourced.value if sourced is not None else None
+
+
+def _source(sourced: Sourced | None) -> str | None:
+    return sourced.provenance.describe() if sourced is not None else None
 
 
 def _describe(findings: list[Finding]) -> str:
     return ", ".join(f"{f.name} ({f.path})" for f in findings)
 
 
-def _mpi(recipe: Annotations, probed: Annotations, findings: list[Finding] | None) -> list[Conflict]:
-    key = MPI_IMPLEMENTATION
-    claimed = recipe.get(key)
+def _mpi(claims: Facts, holds: Facts, findings: list[Finding] | None) -> list[Conflict]:
+    key = Mpi.KEYS["implementation"]
+    claim, held = _value(claims, Mpi, "implementation"), _value(holds, Mpi, "implementation")
+    claimed = _text(claim)
     if not claimed:
         return []
 
     def conflict(message: str, severity: str = "error", image: str | None = None) -> Conflict:
-        return Conflict(key, claimed, image if image is not None else probed.get(key), message, severity,
-                        _source(recipe, key), _source(probed, key))
+        return Conflict(key, claimed, image if image is not None else _text(held), message, severity,
+                        _source(claim), _source(held))
 
     if findings is None:
-        found = probed.get(key)
+        found = _text(held)
         if found and found != claimed:
             return [conflict(f"the recipe says {claimed}, the image holds {found}")]
-        abi = probed.get(MPI_ABI_VERSION)
+        abi = _text(_value(holds, Mpi, "abi_version"))
         expected = "40" if claimed == "openmpi" else "12" if claimed in MPICH_FAMILY else None
         if abi and expected and abi.split(".")[0] != expected:
             return [conflict(f"the recipe says {claimed} (libmpi.so.{expected}), the image's MPI has ABI {abi}")]
@@ -118,9 +142,9 @@ def _mpi(recipe: Annotations, probed: Annotations, findings: list[Finding] | Non
     return []
 
 
-def _frameworks(recipe: Annotations, findings: list[Finding] | None) -> list[Conflict]:
-    key = COMMUNICATION_FRAMEWORK
-    claimed = recipe.get(key)
+def _frameworks(claims: Facts, findings: list[Finding] | None) -> list[Conflict]:
+    claim = _value(claims, Fabric, "framework")
+    claimed = _text(claim)
     if not claimed or findings is None:
         return []
     kinds = {f.kind for f in findings}
@@ -128,23 +152,31 @@ def _frameworks(recipe: Annotations, findings: list[Finding] | None) -> list[Con
     for item in claimed.split(","):
         library = FRAMEWORK_LIBRARIES.get(item.strip())
         if library and item.strip() not in kinds:
-            result.append(Conflict(key, claimed, None, f"the recipe says {item.strip()}, the image holds no {library}",
-                                   "error", _source(recipe, key)))
+            result.append(Conflict(Fabric.KEYS["framework"], claimed, None,
+                                   f"the recipe says {item.strip()}, the image holds no {library}", "error",
+                                   _source(claim)))
     return result
 
 
-def _lists(recipe: Annotations, probed: Annotations) -> list[Conflict]:
+# list facts whose every item the recipe claims must be in the image (None: any item; else only those known)
+LISTS: tuple[tuple[type[Fact], str, frozenset[str] | None], ...] = (
+    (Shell, "implementation", None),
+    (Tools, "includes", frozenset(TOOLS)),
+)
+
+
+def _lists(claims: Facts, holds: Facts) -> list[Conflict]:
     result = []
-    for short, known in (("shell.implementation", None), ("tools.includes", set(TOOLS))):
-        key = P + short
-        claimed, found = recipe.get(key), probed.get(key)
-        if not claimed or found is None:
+    for kind, name, known in LISTS:
+        claim, held = _value(claims, kind, name), _value(holds, kind, name)
+        if claim is None or not claim.value or held is None:
             continue
+        claimed, found = claim.value, held.value
         have = set(found.split(","))
         lacking = [i for i in claimed.split(",") if i not in have and (known is None or i in known)]
         if lacking:
-            result.append(Conflict(key, claimed, found, f"the recipe says {', '.join(lacking)}, the image has "
-                                   f"{found}", "error", _source(recipe, key), _source(probed, key)))
+            result.append(Conflict(kind.KEYS[name], claimed, found, f"the recipe says {', '.join(lacking)}, the "
+                                   f"image has {found}", "error", _source(claim), _source(held)))
     return result
 
 
@@ -152,8 +184,8 @@ def cross_check(recipe: Annotations, probed: Annotations | ProbeResult) -> list[
     """Every claim of ``recipe`` that the image contradicts (``probed``: the probe's annotations or result)."""
     findings = probed.findings if isinstance(probed, ProbeResult) else None
     annotations = probed.annotations if isinstance(probed, ProbeResult) else probed
-    conflicts = _mpi(recipe, annotations, findings)
-    claims, holds = by_kind(recipe), by_kind(annotations)
+    claims, holds = by_kind(recipe), by_kind(annotations)  # both sides as typed facts, with their sources
+    conflicts = _mpi(claims, holds, findings)
     for kind, name in COMPARED:
         claimed, found = getattr(claims.get(kind), name, None), getattr(holds.get(kind), name, None)
         if claimed is None or found is None:
@@ -164,12 +196,11 @@ def cross_check(recipe: Annotations, probed: Annotations | ProbeResult) -> list[
             conflicts.append(Conflict(kind.KEYS[name], claimed.value, found.value,
                                       f"the recipe says {claimed.value}, the image holds {found.value}", "error",
                                       claimed.provenance.describe(), found.provenance.describe()))
-    conflicts += _frameworks(recipe, findings)
-    conflicts += _lists(recipe, annotations)
-    if findings is not None:
-        key = HARDWARE_GPU_NVIDIA_CUDA_VERSION
-        if recipe.get(key) and not any(f.kind == "cuda" for f in findings) and key not in annotations:
-            conflicts.append(Conflict(key, recipe.get(key), None, f"the recipe says CUDA {recipe.get(key)}, the "
-                                      "image holds no libcudart.so (linked statically?)", "warning",
-                                      _source(recipe, key)))
+    conflicts += _frameworks(claims, findings)
+    conflicts += _lists(claims, holds)
+    cuda = _value(claims, Cuda, "version")
+    if (findings is not None and cuda is not None and cuda.value and not any(f.kind == "cuda" for f in findings)
+            and _value(holds, Cuda, "version") is None):
+        conflicts.append(Conflict(Cuda.KEYS["version"], cuda.value, None, f"the recipe says CUDA {cuda.value}, "
+                                  "the image holds no libcudart.so (linked statically?)", "warning", _source(cuda)))
     return conflicts

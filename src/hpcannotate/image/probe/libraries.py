@@ -11,8 +11,12 @@ import json
 import re
 
 from hpcannotate.image.probe import packages
-from hpcannotate.image.probe.model import Finding, Index, Userland, abs_path
+from hpcannotate.image.probe.model import Finding, Index, Userland, abs_path, in_image
 from hpcannotate.image.probe.tree import ImageTree, join, parent_of
+from hpcannotate.model import keynames as k
+from hpcannotate.recipes.facts import Cuda, Fabric, Mpi, Nccl
+
+PACKAGE_RELEASE = "the installed package's release"  # the rule that read a version from a package database
 
 
 def stated_versions(tree: ImageTree, index: Index) -> list[packages.Stated]:
@@ -100,40 +104,41 @@ def mpi(tree: ImageTree, index: Index, stated: list[packages.Stated], out: Userl
         out.findings.append(Finding("mpi", family, abs_path(path), why))
         families.setdefault(family, []).append((real, major, why, path))
     if not families:
-        for key in ("mpi.implementation", "mpi.version", "mpi.abi.version"):
+        for key in (k.MPI_IMPLEMENTATION, k.MPI_VERSION, k.MPI_ABI_VERSION):
             out.miss(key, "no libmpi.so in the image")
         return
     majors = {major for entries in families.values() for _, major, _, _ in entries}
     first_real, first_major, first_why, first_path = next(iter(families.values()))[0]
     if len(majors) == 1 and first_major in (12, 40):
-        out.add("mpi.abi.version", f"{first_major}.0", abs_path(first_path), f"soname libmpi.so.{first_major}",
-                "libmpi.so.40: Open MPI ABI, libmpi.so.12: MPICH ABI")
+        out.add(Mpi(abi_version=in_image(f"{first_major}.0", abs_path(first_path), f"soname libmpi.so.{first_major}",
+                                         "libmpi.so.40: Open MPI ABI, libmpi.so.12: MPICH ABI")))
     else:
-        out.miss("mpi.abi.version", f"MPI libraries of several ABIs: {', '.join(map(str, sorted(majors)))}")
+        out.miss(k.MPI_ABI_VERSION, f"MPI libraries of several ABIs: {', '.join(map(str, sorted(majors)))}")
     named = [f for f in families if f not in ("mpich-abi", "unknown")]
     if len(families) > 1:
         listing = "; ".join(f"{f}: {', '.join(abs_path(p) for _, _, _, p in e)}" for f, e in families.items())
-        out.miss("mpi.implementation", f"several MPI libraries: {listing}")
-        out.miss("mpi.version", "several MPI libraries")
+        out.miss(k.MPI_IMPLEMENTATION, f"several MPI libraries: {listing}")
+        out.miss(k.MPI_VERSION, "several MPI libraries")
         return
     if not named:
-        out.miss("mpi.implementation", f"{abs_path(first_path)}: {first_why}")
-        out.miss("mpi.version", "the MPI implementation is not known")
+        out.miss(k.MPI_IMPLEMENTATION, f"{abs_path(first_path)}: {first_why}")
+        out.miss(k.MPI_VERSION, "the MPI implementation is not known")
         return
     family = named[0]
-    out.add("mpi.implementation", family, abs_path(first_path), first_path.rpartition("/")[2], first_why)
+    out.add(Mpi(implementation=in_image(family, abs_path(first_path), first_path.rpartition("/")[2], first_why)))
     near = [parent_of(r) for r, _, _, _ in families[family]]
     if family == "intelmpi":
         match = re.search(r"/mpi/(\d{4}\.\d+(?:\.\d+)?)/", abs_path(first_real))
         if match:
-            out.add("mpi.version", match.group(1), abs_path(first_real), f"installation directory mpi/{match.group(1)}",
-                    "Intel MPI's version directory")
+            out.add(Mpi(version=in_image(match.group(1), abs_path(first_real),
+                                         f"installation directory mpi/{match.group(1)}",
+                                         "Intel MPI's version directory")))
             return
     version = _version_for(family, stated, near)
     if isinstance(version, str):
-        out.miss("mpi.version", version)
+        out.miss(k.MPI_VERSION, version)
     else:
-        out.add("mpi.version", version.version, version.file, version.fragment, "the installed package's release")
+        out.add(Mpi(version=in_image(version.version, version.file, version.fragment, PACKAGE_RELEASE)))
 
 
 def fabric(tree: ImageTree, index: Index, stated: list[packages.Stated], out: Userland) -> None:
@@ -143,24 +148,24 @@ def fabric(tree: ImageTree, index: Index, stated: list[packages.Stated], out: Us
     if ucx:
         version = _version_for("ucx", stated, [parent_of(r) for _, r in ucx])
         if isinstance(version, str):
-            out.miss("ucx.version", version + " (libucp.so.0.0.0 names no release)")
+            out.miss(k.UCX_VERSION, version + " (libucp.so.0.0.0 names no release)")
         else:
-            out.add("ucx.version", version.version, version.file, version.fragment, "the installed package's release")
+            out.add(Fabric(ucx_version=in_image(version.version, version.file, version.fragment, PACKAGE_RELEASE)))
     else:
-        out.miss("ucx.version", "no libucp.so in the image")
+        out.miss(k.UCX_VERSION, "no libucp.so in the image")
     fabric = index.existing(r"libfabric\.so\.\d+(\.\d+)*")
     for path, _ in fabric:
         out.findings.append(Finding("libfabric", "libfabric", abs_path(path)))
     if not fabric:
-        out.miss("libfabric.version", "no libfabric.so in the image")
-        out.miss("libfabric.abi.version", "no libfabric.so in the image")
+        out.miss(k.LIBFABRIC_VERSION, "no libfabric.so in the image")
+        out.miss(k.LIBFABRIC_ABI_VERSION, "no libfabric.so in the image")
     else:
         version = _version_for("libfabric", stated, [parent_of(r) for _, r in fabric])
         if isinstance(version, str):
-            out.miss("libfabric.version", version + " (the .so numbers are libtool's, not the release)")
+            out.miss(k.LIBFABRIC_VERSION, version + " (the .so numbers are libtool's, not the release)")
         else:
-            out.add("libfabric.version", version.version, version.file, version.fragment,
-                    "the installed package's release")
+            out.add(Fabric(libfabric_version=in_image(version.version, version.file, version.fragment,
+                                                      PACKAGE_RELEASE)))
         abis = set()
         for _, real in fabric:
             data = tree.read_bytes(real) or b""
@@ -169,10 +174,11 @@ def fabric(tree: ImageTree, index: Index, stated: list[packages.Stated], out: Us
                 abis.add((f"1.{max(minors)}", real))
         if len({a for a, _ in abis}) == 1:
             abi, real = abis.pop()
-            out.add("libfabric.abi.version", abi, abs_path(real), f"symbol versions FABRIC_1.0 ... FABRIC_{abi}",
-                    "the newest FABRIC_1.N symbol version the library defines")
+            out.add(Fabric(libfabric_abi_version=in_image(
+                abi, abs_path(real), f"symbol versions FABRIC_1.0 ... FABRIC_{abi}",
+                "the newest FABRIC_1.N symbol version the library defines")))
         else:
-            out.miss("libfabric.abi.version", "no FABRIC_1.N symbol versions found" if not abis else
+            out.miss(k.LIBFABRIC_ABI_VERSION, "no FABRIC_1.N symbol versions found" if not abis else
                      f"libfabric libraries of several ABIs: {', '.join(sorted(a for a, _ in abis))}")
     for kind, pattern in (("verbs", r"libibverbs\.so\.\d+(\.\d+)*"), ("psm2", r"libpsm2\.so\.\d+(\.\d+)*")):
         for path, _ in index.existing(pattern):
@@ -203,10 +209,11 @@ def cuda(tree: ImageTree, index: Index, stated: list[packages.Stated], out: User
         if match:
             real = tree.resolve(f"usr/local/{path}/version.json") or f"usr/local/{path}/version.json"
             versions.setdefault(match.group(1), []).append(abs_path(real))
-    key = "hardware.gpu.nvidia.cuda.version"
+    key = k.HARDWARE_GPU_NVIDIA_CUDA_VERSION
     if len(versions) == 1:
         ((version, files),) = versions.items()
-        out.add(key, version, sorted(files)[0], ", ".join(sorted(set(files))), "libcudart.so.X.Y file names")
+        out.add(Cuda(version=in_image(version, sorted(files)[0], ", ".join(sorted(set(files))),
+                                      "libcudart.so.X.Y file names")))
     elif versions:
         listing = "; ".join(f"{v}: {', '.join(f)}" for v, f in sorted(versions.items()))
         out.miss(key, f"several CUDA runtimes: {listing}")
@@ -220,13 +227,13 @@ def cuda(tree: ImageTree, index: Index, stated: list[packages.Stated], out: User
             nccl.setdefault(match.group(1), abs_path(real))
     if len(nccl) == 1:
         ((version, path),) = nccl.items()
-        out.add("nccl.version", version, path, path.rpartition("/")[2], "libnccl.so.X.Y.Z file name")
+        out.add(Nccl(version=in_image(version, path, path.rpartition("/")[2], "libnccl.so.X.Y.Z file name")))
         return
     if nccl:
-        out.miss("nccl.version", f"several NCCL libraries: {', '.join(sorted(nccl))}")
+        out.miss(k.NCCL_VERSION, f"several NCCL libraries: {', '.join(sorted(nccl))}")
         return
     found = _version_for("nccl", stated, [])
     if isinstance(found, str):
-        out.miss("nccl.version", "no libnccl.so.X.Y.Z" + ("" if "no package" in found else f"; {found}"))
+        out.miss(k.NCCL_VERSION, "no libnccl.so.X.Y.Z" + ("" if "no package" in found else f"; {found}"))
     else:
-        out.add("nccl.version", found.version, found.file, found.fragment, "the installed package's release")
+        out.add(Nccl(version=in_image(found.version, found.file, found.fragment, PACKAGE_RELEASE)))

@@ -1,6 +1,9 @@
-"""What the probe's rules produce: values with the file that says so, libraries found, keys not read.
+"""What the probe's rules produce: typed facts with the file that says so, libraries found, keys not read.
 
-Shared by the user-land rules (``userland.py``) and the library rules (``libraries.py``).
+Shared by the user-land rules (``userland.py``) and the library rules (``libraries.py``). Every value a
+rule reads is a field of a fact of ``recipes/facts.py`` (``Libc.glibc_version``, ``Mpi.abi_version``),
+its provenance layer ``image probe`` with the image path it came from, the words of that file and the
+rule; ``probe.py`` turns them into annotations with ``facts.to_annotations``, as the recipe adapters do.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from dataclasses import dataclass, field
 from hpcannotate.image.probe.tree import DIR, FILE, ImageTree
 from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.model.catalogue import catalogue
+from hpcannotate.model.provenance import Layer, Provenance
 from hpcannotate.model.values import check_value
+from hpcannotate.recipes.facts import Fact, Sourced
 
 
 @dataclass(frozen=True)
@@ -38,28 +43,49 @@ class Finding:
         return {"kind": self.kind, "name": self.name, "path": self.path, "detail": self.detail}
 
 
+def in_image(value: str, file: str, fragment: str | None = None, rule: str | None = None) -> Sourced:
+    """A value read from the image: ``file`` is the image path (or ``config``), ``fragment`` what it says,
+    ``rule`` the rule that read it (the provenance's note)."""
+    return Sourced(value, Provenance(Layer.PROBE, file, fragment=fragment, note=rule))
+
+
 @dataclass
 class Userland:
-    evidence: list[Evidence] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)  # in the order the rules found them
     findings: list[Finding] = field(default_factory=list)
-    missing: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)  # full key -> why the image does not tell it
 
-    def add(self, key: str, value: str, file: str, fragment: str | None = None, rule: str | None = None) -> None:
-        key = P + key
-        reason = check_value(catalogue()[key], value)
-        if reason:
-            self.missing[key] = f"{file} says {value!r}, which is not a valid value: {reason}"
-            return
-        self.evidence.append(Evidence(key, value, file, fragment, rule))
-        self.missing.pop(key, None)
+    def add(self, fact: Fact) -> None:
+        """Record ``fact``; a value the catalogue refuses is left out, and ``missing`` says which file gave it."""
+        refused = []
+        for key, sourced in fact.items():
+            reason = check_value(catalogue()[key], sourced.value)
+            if reason:
+                self.missing[key] = (f"{sourced.provenance.file} says {sourced.value!r}, which is not a valid value: "
+                                     f"{reason}")
+                refused.append(key)
+            else:
+                self.missing.pop(key, None)
+        if refused:
+            fact = fact.without(refused)
+        if next(fact.items(), None) is not None:
+            self.facts.append(fact)
 
     def miss(self, key: str, reason: str) -> None:
-        key = P + key
-        if not any(e.key == key for e in self.evidence):
+        """Record why ``key`` (a full key) is not read, unless a rule read it."""
+        if self.get(key) is None:
             self.missing.setdefault(key, reason)
 
     def get(self, key: str) -> str | None:
-        return next((e.value for e in self.evidence if e.key == P + key), None)
+        """The first value read for ``key`` (a full key, or short as the rules used to write it)."""
+        key = key if key.startswith("org.") else P + key
+        return next((s.value for f in self.facts for name, s in f.items() if name == key), None)
+
+    @property
+    def evidence(self) -> list[Evidence]:
+        """Every value read, with the file that says so, in the order found."""
+        return [Evidence(key, s.value, s.provenance.file or "", s.provenance.fragment, s.provenance.note)
+                for fact in self.facts for key, s in fact.items()]
 
 
 # -- helpers ---------------------------------------------------------------------------------------

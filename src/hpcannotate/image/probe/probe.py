@@ -4,8 +4,9 @@ The build calls it after an image is built (before the final push of
 annotations) and ``hpcannotate probe`` calls it for any image: an OCI layout,
 a registry image, or one in buildah's store. Layers are streamed once each,
 bottom to top, into an ``ImageTree`` that keeps only what ``userland.TABLE``
-asks for; ``userland.infer_userland`` then reads the values. Every value has
-provenance layer ``image probe`` and the image path it came from.
+asks for; ``userland.infer_userland`` then reads the values as typed facts
+(``recipes/facts.py``), which ``facts.to_annotations`` turns into annotations.
+Every value has provenance layer ``image probe`` and the image path it came from.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hpcannotate.errors import InputError
@@ -25,7 +26,7 @@ from hpcannotate.image.probe.sources import SourceStats, open_source
 from hpcannotate.image.probe.tree import ImageTree
 from hpcannotate.image.probe.userland import Selection, infer_userland
 from hpcannotate.model.annotations import Annotations
-from hpcannotate.model.provenance import Layer, Provenance
+from hpcannotate.recipes.facts import Fact, to_annotations
 
 FRAGMENT_LIMIT = 400
 
@@ -46,6 +47,7 @@ class ProbeResult:
     warnings: list[str] = field(default_factory=list)
     image_annotations: dict[str, str] = field(default_factory=dict)  # the manifest's own annotations
     labels: dict[str, str] = field(default_factory=dict)  # the image config's labels
+    facts: list[Fact] = field(default_factory=list)  # what ``annotations`` is made of, typed, in the order read
 
     def to_json(self) -> dict:
         data = self.annotations.to_json()
@@ -68,6 +70,13 @@ def _shorten(text: str | None) -> str | None:
     if text is None or len(text) <= FRAGMENT_LIMIT:
         return text
     return text[: FRAGMENT_LIMIT - 1] + "…"
+
+
+def _shortened(fact: Fact) -> Fact:
+    """``fact`` with each value's fragment cut to ``FRAGMENT_LIMIT`` (a banner, a long PATH) for annotations."""
+    return replace(fact, **{name: replace(value, provenance=replace(value.provenance,
+                                                                    fragment=_shorten(value.provenance.fragment)))
+                            for name in fact.KEYS if (value := getattr(fact, name)) is not None})
 
 
 def default_platform() -> str:
@@ -123,11 +132,9 @@ def probe_image(
     finally:
         if keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
-    for evidence in userland.evidence:
-        provenance = Provenance(Layer.PROBE, file=evidence.file, fragment=_shorten(evidence.fragment),
-                                note=evidence.rule)
-        result.annotations.set(evidence.key, evidence.value, provenance)
-    result.evidence = list(userland.evidence)
+    result.facts = [_shortened(fact) for fact in userland.facts]
+    to_annotations(result.facts, result.annotations)
+    result.evidence = userland.evidence
     result.findings = list(userland.findings)
     result.missing = dict(userland.missing)
     result.layers = layers

@@ -45,10 +45,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from hpcannotate.image.probe import libraries, packages
-from hpcannotate.image.probe.model import Finding, Index, Userland, abs_path
+from hpcannotate.image.probe.model import Finding, Index, Userland, abs_path, in_image
 from hpcannotate.image.probe.tree import FILE, ImageTree, join, parent_of, split
+from hpcannotate.model import keynames as k
 from hpcannotate.model.knowledge import shells
 from hpcannotate.model.versions import version_key
+from hpcannotate.recipes.facts import BaseOs, Kernel, Libc, Python, SearchPath, Shell, Tools
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -56,12 +58,12 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Keys the probe reads from a built image's files (the rules above), short names: what `render --explain`
 # announces as still to come after the build.
-PROBED_KEYS = (
-    "libc.implementation", "glibc.version", "os.name", "os.version", "python.version", "shell.implementation",
-    "tools.includes", "path.extra", "mpi.implementation", "mpi.version", "mpi.abi.version", "ucx.version",
-    "libfabric.version", "libfabric.abi.version", "nccl.version", "kernel.version",
-    "hardware.gpu.nvidia.cuda.version",
-)
+PROBED_KEYS = tuple(key.removeprefix(k.SUPERCONTAINERS) for key in (
+    k.LIBC_IMPLEMENTATION, k.GLIBC_VERSION, k.OS_NAME, k.OS_VERSION, k.PYTHON_VERSION, k.SHELL_IMPLEMENTATION,
+    k.TOOLS_INCLUDES, k.PATH_EXTRA, k.MPI_IMPLEMENTATION, k.MPI_VERSION, k.MPI_ABI_VERSION, k.UCX_VERSION,
+    k.LIBFABRIC_VERSION, k.LIBFABRIC_ABI_VERSION, k.NCCL_VERSION, k.KERNEL_VERSION,
+    k.HARDWARE_GPU_NVIDIA_CUDA_VERSION,
+))
 
 # tool name in tools.includes -> commands that provide it
 TOOLS: dict[str, tuple[str, ...]] = {
@@ -215,17 +217,17 @@ def _os(tree: ImageTree, out: Userland) -> None:
             if sep and not name.startswith("#"):
                 fields[name] = value.strip().strip("\"'")
         if fields.get("ID"):
-            out.add("os.name", fields["ID"], real, f"ID={fields['ID']}", "ID in os-release")
+            out.add(BaseOs(name=in_image(fields["ID"], real, f"ID={fields['ID']}", "ID in os-release")))
         else:
-            out.miss("os.name", f"{real} has no ID")
+            out.miss(k.OS_NAME, f"{real} has no ID")
         if fields.get("VERSION_ID"):
-            out.add("os.version", fields["VERSION_ID"], real, f"VERSION_ID={fields['VERSION_ID']}",
-                    "VERSION_ID in os-release")
+            out.add(BaseOs(version=in_image(fields["VERSION_ID"], real, f"VERSION_ID={fields['VERSION_ID']}",
+                                            "VERSION_ID in os-release")))
         else:
-            out.miss("os.version", f"{real} has no VERSION_ID (a rolling or testing release)")
+            out.miss(k.OS_VERSION, f"{real} has no VERSION_ID (a rolling or testing release)")
         return
-    out.miss("os.name", "no /etc/os-release or /usr/lib/os-release")
-    out.miss("os.version", "no /etc/os-release or /usr/lib/os-release")
+    out.miss(k.OS_NAME, "no /etc/os-release or /usr/lib/os-release")
+    out.miss(k.OS_VERSION, "no /etc/os-release or /usr/lib/os-release")
 
 
 GLIBC_BANNER = re.compile(rb"GNU C Library [^\n\x00]{0,200}?version (\d+\.\d+)(?:\.\d+)?")
@@ -246,28 +248,30 @@ def _libc(tree: ImageTree, index: Index, architecture: str, out: Userland) -> No
         banner = GLIBC_BANNER.search(data) if data else None
         if named:
             out.findings.append(Finding("libc", "glibc", abs_path(real), " -> ".join(hops)))
-            out.add("libc.implementation", "glibc", hops[0], " -> ".join(hops), "libc.so.6 links to libc-X.Y.so")
-            out.add("glibc.version", named.group(1), hops[0], " -> ".join(hops), "libc.so.6 links to libc-X.Y.so")
+            why = "libc.so.6 links to libc-X.Y.so"
+            out.add(Libc(implementation=in_image("glibc", hops[0], " -> ".join(hops), why),
+                         glibc_version=in_image(named.group(1), hops[0], " -> ".join(hops), why)))
             return
         if banner:
             text = banner.group(0).decode("ascii", "replace")
             out.findings.append(Finding("libc", "glibc", abs_path(real), text))
-            out.add("libc.implementation", "glibc", abs_path(real), text, "glibc's banner in libc.so.6")
-            out.add("glibc.version", banner.group(1).decode(), abs_path(real), text, "glibc's banner in libc.so.6")
+            why = "glibc's banner in libc.so.6"
+            out.add(Libc(implementation=in_image("glibc", abs_path(real), text, why),
+                         glibc_version=in_image(banner.group(1).decode(), abs_path(real), text, why)))
             return
     musl = [p for p, _ in index.existing(r"ld-musl-[A-Za-z0-9_]+\.so\.1") if parent_of(p) in ("lib", "usr/lib")]
     if musl:
         out.findings.append(Finding("libc", "musl", abs_path(musl[0])))
-        out.add("libc.implementation", "musl", abs_path(musl[0]), None, "the musl loader is in /lib")
-        out.miss("glibc.version", "the C library is musl")
+        out.add(Libc(implementation=in_image("musl", abs_path(musl[0]), None, "the musl loader is in /lib")))
+        out.miss(k.GLIBC_VERSION, "the C library is musl")
         return
     if seen:
-        out.miss("libc.implementation", f"libc.so.6 in {', '.join(abs_path(s) for s in sorted(seen))} has no glibc "
+        out.miss(k.LIBC_IMPLEMENTATION, f"libc.so.6 in {', '.join(abs_path(s) for s in sorted(seen))} has no glibc "
                                          "banner and no libc-X.Y.so name")
     else:
-        out.miss("libc.implementation", "no libc.so.6 in the system library directories and no musl loader "
+        out.miss(k.LIBC_IMPLEMENTATION, "no libc.so.6 in the system library directories and no musl loader "
                                         "(static binaries only?)")
-    out.miss("glibc.version", "no glibc found")
+    out.miss(k.GLIBC_VERSION, "no glibc found")
 
 
 def _python(tree: ImageTree, index: Index, dirs: list[str], out: Userland) -> None:
@@ -277,7 +281,7 @@ def _python(tree: ImageTree, index: Index, dirs: list[str], out: Userland) -> No
         real = tree.resolve(found) or found
         version = re.fullmatch(r"python(3\.\d+)[a-z]?", real.rpartition("/")[2])
         if version:
-            out.add("python.version", version.group(1), hops[0], " -> ".join(hops), "python3 on PATH")
+            out.add(Python(version=in_image(version.group(1), hops[0], " -> ".join(hops), "python3 on PATH")))
             return
     versions = []
     for directory in dirs:
@@ -287,7 +291,7 @@ def _python(tree: ImageTree, index: Index, dirs: list[str], out: Userland) -> No
                 versions.append((version_key(match.group(1)), match.group(1), join(directory, name)))
     if versions:
         _, version, path = max(versions)
-        out.add("python.version", version, path, None, "the newest python3.X on PATH")
+        out.add(Python(version=in_image(version, path, None, "the newest python3.X on PATH")))
         return
     libs = []
     for path, _ in index.existing(r"libpython3\.\d+[a-z]*\.so(\.\d+)*"):
@@ -296,9 +300,9 @@ def _python(tree: ImageTree, index: Index, dirs: list[str], out: Userland) -> No
             libs.append((version_key(match.group(1)), match.group(1), path))
     if libs:
         _, version, path = max(libs)
-        out.add("python.version", version, abs_path(path), None, "libpython3.X (no python3 on PATH)")
+        out.add(Python(version=in_image(version, abs_path(path), None, "libpython3.X (no python3 on PATH)")))
         return
-    out.miss("python.version", "no python3 on PATH and no libpython3")
+    out.miss(k.PYTHON_VERSION, "no python3 on PATH and no libpython3")
 
 
 def _shell_of(tree: ImageTree, path: str) -> str | None:
@@ -336,10 +340,10 @@ def _shells(tree: ImageTree, dirs: list[str], out: Userland) -> None:
             names.append(shell)
             evidence.append(f"{shell}: {why}")
     if names:
-        out.add("shell.implementation", ",".join(names), order[0][1], "; ".join(evidence),
-                "root's login shell, then /bin/sh, then the shells on PATH")
+        out.add(Shell(implementation=in_image(",".join(names), order[0][1], "; ".join(evidence),
+                                              "root's login shell, then /bin/sh, then the shells on PATH")))
     else:
-        out.miss("shell.implementation", "no shell on PATH and no /bin/sh")
+        out.miss(k.SHELL_IMPLEMENTATION, "no shell on PATH and no /bin/sh")
 
 
 def _tools(tree: ImageTree, dirs: list[str], path_text: str, out: Userland) -> None:
@@ -351,10 +355,11 @@ def _tools(tree: ImageTree, dirs: list[str], path_text: str, out: Userland) -> N
                 found.append((tool, abs_path(where)))
                 break
     if found:
-        out.add("tools.includes", ",".join(t for t, _ in found), found[0][1],
-                ", ".join(f"{t}={w}" for t, w in found), f"commands on {path_text.split(' ')[0]}")
+        out.add(Tools(includes=in_image(",".join(t for t, _ in found), found[0][1],
+                                        ", ".join(f"{t}={w}" for t, w in found),
+                                        f"commands on {path_text.split(' ')[0]}")))
     else:
-        out.miss("tools.includes", f"none of the known tools ({', '.join(TOOLS)}) is on PATH")
+        out.miss(k.TOOLS_INCLUDES, f"none of the known tools ({', '.join(TOOLS)}) is on PATH")
 
 
 def _path_extra(tree: ImageTree, dirs: list[str], path_text: str, out: Userland) -> None:
@@ -367,20 +372,21 @@ def _path_extra(tree: ImageTree, dirs: list[str], path_text: str, out: Userland)
         if tree.is_empty_dir(real):
             empty.append(directory)
     if empty:
-        out.add("path.extra", ":".join(empty), "config", path_text, "directories on PATH that exist and are empty")
+        out.add(SearchPath(extra=in_image(":".join(empty), "config", path_text,
+                                          "directories on PATH that exist and are empty")))
     else:
-        out.miss("path.extra", "no directory on the image's PATH is empty")
+        out.miss(k.PATH_EXTRA, "no directory on the image's PATH is empty")
 
 
 def _kernel_headers(tree: ImageTree, out: Userland) -> None:
     text = tree.read_text("usr/include/linux/version.h")
     code = re.search(r"#define\s+LINUX_VERSION_CODE\s+(\d+)", text or "")
     if not code:
-        out.miss("kernel.version", "no /usr/include/linux/version.h (kernel headers not installed)")
+        out.miss(k.KERNEL_VERSION, "no /usr/include/linux/version.h (kernel headers not installed)")
         return
     number = int(code.group(1))
     version = f"{number >> 16}.{(number >> 8) & 0xFF}"
-    out.add("kernel.version", version, "/usr/include/linux/version.h", code.group(0), "LINUX_VERSION_CODE")
+    out.add(Kernel(version=in_image(version, "/usr/include/linux/version.h", code.group(0), "LINUX_VERSION_CODE")))
 
 
 def infer_userland(tree: ImageTree, config: dict) -> Userland:

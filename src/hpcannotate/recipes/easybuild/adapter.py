@@ -24,8 +24,9 @@ from pathlib import Path
 
 from hpcannotate.errors import HpcAnnotateError, InputError, IsolatedError
 from hpcannotate.files import read_bytes
+from hpcannotate.model.provenance import Layer, Provenance
 from hpcannotate.recipes.base import Adapter, Inference, InferOptions, apply_target
-from hpcannotate.recipes.facts import Recipe
+from hpcannotate.recipes.facts import MAX_WIRE_TEXT, Recipe, WireError, from_wire
 from hpcannotate.recipes.isolation import run_isolated
 
 WORKER = "hpcannotate.recipes.easybuild.evaluate"
@@ -63,14 +64,13 @@ class EasyBuildAdapter(Adapter):
 
     def _inference(self, path: Path, reply: dict, options: InferOptions) -> Inference | HpcAnnotateError:
         if "error" in reply:
-            return InputError(f"{path}: {reply['error']}")
-        facts = reply["facts"]
+            return InputError(f"{path}: {reply['error']}", reply.get("detail"))
         inference = Inference(self.name, path)
-        for key, value, line, fragment, note in facts["sets"]:
-            inference.set(key, value, line=line, fragment=fragment, note=note)
-        for key, reason in facts["missing"]:
+        for fact in reply["facts"]:  # rebuilt and checked by _checked; the file is the one we asked about
+            inference.add(fact.spelled_short())
+        for key, reason in reply["missing"]:
             inference.miss(key, reason)
-        inference.warnings.extend(facts["warnings"])
+        inference.warnings.extend(reply["warnings"])
         try:
             text = read_bytes(path, "easyconfig")
         except InputError as exc:
@@ -84,7 +84,8 @@ class EasyBuildAdapter(Adapter):
 
 # ----------------------------------------------------------------------------- batches of easyconfigs
 def evaluate_easyconfigs(paths: list[str], options: InferOptions, workers: int | None = None) -> list[dict]:
-    """``{"facts": ...}`` or ``{"error": reason}`` per path, from one worker process per core.
+    """``{"facts": [Fact], "missing": ..., "warnings": ...}`` or ``{"error": reason}`` per path, from one worker
+    process per core.
 
     Paths are dealt round-robin to the workers so that slow corners of a tree are shared.
     """
@@ -119,14 +120,17 @@ def _run_chunk(paths: list[str], options: InferOptions) -> list[dict]:
     what = paths[0] if len(paths) == 1 else f"a batch of {len(paths)} easyconfigs"
     limit = backstop_timeout(options, len(paths))
     started = time.monotonic()
+    replied = False
     try:
         reply = run_isolated(f"{WORKER}:evaluate_batch", payload, timeout=limit, what=what,
                              reads=_trees(payload["paths"]) + robot_paths, writes=[progress])
-        return _checked(reply, len(paths), what)
+        replied = True
+        return _checked(reply, paths, what)
     except IsolatedError as exc:
         hung = time.monotonic() - started >= limit
         reason = str(exc).removeprefix(f"{what}: ")
-        return _recover(paths, options, progress, reason, hung)
+        detail = exc.detail if replied else None  # what is wrong with a malformed reply, for --debug
+        return _recover(paths, options, progress, reason, hung, detail)
     finally:
         os.unlink(progress)
 
@@ -139,51 +143,69 @@ def _trees(paths: list[str]) -> list[str]:
     return sorted({tree_root(p) or os.path.dirname(p) for p in paths})
 
 
-def _checked(reply: object, count: int, what: str) -> list[dict]:
-    """The worker's per-file replies, each ``{"facts": {...}}`` or ``{"error": str}``.
+def _checked(reply: object, paths: list[str], what: str) -> list[dict]:
+    """The worker's per-file replies, each ``{"facts": [Fact], "missing": [[key, reason]], "warnings": [str]}``
+    (the facts rebuilt by ``facts.from_wire``, with the file asked about) or ``{"error": str}``.
 
-    The worker ran easyconfig code, which can write a reply of its own: one without this shape is
-    the batch's error (IsolatedError), never a TypeError later.
+    The worker ran easyconfig code, which can write a reply of its own: one without this shape (a fact of
+    an unknown kind or field, a value that is not text, a text too long) is the batch's error
+    (IsolatedError, what is wrong as its detail), never a TypeError later.
     """
     results = reply.get("results") if isinstance(reply, dict) else None
-    if not isinstance(results, list) or len(results) != count:
+    if not isinstance(results, list) or len(results) != len(paths):
         raise IsolatedError(f"{what}: the evaluation's reply is malformed (not one result per easyconfig); "
                             "did an easyconfig write to the worker's output?")
-    for item in results:
-        facts = item.get("facts") if isinstance(item, dict) else None
+    checked = []
+    for path, item in zip(paths, results, strict=True):
         if isinstance(item, dict) and isinstance(item.get("error"), str):
+            checked.append({"error": item["error"]})
             continue
-        if not (isinstance(facts, dict) and _rows(facts.get("sets"), 5) and _rows(facts.get("missing"), 2)
-                and isinstance(facts.get("warnings"), list) and all(isinstance(w, str) for w in facts["warnings"])):
+        try:
+            checked.append(_facts_reply(item, path))
+        except WireError as exc:
             raise IsolatedError(f"{what}: the evaluation's reply is malformed (a result is neither facts nor an "
-                                "error); did an easyconfig write to the worker's output?")
-    return results
+                                "error); did an easyconfig write to the worker's output?", str(exc)) from None
+    return checked
 
 
-def _rows(value: object, width: int) -> bool:
-    """A list of ``width``-long rows whose first two fields are text (key and value, or key and reason)."""
-    return isinstance(value, list) and all(
-        isinstance(row, list) and len(row) == width and all(isinstance(f, str) for f in row[:2])
-        and all(f is None or (isinstance(f, (str, int)) and not isinstance(f, bool)) for f in row[2:])
-        for row in value)
+def _facts_reply(item: object, path: str) -> dict:
+    """One result of the worker's reply, its facts rebuilt (recipe layer, file ``path``); WireError if malformed."""
+    if not isinstance(item, dict) or set(item) != {"facts", "missing", "warnings"}:
+        raise WireError("a result is not {facts, missing, warnings}")
+    facts, missing, warnings = item["facts"], item["missing"], item["warnings"]
+    if not (isinstance(facts, list) and isinstance(missing, list) and isinstance(warnings, list)):
+        raise WireError("facts, missing and warnings are not lists")
+    if not all(isinstance(row, list) and len(row) == 2 and all(_text(f) for f in row) for row in missing):
+        raise WireError("a missing key is not [key, reason]")
+    if not all(_text(w) for w in warnings):
+        raise WireError("a warning is not text")
+    base = Provenance(Layer.RECIPE, str(Path(path)))  # as Inference.provenance() names the file
+    return {"facts": [from_wire(fact, base) for fact in facts], "missing": missing, "warnings": warnings}
 
 
-def _recover(paths: list[str], options: InferOptions, progress: str, reason: str, hung: bool) -> list[dict]:
-    """A worker crashed or hung: blame the easyconfig it was on, evaluate the others again.
+def _text(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= MAX_WIRE_TEXT
+
+
+def _recover(paths: list[str], options: InferOptions, progress: str, reason: str, hung: bool,
+             detail: str | None = None) -> list[dict]:
+    """A worker crashed, hung or replied malformed: blame the easyconfig it was on, evaluate the others again.
 
     A crash is the current file's doing; a hang only when that file has run for its whole timeout
     (otherwise the batch was merely slow and every file gets another chance in a smaller batch).
+    ``detail`` (what is wrong with a malformed reply) goes with the blamed file's error, for --debug.
     """
     index, since = _read_progress(progress)
+    error = {"error": reason, "detail": detail} if detail else {"error": reason}
     if index is None or index >= len(paths):
-        return [{"error": reason}] * len(paths)  # died before the first easyconfig: a broken installation
+        return [error] * len(paths)  # died before the first easyconfig: a broken installation
     if hung:
-        reason = f"evaluation did not finish within {options.timeout:g} s (raise it with --timeout)"
+        error = {"error": f"evaluation did not finish within {options.timeout:g} s (raise it with --timeout)"}
         guilty = len(paths) == 1 or time.time() - since >= options.timeout
     else:
         guilty = True
     before = _run_chunk(paths[:index], options) if index else []
-    current = [{"error": reason}] if guilty else _run_chunk([paths[index]], options)
+    current = [error] if guilty else _run_chunk([paths[index]], options)
     after = _run_chunk(paths[index + 1:], options) if index + 1 < len(paths) else []
     return before + current + after
 

@@ -3,8 +3,10 @@
 Easyconfigs are executed Python, so they are parsed here, in a worker
 process, with easybuild-framework's ``EasyConfigParser`` (no modules tool and
 no EasyBuild configuration needed). The result is plain JSON: per easyconfig
-the annotations to set (key, value, line, fragment, note), the keys that could
-not be inferred with the reason, or a one-line error.
+its typed facts (``facts.to_wire``: kind, and per field the value with its line,
+fragment and note), the keys that could not be inferred with the reason, or a
+one-line error. The parent rebuilds the facts with ``facts.from_wire``, strictly:
+the easyconfig's code ran here and may have written a reply of its own.
 
 One worker evaluates a whole batch of easyconfigs, so that a corpus of 12,000
 files costs two interpreter start-ups instead of 12,000. Everything a batch
@@ -29,7 +31,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from hpcannotate.model import keynames as k
+from hpcannotate.model.provenance import Layer, Provenance
 from hpcannotate.recipes.base import check_timeout
+from hpcannotate.recipes.facts import App, Compiler, Cuda, Fabric, Fact, Mpi, Nccl, Python, Rocm, Sourced, to_wire
 from hpcannotate.recipes.isolation import DEFAULT_TIMEOUT
 from hpcannotate.recipes.packages import (
     COMPILER_PACKAGES,
@@ -43,7 +48,7 @@ from hpcannotate.recipes.packages import (
 # EasyBuild spellings of compilers that facts.COMPILER_PACKAGES does not know. ``intel`` is left out
 # on purpose: in EasyBuild it names a toolchain (intel-compilers + impi + imkl), not a compiler.
 # In EasyBuild, "intel" names a toolchain (compilers + impi + imkl), not a compiler.
-EB_COMPILERS: dict[str, str] = {k: v for k, v in COMPILER_PACKAGES.items() if k != "intel"}
+EB_COMPILERS: dict[str, str] = {name: value for name, value in COMPILER_PACKAGES.items() if name != "intel"}
 CUDA_NAMES = ("cuda", "cudacore")
 SYSTEM_NAMES = ("system", "dummy")
 EASYCONFIGS_SUBDIR = os.path.join("easybuild", "easyconfigs")
@@ -53,6 +58,11 @@ TEMPLATE = re.compile(r"%\((\w+)\)s")
 ASSIGNMENT = re.compile(r"^([A-Za-z_]\w*)\s*=(?!=)", re.M)
 TOOLCHAIN_EASYBLOCK = re.compile(r"^easyblock\s*=\s*['\"]Toolchain['\"]", re.M)
 
+# the keys of the MPI and of the fabrics it reaches the network with, as one easyconfig can miss them together
+MPI_KEYS = (k.MPI_IMPLEMENTATION, k.MPI_VERSION, k.MPI_ABI_VERSION)
+FABRIC_KEYS = (k.COMMUNICATION_FRAMEWORK, k.UCX_VERSION, k.LIBFABRIC_VERSION)
+# a fabric dependency -> the Fabric field its version goes in
+FABRIC_VERSION_FIELDS = {"ucx": "ucx_version", "libfabric": "libfabric_version"}
 TARGET_REASON = (
     "an easyconfig names no CPU target: EasyBuild compiles with -march=native for the build host "
     "(or what --optarch / toolchainopts optarch say); give --target"
@@ -72,7 +82,8 @@ class EasyconfigFailure(Exception):
 
 # ----------------------------------------------------------------------------- entry points (run_isolated)
 def evaluate_batch(payload: dict) -> dict:
-    """Facts for every easyconfig in ``payload['paths']``: ``{"results": [{"facts": ...} | {"error": ...}]}``.
+    """Facts for every easyconfig in ``payload['paths']``: ``{"results": [{"facts": [...], "missing": [...],
+    "warnings": [...]} | {"error": ...}]}`` (the facts in ``facts.to_wire``'s form, in the order found).
 
     ``payload``: paths, robot_paths (extra trees), timeout (seconds per easyconfig), progress (optional
     file where the index of the easyconfig being evaluated is written, so that the caller can tell
@@ -112,7 +123,7 @@ def _evaluate_one(path: str, robot_paths: list[str], timeout: float) -> dict:
     cwd = os.getcwd()
     try:
         with _deadline(timeout):
-            return {"facts": EasyconfigFacts(path, _search_roots(path, robot_paths)).infer()}
+            return EasyconfigFacts(path, _search_roots(path, robot_paths)).infer()
     except Deadline:
         return {"error": f"evaluation did not finish within {timeout:g} s (raise it with --timeout)"}
     except SystemExit as exc:
@@ -599,7 +610,8 @@ def locate_dep(roots: tuple[str, ...], dep: Dep, hierarchy: list[tuple[str, str]
 
 # ----------------------------------------------------------------------------- facts of one easyconfig
 class EasyconfigFacts:
-    """Everything one easyconfig says about the image, as JSON for the adapter to turn into an Inference."""
+    """Everything one easyconfig says about the image: typed facts, sent as JSON for the adapter to turn into
+    an Inference. Keys are full keys (``keynames``)."""
 
     def __init__(self, path: str, roots: tuple[str, ...]):
         self.path = path
@@ -607,7 +619,7 @@ class EasyconfigFacts:
         self.text = read_text(path)
         self.cfg = parse_text(path, self.text)
         self.lines = {m.group(1): self.text.count("\n", 0, m.start()) + 1 for m in ASSIGNMENT.finditer(self.text)}
-        self.sets: list[list] = []
+        self.facts: list[Fact] = []
         self.missing: list[list[str]] = []
         self.done: set[str] = set()
         self.warnings: list[str] = []
@@ -615,13 +627,18 @@ class EasyconfigFacts:
         self.toolchain_is_self = False
 
     # -- output helpers
-    def set(self, key: str, value: str, line: int | None = None, fragment: str | None = None,
-            note: str | None = None) -> None:
-        self.sets.append([key, value, line, fragment, note])
-        self.done.add(key)
+    @staticmethod
+    def at(value: str, line: int | None = None, fragment: str | None = None, note: str | None = None) -> Sourced:
+        """A value and where in the easyconfig it is (the parent fills in the layer and the file)."""
+        return Sourced(value, Provenance(Layer.RECIPE, None, line, fragment, note))
+
+    def found(self, fact: Fact) -> None:
+        """Record ``fact``; the adapter adds the facts in this order, so that annotations keep it."""
+        self.facts.append(fact)
+        self.done.update(key for key, _ in fact.items())
 
     def miss(self, key: str, reason: str) -> None:
-        if key not in self.done and all(k != key for k, _ in self.missing):
+        if key not in self.done and all(known != key for known, _ in self.missing):
             self.missing.append([key, reason])
 
     def line_of(self, param: str) -> int | None:
@@ -662,16 +679,15 @@ class EasyconfigFacts:
         self._python(own)
         self._mpi_and_compiler(name, own, toolchain)
         self._optarch()
-        return {"sets": self.sets, "missing": self.missing, "warnings": self.warnings}
+        return {"facts": [to_wire(fact) for fact in self.facts], "missing": self.missing, "warnings": self.warnings}
 
     def _app(self, name: str, version: str) -> None:
-        line, fragment = self.param("name")
-        self.set("app.name", name, line, fragment)
+        app = App(name=self.at(name, *self.param("name")))
         if version:
-            line, fragment = self.param("version")
-            self.set("app.version", version, line, fragment)
-        else:
-            self.miss("app.version", "the easyconfig's version is empty")
+            app.version = self.at(version, *self.param("version"))
+        self.found(app)
+        if not version:
+            self.miss(k.APP_VERSION, "the easyconfig's version is empty")
 
     def _toolchain(self) -> Toolchain | None:
         """The resolved toolchain; None for SYSTEM. An easyconfig without one, or naming one no tree has, fails."""
@@ -734,34 +750,35 @@ class EasyconfigFacts:
         return line, f"{label} -> {chain}{tail}", f"read {comp.file or toolchain.file}"
 
     def _cuda(self, own: list[Dep], build: list[Dep], toolchain: Toolchain | None) -> None:
-        key = "hardware.gpu.nvidia.cuda.version"
         dep = next((d for d in own + build if d.name.lower() in CUDA_NAMES), None)
         cuda = None
         if dep is not None and PLAIN_VERSION.fullmatch(dep.version):
             line, fragment = self.dep_line(dep) if dep.kind != "self" else self.param("version")
             note = "a build dependency" if dep.kind == "builddependencies" else None
-            self.set(key, major_minor(dep.version), line, fragment, note)
+            self.found(Cuda(version=self.at(major_minor(dep.version), line, fragment, note)))
             cuda = dep.version
         elif toolchain and toolchain.cuda and PLAIN_VERSION.fullmatch(toolchain.cuda.version):
-            self.set(key, major_minor(toolchain.cuda.version), *self._tc_fragment(toolchain.cuda, toolchain))
+            self.found(Cuda(version=self.at(major_minor(toolchain.cuda.version),
+                                            *self._tc_fragment(toolchain.cuda, toolchain))))
             cuda = toolchain.cuda.version
         else:
             match = re.search(r"-CUDA-([0-9]+\.[0-9]+(?:\.[0-9]+)*)", self.templates.get("versionsuffix", ""))
             if match:
                 line, fragment = self.param("versionsuffix")
-                self.set(key, major_minor(match.group(1)), line, fragment, "from the versionsuffix")
+                self.found(Cuda(version=self.at(major_minor(match.group(1)), line, fragment,
+                                                "from the versionsuffix")))
                 cuda = match.group(1)
         if cuda is None:
-            self.miss(key, "no CUDA dependency, in the easyconfig or its toolchain")
+            self.miss(k.HARDWARE_GPU_NVIDIA_CUDA_VERSION, "no CUDA dependency, in the easyconfig or its toolchain")
         self._gpu_archs(cuda)
 
     def _gpu_archs(self, cuda: str | None) -> None:
-        key = "hardware.gpu.nvidia.architecture"
+        key = k.HARDWARE_GPU_NVIDIA_ARCHITECTURE
         caps = self.cfg.get("cuda_compute_capabilities")
         if isinstance(caps, (list, tuple)) and caps:
             sms = cuda_arch_to_sm(",".join(str(c) for c in caps))
             if sms:
-                self.set(key, ",".join(sms), *self.param("cuda_compute_capabilities"))
+                self.found(Cuda(architecture=self.at(",".join(sms), *self.param("cuda_compute_capabilities"))))
         elif cuda is not None:
             self.miss(key, "cuda_compute_capabilities is not set in the easyconfig: EasyBuild takes the GPU "
                            "architectures from --cuda-compute-capabilities at build time")
@@ -771,21 +788,21 @@ class EasyconfigFacts:
         if isinstance(amd, (list, tuple)) and amd:
             archs = [str(a) for a in amd if re.fullmatch(r"gfx[0-9a-f]{3,4}", str(a))]
             if archs:
-                self.set("hardware.gpu.amd.architecture", ",".join(archs), *self.param("amdgcn_capabilities"))
+                self.found(Rocm(architecture=self.at(",".join(archs), *self.param("amdgcn_capabilities"))))
 
     def _nccl(self, own: list[Dep]) -> None:
         dep = next((d for d in own if d.name.lower() == "nccl"), None)
         if dep is None or not VERSION.fullmatch(dep.version):
-            self.miss("nccl.version", "no NCCL dependency")
+            self.miss(k.NCCL_VERSION, "no NCCL dependency")
             return
         line, fragment = self.dep_line(dep) if dep.kind != "self" else self.param("version")
-        self.set("nccl.version", dep.version, line, fragment)
+        self.found(Nccl(version=self.at(dep.version, line, fragment)))
 
     def _python(self, own: list[Dep]) -> None:
-        key = "python.version"
+        key = k.PYTHON_VERSION
         multi = self.cfg.get("multi_deps")
-        if isinstance(multi, dict) and any(str(k).lower() == "python" for k in multi):
-            versions = next(v for k, v in multi.items() if str(k).lower() == "python")
+        if isinstance(multi, dict) and any(str(name).lower() == "python" for name in multi):
+            versions = next(v for name, v in multi.items() if str(name).lower() == "python")
             self.miss(key, f"multi_deps builds for several Pythons ({', '.join(map(str, versions))})")
             return
         dep = next((d for d in own if d.name.lower() == "python"), None)
@@ -793,19 +810,17 @@ class EasyconfigFacts:
             self.miss(key, "no Python among the (runtime) dependencies")
             return
         line, fragment = self.dep_line(dep) if dep.kind != "self" else self.param("version")
-        self.set(key, major_minor(dep.version), line, fragment)
+        self.found(Python(version=self.at(major_minor(dep.version), line, fragment)))
 
     # -- MPI, fabrics, compiler
     def _mpi_and_compiler(self, name: str, own: list[Dep], toolchain: Toolchain | None) -> None:
-        mpi_keys = ("mpi.implementation", "mpi.version", "mpi.abi.version")
-        comm_keys = ("communication.framework", "ucx.version", "libfabric.version")
         if (not self._mpi_of_app(own, toolchain) and not self._mpi_of_toolchain(toolchain)
                 and not self._mpi_bundled(toolchain)):
             if toolchain is None:
                 reason = "toolchain = SYSTEM: the easyconfig uses no EasyBuild MPI (a binary may bundle its own)"
             else:
                 reason = self._no_mpi_reason(own, toolchain)
-            for key in (*mpi_keys, *comm_keys):
+            for key in (*MPI_KEYS, *FABRIC_KEYS):
                 self.miss(key, reason)
         self._compiler(toolchain)
 
@@ -868,16 +883,17 @@ class EasyconfigFacts:
         cls = toolchain_class(toolchain.name)
         where = f"EasyBuild's toolchain class {cls.__module__}.{cls.__name__}" if cls else "EasyBuild"
         if impl is None:
-            for key in ("mpi.implementation", "mpi.version", "mpi.abi.version"):
+            for key in MPI_KEYS:
                 self.miss(key, f"{where} gives MPI family {family}, which has no mpi.implementation value")
         else:
-            self.set("mpi.implementation", impl, line, fragment,
-                     f"{where}: MPI family {family}, bundled with the toolchain (no MPI easyconfig of its own)")
+            self.found(Mpi(implementation=self.at(
+                impl, line, fragment,
+                f"{where}: MPI family {family}, bundled with the toolchain (no MPI easyconfig of its own)")))
             reason = (f"the {family} bundled with {toolchain.name}/{toolchain.version} has no easyconfig "
                       "that states its version")
-            self.miss("mpi.version", reason)
-            self.miss("mpi.abi.version", reason)
-        for key in ("communication.framework", "ucx.version", "libfabric.version"):
+            self.miss(k.MPI_VERSION, reason)
+            self.miss(k.MPI_ABI_VERSION, reason)
+        for key in FABRIC_KEYS:
             self.miss(key, f"the MPI bundled with {toolchain.name}/{toolchain.version} has no easyconfig that "
                            "lists its UCX or libfabric")
         return True
@@ -892,30 +908,32 @@ class EasyconfigFacts:
                 if other.mpi is not None:
                     return f"dependency {dep.name} is built with toolchain {'/'.join(dep.toolchain)}, which has an MPI"
         line, fragment = self.tc_where(toolchain)
-        self.set("mpi.implementation", "none", line, fragment, "the toolchain has no MPI and no dependency is one")
+        self.found(Mpi(implementation=self.at("none", line, fragment,
+                                              "the toolchain has no MPI and no dependency is one")))
         return f"toolchain {toolchain.name}/{toolchain.version} has no MPI"
 
     def _set_mpi(self, impl: str, version: str, line: int | None, fragment: str | None, note: str | None) -> None:
-        self.set("mpi.implementation", impl, line, fragment, note)
+        mpi = Mpi(implementation=self.at(impl, line, fragment, note))
+        abi = None
         if VERSION.fullmatch(version):
-            self.set("mpi.version", version, line, fragment, note)
+            mpi.version = self.at(version, line, fragment, note)
             abi = mpi_abi_version(impl, version)
             if abi:
-                self.set("mpi.abi.version", abi, line, fragment, f"{impl} {version} has ABI {abi}")
-            else:
-                self.miss("mpi.abi.version", f"no known ABI version for {impl} {version}")
-        else:
-            self.miss("mpi.version", f"{version!r} is not a version")
-            self.miss("mpi.abi.version", "the MPI version is unknown")
+                mpi.abi_version = self.at(abi, line, fragment, f"{impl} {version} has ABI {abi}")
+        self.found(mpi)
+        if not VERSION.fullmatch(version):
+            self.miss(k.MPI_VERSION, f"{version!r} is not a version")
+            self.miss(k.MPI_ABI_VERSION, "the MPI version is unknown")
+        elif not abi:
+            self.miss(k.MPI_ABI_VERSION, f"no known ABI version for {impl} {version}")
 
     def _fabrics(self, impl: str, deps: list[Dep] | None, where, note: str | None) -> None:
         """communication.framework, ucx.version, libfabric.version from the MPI's own dependencies.
 
         ``where(dep)`` gives (line, fragment) for a dependency of the MPI; ``where(None)`` for the MPI itself.
         """
-        keys = ("communication.framework", "ucx.version", "libfabric.version")
         if deps is None:
-            for key in keys:
+            for key in FABRIC_KEYS:
                 self.miss(key, "the MPI's easyconfig was not found, so its dependencies (UCX, libfabric) are unknown")
             return
         fabric_deps = [d for d in deps if d.name.lower() in FABRIC_PACKAGES]
@@ -927,20 +945,21 @@ class EasyconfigFacts:
             notes.append("Intel MPI uses its bundled libfabric")
         for dep in fabric_deps:
             framework = FABRIC_PACKAGES[dep.name.lower()]
-            if framework in ("ucx", "libfabric") and VERSION.fullmatch(dep.version):
-                self.set(f"{framework}.version", dep.version, *where(dep), note)
+            if framework in FABRIC_VERSION_FIELDS and VERSION.fullmatch(dep.version):
+                self.found(Fabric(**{FABRIC_VERSION_FIELDS[framework]: self.at(dep.version, *where(dep), note)}))
         if frameworks:
             places = [where(d) for d in fabric_deps] or [where(None)]
-            self.set("communication.framework", ",".join(dict.fromkeys(frameworks)), places[0][0],
-                     "; ".join(dict.fromkeys(f for _, f in places)), "; ".join(notes) or None)
+            self.found(Fabric(framework=self.at(",".join(dict.fromkeys(frameworks)), places[0][0],
+                                                "; ".join(dict.fromkeys(f for _, f in places)),
+                                                "; ".join(notes) or None)))
         else:
-            self.miss(keys[0], "the MPI's easyconfig lists no UCX or libfabric dependency")
+            self.miss(k.COMMUNICATION_FRAMEWORK, "the MPI's easyconfig lists no UCX or libfabric dependency")
         bundled = " (Intel MPI bundles its own)" if impl == "intelmpi" else ""
-        self.miss("ucx.version", "the MPI's easyconfig has no UCX dependency")
-        self.miss("libfabric.version", f"the MPI's easyconfig has no libfabric dependency{bundled}")
+        self.miss(k.UCX_VERSION, "the MPI's easyconfig has no UCX dependency")
+        self.miss(k.LIBFABRIC_VERSION, f"the MPI's easyconfig has no libfabric dependency{bundled}")
 
     def _compiler(self, toolchain: Toolchain | None) -> None:
-        keys = ("compiler.implementation", "compiler.version")
+        keys = (k.COMPILER_IMPLEMENTATION, k.COMPILER_VERSION)
         if toolchain is None:
             for key in keys:
                 self.miss(key, "toolchain = SYSTEM: built with the build host's own compiler, which the easyconfig "
@@ -954,11 +973,12 @@ class EasyconfigFacts:
         line, fragment, note = self._tc_fragment(comp, toolchain)
         if comp is toolchain.components[0]:
             line, fragment = self.tc_where(toolchain)
-        self.set("compiler.implementation", EB_COMPILERS[comp.key], line, fragment, note)
+        compiler = Compiler(implementation=self.at(EB_COMPILERS[comp.key], line, fragment, note))
         if PLAIN_VERSION.fullmatch(comp.version):
-            self.set("compiler.version", comp.version, line, fragment, note)
-        else:
-            self.miss("compiler.version", f"{comp.name} version {comp.version!r} is not a plain version")
+            compiler.version = self.at(comp.version, line, fragment, note)
+        self.found(compiler)
+        if compiler.version is None:
+            self.miss(k.COMPILER_VERSION, f"{comp.name} version {comp.version!r} is not a plain version")
 
     def _optarch(self) -> None:
         """A toolchainopts optarch pins compiler flags, not an archspec target: say so, do not guess."""
@@ -970,7 +990,7 @@ class EasyconfigFacts:
         elif optarch not in (None, True, ""):
             self.warnings.append(f"toolchainopts optarch={optarch!r} replaces EasyBuild's -march=native; "
                                  "make --target agree with it")
-        self.miss("hardware.cpu.optimized.version", TARGET_REASON)
+        self.miss(k.HARDWARE_CPU_OPTIMIZED_VERSION, TARGET_REASON)
 
 
 def _toolchain_compiler(toolchain: Toolchain) -> tuple[Component | None, str]:
