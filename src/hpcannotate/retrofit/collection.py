@@ -34,6 +34,7 @@ from hpcannotate.errors import HpcAnnotateError, InputError
 from hpcannotate.model.annotations import Problem
 from hpcannotate.model.catalogue import OCI_PREFIX, SUPERCONTAINERS_PREFIX, is_managed
 from hpcannotate.model.inputs import check_key
+from hpcannotate.model.keynames import PLATFORM_FEATURES
 from hpcannotate.model.provenance import Layer, Provenance
 from hpcannotate.oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry
 from hpcannotate.oci.media import INDEX_TYPES, OCI_INDEX, sha256_digest
@@ -47,7 +48,7 @@ from hpcannotate.registry.repository import ImageRepository, LayoutRepository, m
 from hpcannotate.registry.transfer import TransferReport, ensure_blobs, put_file
 from hpcannotate.retrofit.annotate import check_change, read_back_problems, rewrite_image, validated_annotations
 
-FEATURES_KEY = SUPERCONTAINERS_PREFIX + "platform.features"
+FEATURES_KEY = PLATFORM_FEATURES
 TITLE_KEY = OCI_PREFIX + "title"
 _FEATURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+=-]*$")
 TOP_KEYS = ("manifests",)
