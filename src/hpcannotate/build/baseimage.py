@@ -20,7 +20,14 @@ from pathlib import Path
 
 from hpcannotate.cache import cache_dir  # also read here by registry.compress and bench/compress.py
 from hpcannotate.errors import HpcAnnotateError, InputError
-from hpcannotate.model.keynames import GLIBC_VERSION, LIBC_IMPLEMENTATION, OS_NAME, OS_VERSION, SHELL_IMPLEMENTATION
+from hpcannotate.model.keynames import (
+    GLIBC_VERSION,
+    LIBC_IMPLEMENTATION,
+    OCI_TITLE,
+    OS_NAME,
+    OS_VERSION,
+    SHELL_IMPLEMENTATION,
+)
 from hpcannotate.oci.layers import directory_layer
 from hpcannotate.oci.layout import OciLayout
 from hpcannotate.oci.media import OCI_CONFIG, OCI_MANIFEST, canonical_json
@@ -134,7 +141,7 @@ def write_base_layout(rootfs: Path, layout_dir: Path, tag: str, cmd: list[str], 
     """A one-layer OCI image of ``rootfs`` with base annotations in the manifest and as labels."""
     layout = OciLayout.create(layout_dir)
     layer = directory_layer(rootfs, layout)
-    annotations = {**base_annotations(rootfs), "org.opencontainers.image.title": title}
+    annotations = {**base_annotations(rootfs), OCI_TITLE: title}
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     config = {
         "created": created,

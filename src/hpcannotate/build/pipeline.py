@@ -23,9 +23,15 @@ from hpcannotate.dockerfile.reader import base_images
 from hpcannotate.dockerfile.render import RenderedContext, render_variant, warn_all
 from hpcannotate.errors import HpcAnnotateError, InputError
 from hpcannotate.model.annotations import Annotations
-from hpcannotate.model.catalogue import OCI_PREFIX, catalogue
 from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
-from hpcannotate.model.keynames import APP_VERSION, HARDWARE_CPU_OPTIMIZED_VERSION, TOOLS_INCLUDES
+from hpcannotate.model.catalogue import catalogue
+from hpcannotate.model.keynames import (
+    APP_VERSION,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+    OCI_REF_NAME,
+    OCI_TITLE,
+    TOOLS_INCLUDES,
+)
 from hpcannotate.model.provenance import Layer
 from hpcannotate.model.targets import family_of, is_target
 from hpcannotate.oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry, first_not_baseline
@@ -255,7 +261,7 @@ def write_post_build(store: ImageRepository, tag: str, annotations: Annotations,
     data = manifest.json()
     current = data.get("annotations") or {}
     wanted = {k: v for k, v in current.items() if v != ""}
-    wanted.update({k: v for k, v in annotations.to_oci(aliases).items() if k != OCI_PREFIX + "ref.name"})
+    wanted.update({k: v for k, v in annotations.to_oci(aliases).items() if k != OCI_REF_NAME})
     if wanted == current:
         return manifest
     data["annotations"] = dict(sorted(wanted.items()))
@@ -397,7 +403,7 @@ def execute(the_plan: BuildPlan, options: BuildOptions, *, allow_make_base: bool
             final, conflicts = probe_target(reference, context, options)
             report.conflicts.extend(f"{target}: {c}" for c in conflicts)
         manifest = write_post_build(destination.store, destination.target_tag(target), final, options.aliases)
-        values = {k: v for k, v in final.to_oci(options.aliases).items() if k != OCI_PREFIX + "ref.name"}
+        values = {k: v for k, v in final.to_oci(options.aliases).items() if k != OCI_REF_NAME}
         entries.append((manifest, step.platform, descriptor_annotations(values)))
         expected[target] = values
         probed[target] = {e.key for e in final.entries() if e.provenance.layer == Layer.PROBE}
@@ -433,5 +439,5 @@ def index_annotations(title: str, targets: list[dict[str, str]]) -> dict[str, st
     for other in per_target[1:]:
         shared = {k: v for k, v in shared.items() if other.get(k) == v}
     shared = {k: v for k, v in shared.items() if not k.startswith(P + "hardware.cpu.")}
-    shared[OCI_PREFIX + "title"] = title
+    shared[OCI_TITLE] = title
     return shared

@@ -17,9 +17,9 @@ from hpcannotate.cli.registry_cmds import aliases_option, registry_options
 from hpcannotate.dockerfile.reader import final_base
 from hpcannotate.dockerfile.render import render_variant, warn_all
 from hpcannotate.errors import InputError
-from hpcannotate.model.catalogue import OCI_PREFIX
 from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.model.inputs import parse_assignments
+from hpcannotate.model.keynames import OCI_BASE_DIGEST
 from hpcannotate.recipes.isolation import DEFAULT_TIMEOUT
 from hpcannotate.recipes.recipedir import load_recipe_dir
 
@@ -109,7 +109,7 @@ def _print_after_build(context, reader) -> None:
         else:
             rows.append([key, "added by the probe after the build when the image's files say it"])
     if base and base != "scratch":
-        rows.append([OCI_PREFIX + "base.digest", f"added by the build: the digest of {base} it used"])
+        rows.append([OCI_BASE_DIGEST, f"added by the build: the digest of {base} it used"])
     click.echo()
     console.heading("  after the build (not in the rendered context)")
     console.table(rows, ["KEY", "WHERE IT COMES FROM"], indent=2)

@@ -27,7 +27,6 @@ from hpcannotate.dockerfile.text import exec_form, label_pair, quote, representa
 from hpcannotate.errors import InputError
 from hpcannotate.files import read_bytes, regular_only
 from hpcannotate.model.annotations import Annotations
-from hpcannotate.model.catalogue import OCI_PREFIX
 from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.model.inputs import key_problem
 from hpcannotate.model.keynames import (
@@ -35,6 +34,10 @@ from hpcannotate.model.keynames import (
     DOCS_BUILD_DOCKERFILE,
     DOCS_BUILD_QUICKSTART_BASE64,
     HARDWARE_CPU_OPTIMIZED_VERSION,
+    OCI_BASE_NAME,
+    OCI_DESCRIPTION,
+    OCI_TITLE,
+    OCI_VERSION,
     SHELL_IMPLEMENTATION,
 )
 from hpcannotate.model.provenance import Layer, Provenance
@@ -203,13 +206,13 @@ def _declared(recipe_dir: RecipeDir, variant: Variant) -> Annotations:
     """What the recipe directory states: its yaml annotations and the standard OCI keys."""
     prov = Provenance(Layer.RECIPE, str(recipe_dir.config), note="declared in hpcannotate.yaml")
     declared = Annotations.from_mapping(variant.annotations, prov, source=str(recipe_dir.config))
-    std = {OCI_PREFIX + "title": recipe_dir.name}
+    std = {OCI_TITLE: recipe_dir.name}
     if recipe_dir.version:
-        std[OCI_PREFIX + "version"] = recipe_dir.version
+        std[OCI_VERSION] = recipe_dir.version
     if recipe_dir.description:
-        std[OCI_PREFIX + "description"] = recipe_dir.description
+        std[OCI_DESCRIPTION] = recipe_dir.description
     if variant.base and not formats.get(variant.format).names_own_base:
-        std[OCI_PREFIX + "base.name"] = variant.base
+        std[OCI_BASE_NAME] = variant.base
     for kind, doc in recipe_dir.docs.items():
         if kind in ("quickstart", "benchmark"):
             std[P + f"docs.{kind}.base64"] = b64(read_bytes(doc, f"docs.{kind} file"))

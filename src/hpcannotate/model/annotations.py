@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
-from hpcannotate.model.catalogue import OCI_PREFIX, catalogue, is_managed
+from hpcannotate.model.catalogue import catalogue, is_managed
+from hpcannotate.model.keynames import OCI_REF_NAME
 from hpcannotate.model.problem import Problem  # ``annotations.Problem`` stays where callers import it
 from hpcannotate.model.provenance import Provenance
 from hpcannotate.model.values import as_text, normalise_value
 
 # Annotations that describe a reference inside an OCI layout, not the image, so
 # they are not copied into config labels.
-LAYOUT_ONLY_KEYS = frozenset({OCI_PREFIX + "ref.name"})
+LAYOUT_ONLY_KEYS = frozenset({OCI_REF_NAME})
 
 
 @dataclass(frozen=True)

@@ -34,16 +34,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX
-from hpcannotate.model.keynames import OCI_REF_NAME
+from hpcannotate.model.keynames import HARDWARE_CPU_OPTIMIZED_VERSION, INDEX_COMPLETE, OCI_REF_NAME, PLATFORM_FEATURES
 from hpcannotate.oci.media import OCI_INDEX, canonical_json, sha256_digest
 from hpcannotate.oci.store import Manifest
 
 # Per-descriptor annotations stay small: no embedded documents, no long values.
 MAX_DESCRIPTOR_VALUE = 512
-TARGET_KEY = SUPERCONTAINERS_PREFIX + "hardware.cpu.optimized.version"
-COMPLETE_KEY = SUPERCONTAINERS_PREFIX + "index.complete"
-FEATURES_KEY = SUPERCONTAINERS_PREFIX + "platform.features"  # MetaHub's cpu:zen3 (collection YAML)
+TARGET_KEY = HARDWARE_CPU_OPTIMIZED_VERSION
+COMPLETE_KEY = INDEX_COMPLETE
+FEATURES_KEY = PLATFORM_FEATURES  # MetaHub's cpu:zen3 (collection YAML)
 LEVELS = ("x86_64_v2", "x86_64_v3", "x86_64_v4")
 COMPLETE_TAG = "all"  # build: the complete index's tag is TAG-all (no archspec target is named "all")
 

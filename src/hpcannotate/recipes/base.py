@@ -18,7 +18,6 @@ from typing import ClassVar
 
 from hpcannotate.errors import InputError
 from hpcannotate.model.annotations import Annotations
-from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.model.catalogue import catalogue
 from hpcannotate.model.keynames import HARDWARE_CPU_OPTIMIZED_MODE, HARDWARE_CPU_OPTIMIZED_VERSION
 from hpcannotate.model.provenance import Layer, Provenance
@@ -92,7 +91,7 @@ class Inference:
                 problem = self._problem(key, sourced.value)
                 if problem:
                     self.warnings.append(f"{spelled}: not set, the recipe's value {problem}")
-                    self.miss(spelled, f"the recipe's value {sourced.value!r} is not valid here ({problem})")
+                    self.miss(key, f"the recipe's value {sourced.value!r} is not valid here ({problem})")
                     refused.append(key)
         if refused:
             fact = fact.without(refused)
@@ -130,7 +129,7 @@ class Inference:
     def miss(self, key: str, reason: str) -> None:
         """Record that ``key`` was not inferred, unless it already has a value."""
         if key not in self.annotations:
-            self.missing.setdefault(catalogue().canonical(key if key.startswith("org.") else P + key), reason)
+            self.missing.setdefault(catalogue().canonical(key), reason)
 
     def to_json(self) -> dict:
         data = self.annotations.to_json()

@@ -32,8 +32,9 @@ from pathlib import Path
 from hpcannotate import console
 from hpcannotate.errors import HpcAnnotateError, InputError
 from hpcannotate.model.annotations import Problem
-from hpcannotate.model.catalogue import OCI_PREFIX, SUPERCONTAINERS_PREFIX, is_managed
+from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX, is_managed
 from hpcannotate.model.inputs import check_key, load_structured
+from hpcannotate.model.keynames import OCI_TITLE, PLATFORM_FEATURES
 from hpcannotate.model.provenance import Layer, Provenance
 from hpcannotate.oci.index import COMPLETE_TAG, build_index, descriptor_annotations, every_entry
 from hpcannotate.oci.media import INDEX_TYPES, OCI_INDEX, sha256_digest
@@ -47,8 +48,8 @@ from hpcannotate.registry.repository import ImageRepository, LayoutRepository, m
 from hpcannotate.registry.transfer import TransferReport, ensure_blobs, put_file
 from hpcannotate.retrofit.annotate import check_change, read_back_problems, rewrite_image, validated_annotations
 
-FEATURES_KEY = SUPERCONTAINERS_PREFIX + "platform.features"
-TITLE_KEY = OCI_PREFIX + "title"
+FEATURES_KEY = PLATFORM_FEATURES
+TITLE_KEY = OCI_TITLE
 _FEATURE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+=-]*$")
 TOP_KEYS = ("manifests",)
 APP_KEYS = ("name", "tag", "annotations", "manifests")

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from hpcannotate.errors import HpcAnnotateError, InputError
-from hpcannotate.model.catalogue import SUPERCONTAINERS_PREFIX as P
 from hpcannotate.model.keynames import (
     COMMUNICATION_FRAMEWORK,
     HARDWARE_CPU_OPTIMIZED_VERSION,
@@ -78,7 +77,7 @@ class Edf:
         import tomli_w
 
         header = (f"# CSCS Environment Definition File written by hpcannotate from {self.entry.pull}\n"
-                  f"# target {self.entry.annotations.get(P + 'hardware.cpu.optimized.version', '?')}, "
+                  f"# target {self.entry.annotations.get(HARDWARE_CPU_OPTIMIZED_VERSION, '?')}, "
                   f"platform {self.entry.platform_text}\n")
         return header + tomli_w.dumps(self.data)
 

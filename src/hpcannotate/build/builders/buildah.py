@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 
 from hpcannotate.build.builders.base import Builder, BuildOptions, BuildResult, run_logged
 from hpcannotate.errors import HpcAnnotateError, InputError
+from hpcannotate.model.keynames import OCI_REF_NAME
 
 if TYPE_CHECKING:
     from hpcannotate.dockerfile.render import RenderedContext
     from hpcannotate.model.annotations import Annotations
 
 # Annotations that only make sense on an OCI layout's index entry, not on the image manifest.
-LAYOUT_ONLY = ("org.opencontainers.image.ref.name",)
+LAYOUT_ONLY = (OCI_REF_NAME,)
 
 
 def metadata_args(context: RenderedContext) -> list[str]:

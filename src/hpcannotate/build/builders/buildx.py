@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from hpcannotate.build.builders.base import Builder, BuildOptions, BuildResult, run_logged
 from hpcannotate.build.builders.buildah import LAYOUT_ONLY
 from hpcannotate.errors import HpcAnnotateError, InputError
+from hpcannotate.model.keynames import OCI_BASE_DIGEST
 
 if TYPE_CHECKING:
     from hpcannotate.dockerfile.render import RenderedContext
@@ -34,7 +35,7 @@ HOW_TO_CREATE = ("create a BuildKit builder: `docker buildx create --name bk --d
                  "then pass --builder bk")
 
 
-BASE_DIGEST = "org.opencontainers.image.base.digest"
+BASE_DIGEST = OCI_BASE_DIGEST
 
 
 @dataclass

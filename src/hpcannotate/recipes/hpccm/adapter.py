@@ -25,6 +25,21 @@ from typing import Any, ClassVar
 from hpcannotate.errors import InputError
 from hpcannotate.files import read_head
 from hpcannotate.model.catalogue import catalogue, is_managed
+from hpcannotate.model.keynames import (
+    APP_NAME,
+    APP_VERSION,
+    COMMUNICATION_FRAMEWORK,
+    COMPILER_IMPLEMENTATION,
+    COMPILER_VERSION,
+    HARDWARE_GPU_NVIDIA_ARCHITECTURE,
+    HARDWARE_GPU_NVIDIA_CUDA_VERSION,
+    LIBFABRIC_VERSION,
+    MPI_ABI_VERSION,
+    MPI_IMPLEMENTATION,
+    MPI_VERSION,
+    NCCL_VERSION,
+    UCX_VERSION,
+)
 from hpcannotate.recipes.base import MODE_KEY, TARGET_KEY, Adapter, Inference, InferOptions, apply_target
 from hpcannotate.recipes.baseimage import os_from_image
 from hpcannotate.recipes.facts import (
@@ -365,13 +380,13 @@ def infer_mpi(facts: Facts, inference: Inference) -> Candidate | None:
         base = facts.base()
         image = base.attr("image") if base else "unknown"
         reason = f"no MPI building block in the final image; the base image {image} may provide one"
-        for key in ("mpi.implementation", "mpi.version", "mpi.abi.version"):
+        for key in (MPI_IMPLEMENTATION, MPI_VERSION, MPI_ABI_VERSION):
             inference.miss(key, reason)
         return None
     implementations = _unique([c.implementation for c in candidates])
     if len(implementations) > 1:
         reason = "the final image has several MPIs: " + ", ".join(implementations)
-        for key in ("mpi.implementation", "mpi.version", "mpi.abi.version"):
+        for key in (MPI_IMPLEMENTATION, MPI_VERSION, MPI_ABI_VERSION):
             inference.miss(key, reason)
         return None
     first = candidates[0]
@@ -385,12 +400,12 @@ def infer_mpi(facts: Facts, inference: Inference) -> Candidate | None:
                            *first.names, note=f"{first.implementation} {first.version} ABI"))))
     if one:
         if not abi:
-            inference.miss("mpi.abi.version", f"no known ABI for {first.implementation} {first.version}")
+            inference.miss(MPI_ABI_VERSION, f"no known ABI for {first.implementation} {first.version}")
     else:
         reason = first.why_no_version if len(versions) == 1 else "the MPI blocks disagree on the version: " + \
             ", ".join(str(v) for v in versions)
-        inference.miss("mpi.version", reason or "unknown")
-        inference.miss("mpi.abi.version", "follows mpi.version, which is unknown")
+        inference.miss(MPI_VERSION, reason or "unknown")
+        inference.miss(MPI_ABI_VERSION, "follows mpi.version, which is unknown")
     return first
 
 
@@ -448,13 +463,13 @@ def infer_fabric(facts: Facts, inference: Inference, mpi: Candidate | None) -> N
         first = next(iter(frameworks.values()))
         put(inference, Fabric(framework=stated(inference, ",".join(frameworks), first)))
     elif mpi is not None and mpi.block.kind not in MPI_BLOCKS:
-        inference.miss("communication.framework", f"the MPI comes with {mpi.block.fragment(*mpi.names)}, which does "
+        inference.miss(COMMUNICATION_FRAMEWORK, f"the MPI comes with {mpi.block.fragment(*mpi.names)}, which does "
                        "not say its network library")
     else:
-        inference.miss("communication.framework", "no UCX or libfabric in the final image, and the MPI is not "
+        inference.miss(COMMUNICATION_FRAMEWORK, "no UCX or libfabric in the final image, and the MPI is not "
                        "configured for one")
-    _component_version(inference, "ucx.version", ucx_versions)
-    _component_version(inference, "libfabric.version", libfabric_versions)
+    _component_version(inference, UCX_VERSION, ucx_versions)
+    _component_version(inference, LIBFABRIC_VERSION, libfabric_versions)
 
 
 def _mpi_fabrics(mpi: Candidate, frameworks: dict[str, dict]) -> None:
@@ -472,14 +487,14 @@ def _mpi_fabrics(mpi: Candidate, frameworks: dict[str, dict]) -> None:
 
 
 def _component_version(inference: Inference, key: str, found: list[tuple]) -> None:
-    """Set a component's version from (version, why unknown, block, note) tuples, when they agree."""
+    """Set a component's version (``key``, a keynames constant) from (version, why unknown, block, note) tuples,
+    when they agree."""
     if not found:
         return
     versions = _unique([v for v, _, _, _ in found])
     version, why, block, note = found[0]
     if len(versions) == 1 and version:
-        put(inference, fact_for(catalogue().canonical(key), stated(inference, version, block.where("version", "url",
-                                                                                           note=note))))
+        put(inference, fact_for(key, stated(inference, version, block.where("version", "url", note=note))))
     elif len(versions) > 1:
         inference.miss(key, "the blocks disagree: " + ", ".join(str(v) for v in versions))
     else:
@@ -516,10 +531,10 @@ def infer_cuda(facts: Facts, inference: Inference) -> None:
         said = "; ".join(f"{v} ({_says(where)})" for v, where in (next(s for s in sources if s[0] == v)
                                                                   for v in versions))
         inference.warnings.append(f"CUDA versions disagree: {said}; hardware.gpu.nvidia.cuda.version is left out")
-        inference.miss("hardware.gpu.nvidia.cuda.version", f"the recipe names several CUDA versions: {said}")
+        inference.miss(HARDWARE_GPU_NVIDIA_CUDA_VERSION, f"the recipe names several CUDA versions: {said}")
     else:
         image = base.attr("image") if base else "none"
-        inference.miss("hardware.gpu.nvidia.cuda.version",
+        inference.miss(HARDWARE_GPU_NVIDIA_CUDA_VERSION,
                        "; ".join(reasons) or f"the base image {image} is not a CUDA image and no block pins CUDA")
     _infer_nccl(facts, inference)
 
@@ -537,7 +552,7 @@ def _infer_nccl(facts: Facts, inference: Inference) -> None:
         version, why, note = _version_of(block)
         # nccl versions carry the package revision (2.18.3-1); the release is what users compare
         found.append((re.sub(r"-[0-9]+$", "", version) if version else None, why, block, note))
-    _component_version(inference, "nccl.version", found)
+    _component_version(inference, NCCL_VERSION, found)
 
 
 def gpu_architectures(options: Iterable[str]) -> list[str]:
@@ -562,7 +577,7 @@ def infer_gpu_arch(facts: Facts, inference: Inference, apps: list[Block]) -> Non
             put(inference, Cuda(architecture=stated(inference, ",".join(found),
                                                   block.where("cmake_opts", "configure_opts"))))
             return
-    inference.miss("hardware.gpu.nvidia.architecture", "the recipe does not pass GPU architectures to the "
+    inference.miss(HARDWARE_GPU_NVIDIA_ARCHITECTURE, "the recipe does not pass GPU architectures to the "
                    "application build")
 
 
@@ -589,13 +604,13 @@ def infer_compiler(facts: Facts, inference: Inference) -> None:
         families = _toolchain_choice(facts, families) or families
     if not families:
         reason = "no compiler building block; the base image's compiler is not known from the recipe"
-        inference.miss("compiler.implementation", reason)
-        inference.miss("compiler.version", reason)
+        inference.miss(COMPILER_IMPLEMENTATION, reason)
+        inference.miss(COMPILER_VERSION, reason)
         return
     if len(families) > 1:
         reason = "several compilers (" + ", ".join(families) + ") and no toolchain says which built the application"
-        inference.miss("compiler.implementation", reason)
-        inference.miss("compiler.version", reason)
+        inference.miss(COMPILER_IMPLEMENTATION, reason)
+        inference.miss(COMPILER_VERSION, reason)
         return
     mine = [(v, w, why) for f, v, w, why in found if f == families[0]]
     versions = _unique([v for v, _, _ in mine])
@@ -605,9 +620,9 @@ def infer_compiler(facts: Facts, inference: Inference) -> None:
     if one:
         return
     if len(versions) == 1:
-        inference.miss("compiler.version", mine[0][2] or "unknown")
+        inference.miss(COMPILER_VERSION, mine[0][2] or "unknown")
     else:
-        inference.miss("compiler.version", "the compiler blocks disagree: " + ", ".join(str(v) for v in versions))
+        inference.miss(COMPILER_VERSION, "the compiler blocks disagree: " + ", ".join(str(v) for v in versions))
 
 
 def _toolchain_choice(facts: Facts, families: list[str]) -> list[str]:
@@ -666,8 +681,8 @@ def infer_app(facts: Facts, inference: Inference, apps: list[Block]) -> None:
     if len(names) > 1:
         reason = (f"the recipe builds several applications ({', '.join(names)}) and no <app>.version label says "
                   "which one the image is for")
-        inference.miss("app.name", reason)
-        inference.miss("app.version", reason)
+        inference.miss(APP_NAME, reason)
+        inference.miss(APP_VERSION, reason)
         return
     if apps:
         block = apps[-1]
@@ -675,10 +690,10 @@ def infer_app(facts: Facts, inference: Inference, apps: list[Block]) -> None:
         where = block.where("url", "repository", "package", "branch", note="the last application build")
         put(inference, App(name=stated(inference, name, where), version=stated(inference, version, where)))
         if not version:
-            inference.miss("app.version", f"{block.kind} builds {name} from a branch or commit, not a release")
+            inference.miss(APP_VERSION, f"{block.kind} builds {name} from a branch or commit, not a release")
         return
-    inference.miss("app.name", "the recipe builds no application (no generic_* block, no <app>.version label)")
-    inference.miss("app.version", "the recipe builds no application")
+    inference.miss(APP_NAME, "the recipe builds no application (no generic_* block, no <app>.version label)")
+    inference.miss(APP_VERSION, "the recipe builds no application")
 
 
 def collect_labels(facts: Facts, inference: Inference) -> list[tuple[str, str, Block]]:

@@ -26,6 +26,22 @@ from pathlib import Path
 from hpcannotate.errors import InputError
 from hpcannotate.files import read_head
 from hpcannotate.model.inputs import read_text
+from hpcannotate.model.keynames import (
+    APP_NAME,
+    APP_VERSION,
+    COMMUNICATION_FRAMEWORK,
+    COMPILER_IMPLEMENTATION,
+    COMPILER_VERSION,
+    GLIBC_VERSION,
+    HARDWARE_CPU_OPTIMIZED_MODE,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+    HARDWARE_GPU_NVIDIA_ARCHITECTURE,
+    HARDWARE_GPU_NVIDIA_CUDA_VERSION,
+    LIBC_IMPLEMENTATION,
+    MPI_ABI_VERSION,
+    MPI_IMPLEMENTATION,
+    MPI_VERSION,
+)
 from hpcannotate.recipes.base import Adapter, Inference, InferOptions, apply_target
 from hpcannotate.recipes.facts import App, BaseOs, Compiler, Cuda, Fabric, Mpi, Nccl, Python, Recipe, Rocm, Sourced
 from hpcannotate.recipes.facts import Fact as Typed
@@ -540,8 +556,8 @@ class Static:
         self.gpu()
         self.package_versions()
         self.container()
-        self.inf.miss("libc.implementation", "a spack.yaml does not say; it is in the spack.lock after concretizing")
-        self.inf.miss("glibc.version", "a spack.yaml does not say; it is in the spack.lock after concretizing")
+        self.inf.miss(LIBC_IMPLEMENTATION, "a spack.yaml does not say; it is in the spack.lock after concretizing")
+        self.inf.miss(GLIBC_VERSION, "a spack.yaml does not say; it is in the spack.lock after concretizing")
 
     # -- per-root configuration lookups ------------------------------------------------------
 
@@ -659,10 +675,10 @@ class Static:
         if not names:
             reason = "the environment has no specs" if not self.env.roots else \
                 "every root spec is an MPI, compiler or other infrastructure package"
-            self.inf.miss("app.name", reason)
+            self.inf.miss(APP_NAME, reason)
             return
         if len(names) > 1:
-            self.inf.miss("app.name", f"the environment has {len(names)} application roots: {short_list(names)}")
+            self.inf.miss(APP_NAME, f"the environment has {len(names)} application roots: {short_list(names)}")
             return
         roots = [r for r in self.apps if r.spec.name == names[0]]
         versions = {pinned_version(r.spec.root.version) for r in roots}
@@ -670,7 +686,7 @@ class Static:
         self.add(App(name=self.said(Fact(names[0], roots[0].text, str(roots[0].text))),
                      version=self.said(Fact(versions.pop(), roots[0].text, str(roots[0].text))) if pinned else None))
         if not pinned:
-            self.inf.miss("app.version", f"{names[0]} has no pinned version in the spack.yaml")
+            self.inf.miss(APP_VERSION, f"{names[0]} has no pinned version in the spack.yaml")
 
     def root_target(self, root: Root) -> list[Fact]:
         """A root's target: on its own node, required/preferred for its package, for ``all``, or ``all: target``."""
@@ -719,8 +735,8 @@ class Static:
         if self.options.target and self.options.target in values:
             apply_target(self.inf, self.options.target)
             return
-        self.inf.miss("hardware.cpu.optimized.version", f"the environment is built for several targets: {listed}")
-        self.inf.miss("hardware.cpu.optimized.mode", "follows hardware.cpu.optimized.version, which is ambiguous")
+        self.inf.miss(HARDWARE_CPU_OPTIMIZED_VERSION, f"the environment is built for several targets: {listed}")
+        self.inf.miss(HARDWARE_CPU_OPTIMIZED_MODE, "follows hardware.cpu.optimized.version, which is ambiguous")
 
     def root_mpi(self, root: Root, mpi_roots: list[Root]) -> tuple[Node, Fact] | None:
         """The MPI a root uses: named in its spec, required for ``mpi``, an MPI root, or the preferred provider."""
@@ -753,42 +769,42 @@ class Static:
             if found:
                 choices.setdefault(found[1].value, (root, *found))
         if not choices:
-            self.inf.miss("mpi.implementation", "the spack.yaml names no MPI (no ^mpi, mpi: require or providers)")
+            self.inf.miss(MPI_IMPLEMENTATION, "the spack.yaml names no MPI (no ^mpi, mpi: require or providers)")
             return
         implementations = {MPI_PACKAGES.get(name, name) for name in choices}
         if len(implementations) > 1:
-            self.inf.miss("mpi.implementation", f"the roots use several MPIs: {', '.join(sorted(choices))}")
+            self.inf.miss(MPI_IMPLEMENTATION, f"the roots use several MPIs: {', '.join(sorted(choices))}")
             return
         name, (root, node, fact) = next(iter(choices.items()))
         implementation = MPI_PACKAGES.get(name)
         if implementation is None:
-            self.inf.miss("mpi.implementation", f"MPI provider {name!r} is not one hpcannotate knows")
+            self.inf.miss(MPI_IMPLEMENTATION, f"MPI provider {name!r} is not one hpcannotate knows")
             return
         self.add(Mpi(implementation=self.said(fact, implementation)))
         version, rejected = self.version_lookup(name, node, fact, root)
         bundled = bundled_mpi_reason(name, version.value if version else None)
         abi = None
         if bundled:
-            self.inf.miss("mpi.version", bundled)
-            self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
+            self.inf.miss(MPI_VERSION, bundled)
+            self.inf.miss(MPI_ABI_VERSION, "follows mpi.version, which is unknown")
         elif version and not is_release_version(version.value):
-            self.inf.miss("mpi.version", f"{name}@{version.value} is a git reference or branch, not a release version")
-            self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
+            self.inf.miss(MPI_VERSION, f"{name}@{version.value} is a git reference or branch, not a release version")
+            self.inf.miss(MPI_ABI_VERSION, "follows mpi.version, which is unknown")
         else:
             if version:
                 self.add(Mpi(version=self.said(version)))
             elif rejected:
-                self.inf.miss("mpi.version", f"{name}@{node.version} is asked for, but {rejected.fragment} gives "
+                self.inf.miss(MPI_VERSION, f"{name}@{node.version} is asked for, but {rejected.fragment} gives "
                                              f"{rejected.value}, which does not satisfy it")
             elif node.version and not is_release_version(lower_bound(node.version)):
-                self.inf.miss("mpi.version", f"{name}@{node.version} is a git reference or branch, not a release "
+                self.inf.miss(MPI_VERSION, f"{name}@{node.version} is a git reference or branch, not a release "
                                              "version")
             else:
-                self.inf.miss("mpi.version", f"{name} has no pinned version in the spack.yaml")
+                self.inf.miss(MPI_VERSION, f"{name} has no pinned version in the spack.yaml")
             known = version.value if version else lower_bound(node.version)
             abi = mpi_abi_version(implementation, known) if known else None
             if abi is None:
-                self.inf.miss("mpi.abi.version", f"the {name} version does not say its ABI")
+                self.inf.miss(MPI_ABI_VERSION, f"the {name} version does not say its ABI")
         if abi:
             source = version or fact
             said = known if version else f"{node.version} (every release)"
@@ -799,7 +815,7 @@ class Static:
             values = _sorted_frameworks(frameworks)
             self.add(Fabric(framework=self.said(frameworks[values[0]], ",".join(values))))
         else:
-            self.inf.miss("communication.framework", f"nothing selects a fabric for {name} (fabrics=, netmod=, ^ucx)")
+            self.inf.miss(COMMUNICATION_FRAMEWORK, f"nothing selects a fabric for {name} (fabrics=, netmod=, ^ucx)")
 
     def frameworks(self, root: Root | None, name: str, node: Node, fact: Fact,
                    version: str | None = None) -> dict[str, Fact]:
@@ -908,21 +924,21 @@ class Static:
             if found:
                 choices.setdefault(COMPILER_PACKAGES.get(found[0], found[0]), (root, found[1], found[2]))
         if not choices:
-            self.inf.miss("compiler.implementation", "the spack.yaml names no compiler")
+            self.inf.miss(COMPILER_IMPLEMENTATION, "the spack.yaml names no compiler")
             return
         if len(choices) > 1:
-            self.inf.miss("compiler.implementation", f"the roots use several compilers: {', '.join(sorted(choices))}")
+            self.inf.miss(COMPILER_IMPLEMENTATION, f"the roots use several compilers: {', '.join(sorted(choices))}")
             return
         implementation, (root, node, fact) = next(iter(choices.items()))
         if implementation not in COMPILER_PACKAGES.values():
-            self.inf.miss("compiler.implementation", f"compiler {fact.value!r} is not one hpcannotate knows")
+            self.inf.miss(COMPILER_IMPLEMENTATION, f"compiler {fact.value!r} is not one hpcannotate knows")
             return
         if fact.preference:
             reason = (f"{fact.fragment} is a preference, which the concretizer may not follow (Spack 1.x ignores "
                       "packages: all: compiler:); the spack.lock says which compiler was used (concretize, or "
                       "keep the spack.lock beside the spack.yaml)")
-            self.inf.miss("compiler.implementation", reason)
-            self.inf.miss("compiler.version", reason)
+            self.inf.miss(COMPILER_IMPLEMENTATION, reason)
+            self.inf.miss(COMPILER_VERSION, reason)
             self.inf.warnings.append(f"{_where(fact.source)}: {fact.value} is a preferred compiler, not a required "
                                      "one: compiler.implementation is left out")
             return
@@ -936,10 +952,10 @@ class Static:
         if version:
             self.add(Compiler(version=self.said(version)))
         elif rejected:
-            self.inf.miss("compiler.version", f"{fact.value}@{node.version} is asked for, but {rejected.fragment} "
+            self.inf.miss(COMPILER_VERSION, f"{fact.value}@{node.version} is asked for, but {rejected.fragment} "
                                               f"gives {rejected.value}, which does not satisfy it")
         else:
-            self.inf.miss("compiler.version", f"{fact.value} has no pinned version in the spack.yaml")
+            self.inf.miss(COMPILER_VERSION, f"{fact.value} has no pinned version in the spack.yaml")
 
     def gpu(self) -> None:
         sms: dict[str, Fact] = {}
@@ -969,7 +985,7 @@ class Static:
             values = sorted_unique(sms)
             self.add(Cuda(architecture=self.said(sms[values[0]], ",".join(values))))
         else:
-            self.inf.miss("hardware.gpu.nvidia.architecture", "no root is built with +cuda and a cuda_arch")
+            self.inf.miss(HARDWARE_GPU_NVIDIA_ARCHITECTURE, "no root is built with +cuda and a cuda_arch")
         if amd:
             values = sorted_unique(amd)
             self.add(Rocm(architecture=self.said(amd[values[0]], ",".join(values))))
@@ -978,7 +994,7 @@ class Static:
     def cuda_version(self, cuda_used: bool) -> None:
         nodes = [(r, n) for r in self.env.roots for n in r.spec.nodes() if n.name == "cuda"]
         if not cuda_used and not nodes:
-            self.inf.miss("hardware.gpu.nvidia.cuda.version", "no root is built with +cuda")
+            self.inf.miss(HARDWARE_GPU_NVIDIA_CUDA_VERSION, "no root is built with +cuda")
             return
         facts = {}
         for root, node in nodes or [(None, None)]:
@@ -989,9 +1005,9 @@ class Static:
             (version, fact), = facts.items()
             self.add(Cuda(version=self.said(fact, version)))
         elif facts:
-            self.inf.miss("hardware.gpu.nvidia.cuda.version", f"the roots ask for CUDA {', '.join(sorted(facts))}")
+            self.inf.miss(HARDWARE_GPU_NVIDIA_CUDA_VERSION, f"the roots ask for CUDA {', '.join(sorted(facts))}")
         else:
-            self.inf.miss("hardware.gpu.nvidia.cuda.version", "CUDA is used but its version is not pinned (^cuda@X.Y)")
+            self.inf.miss(HARDWARE_GPU_NVIDIA_CUDA_VERSION, "CUDA is used but its version is not pinned (^cuda@X.Y)")
 
     def package_versions(self) -> None:
         """Versions of single packages the environment holds: python (major.minor), nccl, ucx, libfabric."""

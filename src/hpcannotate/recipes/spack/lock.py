@@ -18,7 +18,23 @@ from pathlib import Path
 
 from hpcannotate.errors import InputError
 from hpcannotate.model.inputs import read_text
-from hpcannotate.recipes.base import MODE_KEY, TARGET_KEY, Inference, InferOptions, apply_target
+from hpcannotate.model.keynames import (
+    APP_NAME,
+    APP_VERSION,
+    COMMUNICATION_FRAMEWORK,
+    COMPILER_IMPLEMENTATION,
+    COMPILER_VERSION,
+    HARDWARE_CPU_OPTIMIZED_MODE,
+    HARDWARE_CPU_OPTIMIZED_VERSION,
+    HARDWARE_GPU_NVIDIA_ARCHITECTURE,
+    HARDWARE_GPU_NVIDIA_CUDA_VERSION,
+    LIBC_IMPLEMENTATION,
+    MPI_ABI_VERSION,
+    MPI_IMPLEMENTATION,
+    MPI_VERSION,
+    OS_NAME,
+)
+from hpcannotate.recipes.base import Inference, InferOptions, apply_target
 from hpcannotate.recipes.facts import (
     App,
     BaseOs,
@@ -278,11 +294,11 @@ class _Reader:
                          version=self.said(nodes[0].version, nodes[0], "root", "version") if len(versions) == 1
                          else None))
             if len(versions) != 1:
-                self.inf.miss("app.version", f"the lock holds {names[0]} at versions {', '.join(sorted(versions))}")
+                self.inf.miss(APP_VERSION, f"the lock holds {names[0]} at versions {', '.join(sorted(versions))}")
         elif names:
-            self.inf.miss("app.name", f"the lock has {len(names)} application roots: {short_list(names)}")
+            self.inf.miss(APP_NAME, f"the lock has {len(names)} application roots: {short_list(names)}")
         else:
-            self.inf.miss("app.name", "every root of the lock is an MPI, compiler or other infrastructure package")
+            self.inf.miss(APP_NAME, "every root of the lock is an MPI, compiler or other infrastructure package")
 
     def target(self) -> None:
         built = [n for n in self.focus if not n.external] or self.focus
@@ -291,14 +307,14 @@ class _Reader:
             if node.target:
                 targets.setdefault(node.target, node)
         if not targets:
-            self.inf.miss("hardware.cpu.optimized.version", "the lock's roots carry no arch.target")
+            self.inf.miss(HARDWARE_CPU_OPTIMIZED_VERSION, "the lock's roots carry no arch.target")
             apply_target(self.inf, self.options.target)
             return
         if len(targets) > 1:
             listed = ", ".join(f"{t} ({n.name})" for t, n in sorted(targets.items()))
             self.inf.warnings.append(f"{self.lock.path}: the roots are built for several targets: {listed}")
-            self.inf.miss("hardware.cpu.optimized.version", f"the lock's roots are built for several targets: {listed}")
-            self.inf.miss("hardware.cpu.optimized.mode", "follows hardware.cpu.optimized.version, which is ambiguous")
+            self.inf.miss(HARDWARE_CPU_OPTIMIZED_VERSION, f"the lock's roots are built for several targets: {listed}")
+            self.inf.miss(HARDWARE_CPU_OPTIMIZED_MODE, "follows hardware.cpu.optimized.version, which is ambiguous")
             return
         (target, node), = targets.items()
         apply_pinned_target(self.inf, target, self.options.target, fragment=f"{node}/{node.hash[:7]} arch.target",
@@ -311,7 +327,7 @@ class _Reader:
         (platform_os,) = systems
         match = _OS_RE.fullmatch(platform_os)
         if not match or match.group(1) not in KNOWN_OS:
-            self.inf.miss("os.name", f"platform_os {platform_os!r} is not a distribution hpcannotate can name")
+            self.inf.miss(OS_NAME, f"platform_os {platform_os!r} is not a distribution hpcannotate can name")
             return
         node = next(n for n in self.focus if n.platform_os == platform_os)
         self.add(BaseOs(name=self.said(match.group(1), node, "arch.platform_os", "platform_os"),
@@ -337,31 +353,31 @@ class _Reader:
                 if root is not None:
                     self.add(Mpi(implementation=self.said("none", root, "no MPI in the concretized environment")))
             else:
-                self.inf.miss("mpi.implementation", "no root links an MPI (no dependency edge provides 'mpi')")
+                self.inf.miss(MPI_IMPLEMENTATION, "no root links an MPI (no dependency edge provides 'mpi')")
             return
         names = {p.name for p, _ in providers.values()}
         if len(names) > 1:
-            self.inf.miss("mpi.implementation", f"the lock links several MPIs: {', '.join(sorted(names))}")
+            self.inf.miss(MPI_IMPLEMENTATION, f"the lock links several MPIs: {', '.join(sorted(names))}")
             return
         provider, user = next(iter(providers.values()))
         versions = {p.version for p, _ in providers.values()}
         implementation = MPI_PACKAGES.get(provider.name)
         if implementation is None:
-            self.inf.miss("mpi.implementation", f"MPI provider {provider.name!r} is not one hpcannotate knows")
+            self.inf.miss(MPI_IMPLEMENTATION, f"MPI provider {provider.name!r} is not one hpcannotate knows")
             return
         via = f"mpi provider of {user.name}" if user is not provider else "root"
         version = abi = None
         bundled = bundled_mpi_reason(provider.name, provider.version)
         if bundled:
-            self.inf.miss("mpi.version", f"{provider}: {bundled}")
-            self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
+            self.inf.miss(MPI_VERSION, f"{provider}: {bundled}")
+            self.inf.miss(MPI_ABI_VERSION, "follows mpi.version, which is unknown")
         elif len(versions) > 1:
-            self.inf.miss("mpi.version", f"the lock holds {provider.name} at versions {', '.join(sorted(versions))}")
-            self.inf.miss("mpi.abi.version", "follows mpi.version, which is ambiguous")
+            self.inf.miss(MPI_VERSION, f"the lock holds {provider.name} at versions {', '.join(sorted(versions))}")
+            self.inf.miss(MPI_ABI_VERSION, "follows mpi.version, which is ambiguous")
         elif not is_release_version(provider.version):
-            self.inf.miss("mpi.version", f"{provider}: {provider.version!r} is a git reference or branch, "
+            self.inf.miss(MPI_VERSION, f"{provider}: {provider.version!r} is a git reference or branch, "
                                          "not a release version")
-            self.inf.miss("mpi.abi.version", "follows mpi.version, which is unknown")
+            self.inf.miss(MPI_ABI_VERSION, "follows mpi.version, which is unknown")
         else:
             version = self.said(provider.version, provider, via, "version")
             number = mpi_abi_version(implementation, provider.version)
@@ -371,21 +387,21 @@ class _Reader:
         self.add(Mpi(implementation=self.said(implementation, provider, via, "name"), version=version,
                      abi_version=abi))
         if version is not None and abi is None:
-            self.inf.miss("mpi.abi.version", f"no known ABI for {implementation} {provider.version}")
+            self.inf.miss(MPI_ABI_VERSION, f"no known ABI for {implementation} {provider.version}")
         frameworks = mpi_frameworks(provider, self.lock)
         if frameworks:
             self.add(Fabric(framework=self.said(",".join(frameworks), provider, "fabrics/netmod and dependencies")))
         else:
-            self.inf.miss("communication.framework", f"{provider} selects no fabric (fabrics/netmod, ucx or libfabric)")
+            self.inf.miss(COMMUNICATION_FRAMEWORK, f"{provider} selects no fabric (fabrics/netmod, ucx or libfabric)")
 
     def libc(self) -> None:
         providers = self.providers("libc", self.focus)
         if not providers:
-            self.inf.miss("libc.implementation", "the lock records no libc (Spack before 0.22 does not)")
+            self.inf.miss(LIBC_IMPLEMENTATION, "the lock records no libc (Spack before 0.22 does not)")
             return
         names = {p.name for p, _ in providers.values()}
         if len(names) > 1:
-            self.inf.miss("libc.implementation", f"the roots link several libcs: {', '.join(sorted(names))}")
+            self.inf.miss(LIBC_IMPLEMENTATION, f"the roots link several libcs: {', '.join(sorted(names))}")
             return
         node = next(iter(providers.values()))[0]
         self.add(Libc(
@@ -406,22 +422,22 @@ class _Reader:
                 if {"c", "cxx", "fortran"} & set(edge.virtuals):
                     found.setdefault((child.name, child.version), (child, f"compiler of {node.name}", "version"))
         if not found:
-            self.inf.miss("compiler.implementation", "the lock's roots record no compiler")
+            self.inf.miss(COMPILER_IMPLEMENTATION, "the lock's roots record no compiler")
             return
         names = {COMPILER_PACKAGES.get(name, name) for name, _ in found}
         if len(names) > 1:
-            self.inf.miss("compiler.implementation", f"the roots are built with several compilers: {short_list(names)}")
+            self.inf.miss(COMPILER_IMPLEMENTATION, f"the roots are built with several compilers: {short_list(names)}")
             return
         (name, version), (node, what, field_) = next(iter(found.items()))
         implementation = COMPILER_PACKAGES.get(name)
         if implementation is None:
-            self.inf.miss("compiler.implementation", f"compiler {name!r} is not one hpcannotate knows")
+            self.inf.miss(COMPILER_IMPLEMENTATION, f"compiler {name!r} is not one hpcannotate knows")
             return
         one = bool(version) and len({v for _, v in found}) == 1
         self.add(Compiler(implementation=self.said(implementation, node, what, field_),
                           version=self.said(version, node, what, field_) if one else None))
         if not one:
-            self.inf.miss("compiler.version", f"the roots are built with several {name} versions")
+            self.inf.miss(COMPILER_VERSION, f"the roots are built with several {name} versions")
 
     def cuda(self) -> None:
         cuda = {n.version for n in self.closure if n.name == "cuda"}
@@ -429,9 +445,9 @@ class _Reader:
         if node is not None and len(cuda) == 1:
             self.add(Cuda(version=self.said(major_minor(node.version), node, "cuda node", "version")))
         elif len(cuda) > 1:
-            self.inf.miss("hardware.gpu.nvidia.cuda.version", f"the lock holds CUDA {', '.join(sorted(cuda))}")
+            self.inf.miss(HARDWARE_GPU_NVIDIA_CUDA_VERSION, f"the lock holds CUDA {', '.join(sorted(cuda))}")
         else:
-            self.inf.miss("hardware.gpu.nvidia.cuda.version", "no cuda package is linked by the roots")
+            self.inf.miss(HARDWARE_GPU_NVIDIA_CUDA_VERSION, "no cuda package is linked by the roots")
         sms, amd = [], []
         first_sm = first_amd = None
         for n in self.closure:
@@ -448,7 +464,7 @@ class _Reader:
             self.add(Cuda(architecture=self.said(",".join(sorted_unique(sms)), first_sm,
                                                  "cuda_arch of the +cuda nodes", "cuda_arch")))
         else:
-            self.inf.miss("hardware.gpu.nvidia.architecture", "no linked node is built with +cuda and a cuda_arch")
+            self.inf.miss(HARDWARE_GPU_NVIDIA_ARCHITECTURE, "no linked node is built with +cuda and a cuda_arch")
         if first_amd is not None:
             self.add(Rocm(architecture=self.said(",".join(sorted_unique(amd)), first_amd,
                                                  "amdgpu_target of the +rocm nodes", "amdgpu_target")))
@@ -497,8 +513,8 @@ def apply_pinned_target(inference: Inference, target: str, requested: str | None
 
     if not targets.is_target(target):
         inference.warnings.append(f"{where}: target {target!r} is not an archspec CPU target; not annotated")
-        inference.miss(TARGET_KEY, f"the recipe's target {target!r} is not an archspec target")
-        inference.miss(MODE_KEY, "follows hardware.cpu.optimized.version, which is unknown")
+        inference.miss(HARDWARE_CPU_OPTIMIZED_VERSION, f"the recipe's target {target!r} is not an archspec target")
+        inference.miss(HARDWARE_CPU_OPTIMIZED_MODE, "follows hardware.cpu.optimized.version, which is unknown")
         return
     if requested and requested != target:
         inference.warnings.append(f"{where}: --target {requested} ignored: the environment pins target {target}")
