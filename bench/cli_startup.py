@@ -136,8 +136,10 @@ def annotate_vs_crane(exe: str, crane: str, runs: int, baseline: str | None = No
                     key = "app.version" if argv[1] == "annotate" else KEY
                     times[name].append(once([*argv, f"{key}={n}"]))
             floor = floor_command(registry, repo, exe, Path(tmp), manifest)
-            times[f"floor: click + http.client, {len(json.loads(floor[4]))} requests"] = [
-                once(floor) for _ in range(runs)]
+            without_click = [*floor[:2], floor[2].replace("import click", "pass"), *floor[3:]]
+            count = len(json.loads(floor[4]))
+            times[f"floor: click + http.client, {count} requests"] = [once(floor) for _ in range(runs)]
+            times[f"floor: http.client only, {count} requests"] = [once(without_click) for _ in range(runs)]
             return {name: medians(runs_) for name, runs_ in times.items()}
         finally:
             stop(proc)
@@ -217,7 +219,7 @@ def main() -> int:
         ratio = found["hpcannotate annotate REF --set K=V"][0] / theirs[0]
         met = ratio <= TARGET_CRANE_RATIO
         print(f"target: annotate <= {TARGET_CRANE_RATIO:.0f}x crane mutate (wall): {'met' if met else 'MISSED'}")
-        floor_wall = next(wall for name, (wall, _, _) in found.items() if name.startswith("floor"))
+        floor_wall = next(wall for name, (wall, _, _) in found.items() if name.startswith("floor: click"))
         settle = settle_min()
         print(f"floor + annotate's settle wait ({settle:.2f} s at least) = {floor_wall + settle:.3f} s = "
               f"{(floor_wall + settle) / theirs[0]:.2f}x crane mutate; annotate / (floor + wait) = "
